@@ -1,0 +1,2 @@
+/** @kestrel/datasets — filled by its issue. */
+export {};

@@ -1,0 +1,2 @@
+/** @kestrel/eval — filled by its issue. */
+export {};

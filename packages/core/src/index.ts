@@ -1,0 +1,12 @@
+/**
+ * @kestrel/core — tensors, safetensors, images, errors, progress and option schemas shared by every
+ * Kestrel package.
+ */
+export { KestrelError, isKestrelError, type KestrelErrorCode } from './errors.js';
+export {
+  Tensor, DTYPE_BYTES, shapeSize, bf16ToF32, f32ToBf16, f16ToF32, f32ToF16,
+  type DType, type TypedArrayFor, type AnyTypedArray, type DTypeArrayMap,
+} from './tensor.js';
+export { openSafetensors, writeSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
+export { progress, reportProgress, onProgress, type ProgressEvent, type ProgressListener } from './progress.js';
+export { parseOptions } from './options.js';

@@ -1,0 +1,2 @@
+/** @kestrel/moe — filled by its issue. */
+export {};

@@ -1,0 +1,2 @@
+/** @kestrel/pipelines — filled by its issue. */
+export {};

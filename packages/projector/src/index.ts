@@ -1,0 +1,2 @@
+/** @kestrel/projector — filled by its issue. */
+export {};

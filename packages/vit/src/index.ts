@@ -1,0 +1,2 @@
+/** @kestrel/vit — filled by its issue. */
+export {};
