@@ -1,0 +1,74 @@
+import { Q8_BLOCK, type LinearWeight, type PreparedLinear } from '../contract.js';
+
+/**
+ * Decode row `r` of a weight matrix into `dst` (length >= k) as f32 values. Shared by `linear`,
+ * `embedding` and the MoE experts so every format has exactly one decoding rule.
+ */
+export function decodeRow(w: LinearWeight, r: number, dst: Float32Array): void {
+  const k = w.k;
+  if (w.format === 'f32') {
+    dst.set(w.data.subarray(r * k, r * k + k));
+  } else if (w.format === 'bf16') {
+    const u32 = new Uint32Array(dst.buffer, dst.byteOffset, k);
+    const d = w.data;
+    const base = r * k;
+    for (let c = 0; c < k; c++) u32[c] = d[base + c]! << 16;
+  } else {
+    const kp = Math.ceil(k / Q8_BLOCK) * Q8_BLOCK;
+    const d = w.data;
+    const s = w.scales;
+    const base = r * kp;
+    const sb = base / Q8_BLOCK;
+    for (let c = 0; c < k; c++) dst[c] = d[base + c]! * s[sb + ((c / Q8_BLOCK) | 0)]!;
+  }
+}
+
+/** Portable `prepareLinear`: the weight is used as stored. */
+export function prepareLinear(w: LinearWeight): PreparedLinear {
+  return w;
+}
+
+/**
+ * out[m,n] = x[m,k] · Wᵀ (+ bias). Each weight row is decoded once and dotted with every input row;
+ * sums are accumulated in float64 (JS numbers), which keeps the portable path a tight reference.
+ */
+export function linear(x: Float32Array, m: number, w: PreparedLinear, bias: Float32Array | null, out: Float32Array): void {
+  const { n, k } = w;
+  const row = w.format === 'f32' ? null : new Float32Array(k);
+  for (let j = 0; j < n; j++) {
+    let wr: Float32Array;
+    let wo: number;
+    if (row === null) {
+      wr = (w as { data: Float32Array }).data;
+      wo = j * k;
+    } else {
+      decodeRow(w, j, row);
+      wr = row;
+      wo = 0;
+    }
+    const b = bias ? bias[j]! : 0;
+    for (let i = 0; i < m; i++) {
+      const xo = i * k;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let c = 0;
+      for (; c + 3 < k; c += 4) {
+        s0 += x[xo + c]! * wr[wo + c]!;
+        s1 += x[xo + c + 1]! * wr[wo + c + 1]!;
+        s2 += x[xo + c + 2]! * wr[wo + c + 2]!;
+        s3 += x[xo + c + 3]! * wr[wo + c + 3]!;
+      }
+      for (; c < k; c++) s0 += x[xo + c]! * wr[wo + c]!;
+      out[i * n + j] = s0 + s1 + s2 + s3 + b;
+    }
+  }
+}
+
+/** out[i,:] = table[ids[i], :] decoded to f32. */
+export function embedding(table: PreparedLinear, ids: Int32Array, out: Float32Array): void {
+  const k = table.k;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (!(id >= 0 && id < table.n)) throw new RangeError(`embedding: token id ${id} outside [0, ${table.n})`);
+    decodeRow(table, id, out.subarray(i * k, i * k + k));
+  }
+}
