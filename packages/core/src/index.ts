@@ -10,3 +10,10 @@ export {
 export { openSafetensors, writeSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 export { progress, reportProgress, onProgress, type ProgressEvent, type ProgressListener } from './progress.js';
 export { parseOptions } from './options.js';
+export {
+  loadImage, LoadImageOptionsSchema, DEFAULT_MAX_PIXELS, resizeBicubicPillow, bicubicCoefficients, padToSize, containSize,
+  pythonRound, solidImage, pasteImage, cropImage, cropTiles, toChwNormalized, NormalizeOptionsSchema, selectBestResolution,
+  assertPixelImage,
+  type PixelImage, type RgbImage, type GrayImage, type LoadImageOptions, type ImageInput, type ResampleCoefficients,
+  type NormalizeOptions,
+} from './image/index.js';

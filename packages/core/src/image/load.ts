@@ -1,0 +1,126 @@
+import { stat } from 'node:fs/promises';
+import sharp from 'sharp';
+import { z } from 'zod';
+import { KestrelError } from '../errors.js';
+import { parseOptions } from '../options.js';
+import type { GrayImage, PixelImage, RgbImage } from './types.js';
+
+/** Default decompression-bomb guard: 100 megapixels. */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+const byte = z.number().int().min(0).max(255);
+
+/** Options of {@link loadImage}. */
+export const LoadImageOptionsSchema = z.object({
+  /** `rgb`: 3-channel 8-bit sRGB; `gray`: 1-channel 8-bit luminance. */
+  mode: z.enum(['rgb', 'gray']).default('rgb'),
+  /**
+   * Colour that transparent pixels are blended onto: one gray level or `[r, g, b]`. Default white
+   * (255), so transparent areas look like an empty page rather than a black hole.
+   */
+  background: z.union([byte, z.tuple([byte, byte, byte])]).default(255),
+  /** Refuse images with more pixels than this (checked from the header, before decoding). */
+  maxPixels: z.number().int().positive().default(DEFAULT_MAX_PIXELS),
+  /** Apply the EXIF orientation tag (rotate/flip to how the image is meant to be seen). */
+  autoOrient: z.boolean().default(true),
+  /**
+   * How strict decoding is (sharp `failOn`): `error` (default) rejects truncated and corrupt data;
+   * `warning` also rejects files with recoverable warnings; `truncated` only truncated ones.
+   */
+  failOn: z.enum(['truncated', 'error', 'warning']).default('error'),
+});
+export type LoadImageOptions = z.input<typeof LoadImageOptionsSchema>;
+
+/** What {@link loadImage} accepts: a file path, encoded bytes, or a sharp pipeline (its input is decoded). */
+export type ImageInput = string | Buffer | Uint8Array | sharp.Sharp;
+
+function isSharp(x: unknown): x is sharp.Sharp {
+  return typeof x === 'object' && x !== null && !(x instanceof Uint8Array) && typeof (x as sharp.Sharp).clone === 'function' && typeof (x as sharp.Sharp).metadata === 'function';
+}
+
+function describe(input: ImageInput): string {
+  if (typeof input === 'string') return input;
+  if (input instanceof Uint8Array) return `<${input.byteLength}-byte buffer>`;
+  return '<sharp instance>';
+}
+
+function decodeError(what: string, e: unknown): KestrelError {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/exceeds pixel limit/i.test(msg)) return tooLarge(what, undefined, undefined, 0, e);
+  return new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: ${msg}. Check that the file is a complete JPEG, PNG, WebP, GIF, TIFF or AVIF image.`, {
+    cause: e,
+    details: { input: what },
+  });
+}
+
+function tooLarge(what: string, w: number | undefined, h: number | undefined, limit: number, cause?: unknown): KestrelError {
+  const dims = w !== undefined && h !== undefined ? `${w}x${h} = ${w * h} pixels` : 'too many pixels';
+  return new KestrelError('E_IMAGE_TOO_LARGE', `image ${what} has ${dims}${limit ? `, over the limit of ${limit}` : ''}. Downscale it first or raise the maxPixels option if you trust the file.`, {
+    ...(cause !== undefined ? { cause } : {}),
+    details: { input: what, width: w, height: h, maxPixels: limit },
+  });
+}
+
+/**
+ * Decode an image into 8-bit pixels (HWC) with sharp.
+ *
+ * - EXIF orientation is applied (so width/height are as displayed).
+ * - Alpha is blended onto `background` (default white); 16-bit, CMYK, palette and grayscale inputs
+ *   come out as 8-bit sRGB (`mode: 'rgb'`) or 8-bit luminance (`mode: 'gray'`).
+ * - The pixel count is read from the header and checked against `maxPixels` (default 100 MP) before
+ *   any pixel is decoded: a decompression bomb throws `E_IMAGE_TOO_LARGE` without allocating it.
+ * - Undecodable, truncated or corrupt data throws `E_IMAGE_DECODE`; a missing file throws `E_IO`.
+ */
+export async function loadImage(input: ImageInput, options: LoadImageOptions & { mode: 'gray' }): Promise<GrayImage>;
+export async function loadImage(input: ImageInput, options?: LoadImageOptions & { mode?: 'rgb' }): Promise<RgbImage>;
+export async function loadImage(input: ImageInput, options?: LoadImageOptions): Promise<PixelImage>;
+export async function loadImage(input: ImageInput, options?: LoadImageOptions): Promise<PixelImage> {
+  const o = parseOptions(LoadImageOptionsSchema, options, 'loadImage options');
+  const what = describe(input);
+  if (typeof input === 'string') {
+    const st = await stat(input).catch((e: NodeJS.ErrnoException) => e);
+    if (st instanceof Error) throw new KestrelError('E_IO', `cannot read image ${input}: ${st.code === 'ENOENT' ? 'no such file' : st.message}`, { cause: st, details: { input } });
+    if (!st.isFile()) throw new KestrelError('E_IO', `cannot read image ${input}: not a file`, { details: { input } });
+  } else if (!(input instanceof Uint8Array) && !isSharp(input)) {
+    throw new KestrelError('E_OPTIONS', 'loadImage input must be a file path, a Buffer/Uint8Array or a sharp instance');
+  }
+  if (input instanceof Uint8Array && input.byteLength === 0) throw new KestrelError('E_IMAGE_DECODE', 'cannot decode image: the buffer is empty');
+
+  const open = (): sharp.Sharp => {
+    if (isSharp(input)) return input.clone();
+    // limitInputPixels is a second guard, in case a format's header under-reports its size.
+    return sharp(input, { failOn: o.failOn, limitInputPixels: o.maxPixels, sequentialRead: true });
+  };
+
+  // 1. Header only: refuse bombs before decoding.
+  let meta: sharp.Metadata;
+  try {
+    meta = await (isSharp(input) ? input.clone() : sharp(input, { failOn: o.failOn, limitInputPixels: false })).metadata();
+  } catch (e) {
+    throw decodeError(what, e);
+  }
+  const w = meta.width, h = meta.height;
+  if (!w || !h) throw new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: its header has no size`, { details: { input: what } });
+  if (w * h > o.maxPixels) throw tooLarge(what, w, h, o.maxPixels);
+
+  // 2. Decode. Flatten before the colour conversion so alpha never leaks into the result.
+  const bg = typeof o.background === 'number' ? [o.background, o.background, o.background] : o.background;
+  let pipe = open();
+  if (o.autoOrient) pipe = pipe.autoOrient();
+  pipe = pipe.flatten({ background: { r: bg[0]!, g: bg[1]!, b: bg[2]! } });
+  pipe = o.mode === 'gray' ? pipe.toColourspace('b-w') : pipe.toColourspace('srgb');
+  let out: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    out = await pipe.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw decodeError(what, e);
+  }
+  const want = o.mode === 'gray' ? 1 : 3;
+  const { width, height, channels } = out.info;
+  if (channels !== want || out.data.length !== width * height * channels) {
+    throw new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: decoder returned ${channels} channel(s) where ${want} were expected`, { details: { input: what } });
+  }
+  // Own the bytes in a plain Uint8Array view over sharp's buffer (no copy).
+  const data = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
+  return { data, width, height, channels: want };
+}
