@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { KestrelError, parseOptions } from '@kestrel/core';
+
+/**
+ * `vision_config` of a DeepSeek-VL2 checkpoint (timm SigLIP ViT). Only the keys that change the
+ * computation are typed; the rest (model_name, global_pool, weight_init, ...) pass through.
+ */
+export const VisionConfigSchema = z
+  .object({
+    image_size: z.number().int().positive(),
+    patch_size: z.number().int().positive(),
+    width: z.number().int().positive(),
+    layers: z.number().int().nonnegative(),
+    heads: z.number().int().positive(),
+    mlp_ratio: z.number().positive(),
+    class_token: z.boolean().default(false),
+    ignore_head: z.boolean().default(true),
+    /** LayerNorm epsilon; timm's SigLIP uses 1e-6 and the VL2 config has no key for it. */
+    layer_norm_eps: z.number().positive().default(1e-6),
+  })
+  .loose();
+
+/** Parsed vision config. */
+export type VisionConfig = z.output<typeof VisionConfigSchema>;
+
+/** Validate a `vision_config` object (E_CHECKPOINT_FORMAT when it is unusable). */
+export function parseVisionConfig(raw: unknown): VisionConfig {
+  let cfg: VisionConfig;
+  try {
+    cfg = parseOptions(VisionConfigSchema, raw, 'vision_config');
+  } catch (e) {
+    throw new KestrelError('E_CHECKPOINT_FORMAT', (e as Error).message, { cause: e });
+  }
+  if (cfg.width % cfg.heads !== 0) {
+    throw new KestrelError('E_CHECKPOINT_FORMAT', `vision_config: width ${cfg.width} is not a multiple of heads ${cfg.heads}`);
+  }
+  if (cfg.class_token) {
+    throw new KestrelError('E_UNSUPPORTED', 'vision_config.class_token=true is not supported (DeepSeek-VL2 uses no class token)');
+  }
+  if (!cfg.ignore_head) {
+    throw new KestrelError('E_UNSUPPORTED', 'vision_config.ignore_head=false is not supported (DeepSeek-VL2 feeds the patch sequence to the projector)');
+  }
+  if (cfg.patch_size > cfg.image_size) {
+    throw new KestrelError('E_CHECKPOINT_FORMAT', `vision_config: patch_size ${cfg.patch_size} exceeds image_size ${cfg.image_size}`);
+  }
+  return cfg;
+}
+
+/** Patches per side: a stride-P convolution over S pixels keeps floor(S/P) (SigLIP-384/14 -> 27). */
+export function patchGrid(cfg: Pick<VisionConfig, 'image_size' | 'patch_size'>): number {
+  return Math.floor(cfg.image_size / cfg.patch_size);
+}
+
+/** Hidden size of the ViT MLP: timm uses int(width * mlp_ratio) (3.7362 -> 4304 for SigLIP-so400m). */
+export function visionMlpHidden(cfg: Pick<VisionConfig, 'width' | 'mlp_ratio'>): number {
+  return Math.trunc(cfg.width * cfg.mlp_ratio);
+}
