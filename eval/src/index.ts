@@ -1,2 +1,3 @@
 /** @kestrel/eval — filled by its issue. */
 export {};
+export * from './captions/index.js';

@@ -1,0 +1,58 @@
+/**
+ * n-gram counting shared by BLEU and CIDEr. Keys are the n-gram's words joined by a single space
+ * (tokens never contain spaces, so the key is unambiguous). Map insertion order equals the order in
+ * which pycocoevalcap's `precook` first sees each n-gram, so sums over a map add terms in the same
+ * order as its Python dict iteration.
+ */
+export interface NgramCounts {
+  /** Number of words (`len(s.split())`). */
+  length: number;
+  /** `grams[k-1]`: (k)-gram key -> count, in precook order. */
+  grams: Map<string, number>[];
+}
+
+/** Count the 1..n-grams of a whitespace-separated sentence, as pycocoevalcap's `precook`. */
+export function precook(sentence: string, n = 4): NgramCounts {
+  // Python's str.split() with no argument: split on runs of whitespace, drop empty strings.
+  const words = sentence.split(/\s+/).filter((w) => w.length > 0);
+  const grams: Map<string, number>[] = [];
+  for (let k = 1; k <= n; k++) {
+    const m = new Map<string, number>();
+    for (let i = 0; i + k <= words.length; i++) {
+      const key = words.slice(i, i + k).join(' ');
+      m.set(key, (m.get(key) ?? 0) + 1);
+    }
+    grams.push(m);
+  }
+  return { length: words.length, grams };
+}
+
+/**
+ * numpy's float64 `add.reduce` (used by `np.mean`/`np.sum`): pairwise summation in blocks of 128
+ * with 8 partial sums, so per-image means add up in the same order as pycocoevalcap's.
+ */
+export function numpySum(a: readonly number[], lo = 0, hi = a.length): number {
+  const n = hi - lo;
+  if (n < 8) {
+    // numpy starts from -0.0 here, which only matters for an all -0.0 input.
+    let s = -0;
+    for (let i = lo; i < hi; i++) s += a[i]!;
+    return s;
+  }
+  if (n <= 128) {
+    const r = [a[lo]!, a[lo + 1]!, a[lo + 2]!, a[lo + 3]!, a[lo + 4]!, a[lo + 5]!, a[lo + 6]!, a[lo + 7]!];
+    let i = lo + 8;
+    for (; i + 8 <= hi; i += 8) for (let j = 0; j < 8; j++) r[j] = r[j]! + a[i + j]!;
+    let s = ((r[0]! + r[1]!) + (r[2]! + r[3]!)) + ((r[4]! + r[5]!) + (r[6]! + r[7]!));
+    for (; i < hi; i++) s += a[i]!;
+    return s;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return numpySum(a, lo, lo + n2) + numpySum(a, lo + n2, hi);
+}
+
+/** `np.mean` of a float64 list (pairwise sum, then divide). */
+export function numpyMean(a: readonly number[]): number {
+  return numpySum(a) / a.length;
+}
