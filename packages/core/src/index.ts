@@ -17,3 +17,4 @@ export {
   type PixelImage, type RgbImage, type GrayImage, type LoadImageOptions, type ImageInput, type ResampleCoefficients,
   type NormalizeOptions,
 } from './image/index.js';
+export { rgbToLuma } from './image/index.js';

@@ -1,6 +1,6 @@
 export type { PixelImage, RgbImage, GrayImage } from './types.js';
 export { assertPixelImage } from './types.js';
-export { loadImage, LoadImageOptionsSchema, DEFAULT_MAX_PIXELS, type LoadImageOptions, type ImageInput } from './load.js';
+export { loadImage, rgbToLuma, LoadImageOptionsSchema, DEFAULT_MAX_PIXELS, type LoadImageOptions, type ImageInput } from './load.js';
 export { resizeBicubicPillow, bicubicCoefficients, type ResampleCoefficients } from './resize.js';
 export { padToSize, containSize, pythonRound, solidImage, pasteImage } from './pad.js';
 export { cropImage, cropTiles } from './tiles.js';

@@ -65,8 +65,9 @@ function tooLarge(what: string, w: number | undefined, h: number | undefined, li
  * Decode an image into 8-bit pixels (HWC) with sharp.
  *
  * - EXIF orientation is applied (so width/height are as displayed).
- * - Alpha is blended onto `background` (default white); 16-bit, CMYK, palette and grayscale inputs
- *   come out as 8-bit sRGB (`mode: 'rgb'`) or 8-bit luminance (`mode: 'gray'`).
+ * - Alpha is blended onto `background` (default white); 16-bit (high byte kept, as Pillow does), CMYK,
+ *   palette and grayscale inputs come out as 8-bit sRGB (`mode: 'rgb'`), or as 8-bit luma computed
+ *   from that with Pillow's `convert('L')` formula (`mode: 'gray'`).
  * - The pixel count is read from the header and checked against `maxPixels` (default 100 MP) before
  *   any pixel is decoded: a decompression bomb throws `E_IMAGE_TOO_LARGE` without allocating it.
  * - Undecodable, truncated or corrupt data throws `E_IMAGE_DECODE`; a missing file throws `E_IO`.
@@ -108,19 +109,28 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
   let pipe = open();
   if (o.autoOrient) pipe = pipe.autoOrient();
   pipe = pipe.flatten({ background: { r: bg[0]!, g: bg[1]!, b: bg[2]! } });
-  pipe = o.mode === 'gray' ? pipe.toColourspace('b-w') : pipe.toColourspace('srgb');
+  // Gray is derived from the 8-bit sRGB result with Pillow's convert('L') formula rather than libvips'
+  // b-w (which works in linear light), so grayscale models see the values they were trained on.
+  pipe = pipe.toColourspace('srgb');
   let out: { data: Buffer; info: sharp.OutputInfo };
   try {
     out = await pipe.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw decodeError(what, e);
   }
-  const want = o.mode === 'gray' ? 1 : 3;
   const { width, height, channels } = out.info;
-  if (channels !== want || out.data.length !== width * height * channels) {
-    throw new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: decoder returned ${channels} channel(s) where ${want} were expected`, { details: { input: what } });
+  if (channels !== 3 || out.data.length !== width * height * 3) {
+    throw new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: decoder returned ${channels} channel(s) where 3 were expected`, { details: { input: what } });
   }
-  // Own the bytes in a plain Uint8Array view over sharp's buffer (no copy).
+  // A plain Uint8Array view over sharp's buffer (no copy).
   const data = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
-  return { data, width, height, channels: want };
+  if (o.mode === 'gray') return { data: rgbToLuma(data, width * height), width, height, channels: 1 };
+  return { data, width, height, channels: 3 };
+}
+
+/** Pillow `convert('L')`: ITU-R 601-2 luma in 16-bit fixed point, `(r*19595 + g*38470 + b*7471 + 0x8000) >> 16`. */
+export function rgbToLuma(rgb: Uint8Array, pixels: number): Uint8Array {
+  const out = new Uint8Array(pixels);
+  for (let i = 0, p = 0; i < pixels; i++, p += 3) out[i] = (rgb[p]! * 19595 + rgb[p + 1]! * 38470 + rgb[p + 2]! * 7471 + 0x8000) >>> 16;
+  return out;
 }
