@@ -1,2 +1,10 @@
-/** @kestrel/moe — filled by its issue. */
-export {};
+/**
+ * @kestrel/moe — the DeepSeek-V2-family Mixture-of-Experts language model: config validation, weight
+ * loading (f32/bf16/f16 checkpoints, int8 quantization), MHA and MLA attention with KV cache, routed +
+ * shared experts, sampling and streaming generation, tokenizer.json support.
+ */
+export { MoeLanguageModel, loadOptionsSchema, type LoadOptions, type ForwardInput, type ForwardOptions, type ForwardOutput, type RouterOutput } from './model.js';
+export { KvCache } from './kv-cache.js';
+export { parseModelConfig, deepseekV2ConfigSchema, type DeepseekV2Config, type ModelConfig } from './config.js';
+export { ropeFrequencies, attentionMscale2 } from './rope-tables.js';
+export type { ModelDType } from './weights.js';

@@ -1,0 +1,43 @@
+/**
+ * Per-sequence KV cache. MHA layers keep k and v rows [len, nKv*headDim]; MLA layers keep, as DeepSeek
+ * does, one compressed row per position: the normalised latent c (kv_lora_rank) followed by the
+ * rotated shared rope key k_pe (qk_rope_head_dim).
+ */
+export class KvCache {
+  /** positions already in the cache */
+  length = 0;
+  private cap = 0;
+  /** per layer: [k, v] for MHA or [latent] for MLA */
+  readonly layers: Float32Array[][];
+  constructor(private readonly rowWidths: number[][], initialCapacity = 64) {
+    this.layers = rowWidths.map((ws) => ws.map(() => new Float32Array(0)));
+    this.reserve(initialCapacity);
+  }
+
+  /** Make room for `n` positions in total. */
+  reserve(n: number): void {
+    if (n <= this.cap) return;
+    const cap = Math.max(n, this.cap * 2);
+    for (let l = 0; l < this.layers.length; l++) {
+      const ws = this.rowWidths[l]!;
+      for (let j = 0; j < ws.length; j++) {
+        const a = new Float32Array(cap * ws[j]!);
+        a.set(this.layers[l]![j]!.subarray(0, this.length * ws[j]!));
+        this.layers[l]![j] = a;
+      }
+    }
+    this.cap = cap;
+  }
+
+  /** Drop positions >= n (e.g. to re-run from a shared prefix). */
+  truncate(n: number): void {
+    this.length = Math.max(0, Math.min(this.length, n));
+  }
+
+  /** Bytes held. */
+  get byteLength(): number {
+    let b = 0;
+    for (const l of this.layers) for (const a of l) b += a.byteLength;
+    return b;
+  }
+}

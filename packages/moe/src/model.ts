@@ -1,0 +1,573 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { KestrelError, Tensor, openSafetensors, parseOptions, type SafetensorsFile } from '@kestrel/core';
+import { getKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
+import { parseModelConfig, type ModelConfig } from './config.js';
+import { KvCache } from './kv-cache.js';
+import { RopeTables, ropeFrequencies, attentionMscale2 } from './rope-tables.js';
+import { WeightReader, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
+
+/** Options of {@link MoeLanguageModel.load}. */
+export const loadOptionsSchema = z.object({
+  /** in-memory weight format: f32, bf16, or int8 (q8 weight-only, block 32) */
+  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+  /** kernel threads (native backend) */
+  threads: z.number().int().positive().optional(),
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** 'auto' (native when built, else portable), 'portable' or 'native' */
+  backend: z.enum(['auto', 'portable', 'native']).default('auto'),
+  /**
+   * Name prefix of the LM weights: '' for DeepseekV2ForCausalLM, 'language.' inside DeepSeek-VL2.
+   * Default: detected from the checkpoint.
+   */
+  prefix: z.string().optional(),
+  /** config object to use instead of `<dir>/config.json` (e.g. VL2's `language_config`) */
+  config: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * MLA attention form: 'absorbed' (attend over the cached latent, weights absorbed), 'naive'
+   * (decompress k/v), or 'auto' (cheaper of the two per call; decode is always absorbed).
+   */
+  mlaMode: z.enum(['auto', 'absorbed', 'naive']).default('auto'),
+}).strict();
+export type LoadOptions = z.input<typeof loadOptionsSchema>;
+
+interface MhaWeights { kind: 'mha'; q: PreparedLinear; k: PreparedLinear; v: PreparedLinear; o: PreparedLinear; qb: Float32Array | null; kb: Float32Array | null; vb: Float32Array | null; ob: Float32Array | null }
+interface MlaWeights {
+  kind: 'mla';
+  qA: PreparedLinear | null; qANorm: Float32Array | null; qB: PreparedLinear | null; q: PreparedLinear | null; qAb: Float32Array | null;
+  kvA: PreparedLinear; kvAb: Float32Array | null; kvANorm: Float32Array; kvB: PreparedLinear;
+  /** per head: W_ukᵀ [kv_lora, nope] (absorbed query) and W_uv [v, kv_lora] (absorbed output) */
+  ukT: PreparedLinear[]; uv: PreparedLinear[];
+  o: PreparedLinear; ob: Float32Array | null;
+}
+interface DenseMlp { kind: 'dense'; gate: PreparedLinear; up: PreparedLinear; down: PreparedLinear }
+interface MoeMlp { kind: 'moe'; router: PreparedLinear; route: MoeRouteParams; experts: ExpertWeights[]; shared: DenseMlp | null }
+interface Layer { inNorm: Float32Array; postNorm: Float32Array; attn: MhaWeights | MlaWeights; mlp: DenseMlp | MoeMlp }
+
+/** One sequence of a forward call: token ids or precomputed input embeddings [T, H]. */
+export interface ForwardInput {
+  inputIds?: ArrayLike<number>;
+  /** [T, H] row-major (Tensor or Float32Array); replaces the embedding lookup (e.g. image tokens) */
+  inputsEmbeds?: Tensor | Float32Array;
+  /** continue this cache (positions start at cache.length); it is extended in place */
+  cache?: KvCache;
+}
+
+/** What to return besides logits. */
+export interface ForwardOptions {
+  /** residual stream after the embeddings and after each layer: [L+1, T, H] */
+  outputHiddenStates?: boolean;
+  /** router top-k per MoE layer */
+  outputRouter?: boolean;
+  /** logits of the last position only ([1, V]) */
+  lastOnly?: boolean;
+}
+
+/** Router decisions of one MoE layer for the rows of one sequence. */
+export interface RouterOutput { layer: number; topkIdx: Int32Array; topkWeight: Float32Array; scores: Float32Array; topK: number; nExperts: number }
+
+/** Result of a forward pass over one sequence. */
+export interface ForwardOutput {
+  /** [T, vocab] (or [1, vocab] with lastOnly) */
+  logits: Tensor<'f32'>;
+  hiddenStates?: Tensor<'f32'>;
+  router?: RouterOutput[];
+}
+
+const DISPOSED = 'this MoeLanguageModel was disposed; load it again';
+
+/**
+ * A DeepSeek-V2-family Mixture-of-Experts decoder (DeepseekV2ForCausalLM, also the LM of DeepSeek-VL2)
+ * running on the kernels of @kestrel/native. All math goes through the `Kernels` interface.
+ */
+export class MoeLanguageModel {
+  private disposed = false;
+  private constructor(
+    /** validated configuration and derived geometry */
+    readonly config: ModelConfig,
+    /** the kernels in use */
+    readonly kernels: Kernels,
+    readonly dtype: ModelDType,
+    private readonly embedTable: PreparedLinear,
+    private readonly layers: Layer[],
+    private readonly finalNorm: Float32Array,
+    private readonly lmHead: PreparedLinear,
+    private readonly ropeTables: RopeTables,
+    private readonly mlaMode: 'auto' | 'absorbed' | 'naive',
+    /** the checkpoint directory */
+    readonly dir: string,
+  ) {}
+
+  /**
+   * Load a DeepseekV2ForCausalLM checkpoint directory (config.json + model.safetensors or a sharded
+   * index), or the language model inside a DeepSeek-VL2 checkpoint (`prefix: 'language.'`).
+   */
+  static async load(dir: string, options?: LoadOptions): Promise<MoeLanguageModel> {
+    const o = parseOptions(loadOptionsSchema, options, 'MoeLanguageModel.load options');
+    if (o.device === 'cuda') throw new KestrelError('E_BACKEND_UNAVAILABLE', 'device "cuda" is not available yet for the MoE language model; use device "cpu"');
+    const st = await stat(dir).catch(() => null);
+    if (!st || !st.isDirectory()) throw new KestrelError('E_MODEL_NOT_FOUND', `model directory not found: ${dir}`, { details: { path: dir } });
+    let cfgJson: unknown = o.config;
+    if (cfgJson === undefined) {
+      const p = join(dir, 'config.json');
+      let text: string;
+      try { text = await readFile(p, 'utf8'); } catch {
+        throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir} has no config.json; a DeepseekV2ForCausalLM checkpoint directory needs one`, { details: { path: p } });
+      }
+      try { cfgJson = JSON.parse(text); } catch (e) {
+        throw new KestrelError('E_CHECKPOINT_FORMAT', `${p} is not valid JSON (${(e as Error).message})`, { details: { path: p } });
+      }
+    }
+    const cfg = parseModelConfig(cfgJson);
+    const kernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+    const file = await openSafetensors(dir);
+    try {
+      let prefix = o.prefix;
+      if (prefix === undefined) {
+        if (file.has('model.embed_tokens.weight')) prefix = '';
+        else if (file.has('language.model.embed_tokens.weight')) prefix = 'language.';
+        else throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: no model.embed_tokens.weight (nor language.model.embed_tokens.weight); not a DeepSeek-V2 checkpoint`);
+      }
+      return await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode);
+    } finally {
+      await file.close();
+    }
+  }
+
+  private static async build(dir: string, cfg: ModelConfig, file: SafetensorsFile, prefix: string, dtype: ModelDType, kernels: Kernels, mlaMode: 'auto' | 'absorbed' | 'naive'): Promise<MoeLanguageModel> {
+    const w = new WeightReader(file, prefix, dtype, kernels, dir);
+    const H = cfg.hidden;
+    const embed = await w.linear('model.embed_tokens.weight', cfg.vocab, H);
+    const layers: Layer[] = [];
+    const bias = async (name: string, n: number): Promise<Float32Array | null> => (cfg.attentionBias ? w.vector(name, n) : null);
+    const mlp = async (p: string, inter: number): Promise<DenseMlp> => ({
+      kind: 'dense',
+      gate: await w.linear(`${p}.gate_proj.weight`, inter, H),
+      up: await w.linear(`${p}.up_proj.weight`, inter, H),
+      down: await w.linear(`${p}.down_proj.weight`, H, inter),
+    });
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const p = `model.layers.${l}`;
+      let attn: MhaWeights | MlaWeights;
+      if (!cfg.useMla) {
+        const hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKvHeads;
+        attn = {
+          kind: 'mha',
+          q: await w.linear(`${p}.self_attn.q_proj.weight`, nh * hd, H),
+          k: await w.linear(`${p}.self_attn.k_proj.weight`, nkv * hd, H),
+          v: await w.linear(`${p}.self_attn.v_proj.weight`, nkv * hd, H),
+          o: await w.linear(`${p}.self_attn.o_proj.weight`, H, nh * hd),
+          qb: await bias(`${p}.self_attn.q_proj.bias`, nh * hd),
+          kb: await bias(`${p}.self_attn.k_proj.bias`, nkv * hd),
+          vb: await bias(`${p}.self_attn.v_proj.bias`, nkv * hd),
+          ob: await bias(`${p}.self_attn.o_proj.bias`, H),
+        };
+      } else {
+        const nh = cfg.nHeads, dq = cfg.nope + cfg.rope, kvl = cfg.kvLoraRank, vh = cfg.vHead;
+        const q = cfg.qLoraRank;
+        const kvBRaw = await w.readLinear(`${p}.self_attn.kv_b_proj.weight`, nh * (cfg.nope + vh), kvl);
+        const ukT: PreparedLinear[] = [];
+        const uv: PreparedLinear[] = [];
+        for (let h = 0; h < nh; h++) {
+          const r0 = h * (cfg.nope + vh);
+          ukT.push(kernels.prepareLinear(convertLinear(transposeRows(kvBRaw, r0, r0 + cfg.nope), dtype)));
+          uv.push(kernels.prepareLinear(convertLinear(sliceRows(kvBRaw, r0 + cfg.nope, r0 + cfg.nope + vh), dtype)));
+        }
+        attn = {
+          kind: 'mla',
+          qA: q !== null ? await w.linear(`${p}.self_attn.q_a_proj.weight`, q, H) : null,
+          qAb: q !== null ? await bias(`${p}.self_attn.q_a_proj.bias`, q) : null,
+          qANorm: q !== null ? await w.vector(`${p}.self_attn.q_a_layernorm.weight`, q) : null,
+          qB: q !== null ? await w.linear(`${p}.self_attn.q_b_proj.weight`, nh * dq, q) : null,
+          q: q === null ? await w.linear(`${p}.self_attn.q_proj.weight`, nh * dq, H) : null,
+          kvA: await w.linear(`${p}.self_attn.kv_a_proj_with_mqa.weight`, kvl + cfg.rope, H),
+          kvAb: await bias(`${p}.self_attn.kv_a_proj_with_mqa.bias`, kvl + cfg.rope),
+          kvANorm: await w.vector(`${p}.self_attn.kv_a_layernorm.weight`, kvl),
+          kvB: kernels.prepareLinear(convertLinear(kvBRaw, dtype)),
+          ukT, uv,
+          o: await w.linear(`${p}.self_attn.o_proj.weight`, H, nh * vh),
+          ob: await bias(`${p}.self_attn.o_proj.bias`, H),
+        };
+      }
+      let m: DenseMlp | MoeMlp;
+      if (cfg.isMoeLayer[l]) {
+        const E = cfg.nRouted;
+        const experts: ExpertWeights[] = [];
+        for (let e = 0; e < E; e++) {
+          const d = await mlp(`${p}.mlp.experts.${e}`, cfg.moeIntermediate);
+          experts.push({ gate: d.gate, up: d.up, down: d.down });
+        }
+        const needBias = cfg.raw.topk_method === 'noaux_tc';
+        if (!needBias && w.has(`${p}.mlp.gate.e_score_correction_bias`)) {
+          throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: ${prefix}${p}.mlp.gate.e_score_correction_bias is present but topk_method is "${cfg.raw.topk_method}" (the bias is only used by noaux_tc); fix config.json`);
+        }
+        m = {
+          kind: 'moe',
+          router: kernels.prepareLinear(await w.matrixF32(`${p}.mlp.gate.weight`, E, H)),
+          route: {
+            topK: cfg.topK,
+            scoring: cfg.raw.scoring_func,
+            method: cfg.raw.topk_method,
+            nGroup: cfg.nGroup,
+            topkGroup: cfg.topkGroup,
+            bias: needBias ? await w.vector(`${p}.mlp.gate.e_score_correction_bias`, E) : null,
+            normTopkProb: cfg.raw.norm_topk_prob,
+            scalingFactor: cfg.raw.routed_scaling_factor,
+          },
+          experts,
+          shared: cfg.nShared > 0 ? await mlp(`${p}.mlp.shared_experts`, cfg.moeIntermediate * cfg.nShared) : null,
+        };
+      } else {
+        m = await mlp(`${p}.mlp`, cfg.intermediate);
+      }
+      layers.push({
+        inNorm: await w.vector(`${p}.input_layernorm.weight`, H),
+        postNorm: await w.vector(`${p}.post_attention_layernorm.weight`, H),
+        attn, mlp: m,
+      });
+    }
+    const finalNorm = await w.vector('model.norm.weight', H);
+    let lmHead: PreparedLinear;
+    if (cfg.tied) {
+      if (w.has('lm_head.weight')) throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: tie_word_embeddings is true but the checkpoint has its own lm_head.weight; fix config.json`);
+      lmHead = embed;
+    } else {
+      lmHead = await w.linear('lm_head.weight', cfg.vocab, H);
+    }
+    // Everything of the LM must have been read: a stray tensor means config.json disagrees with the weights.
+    const lmPrefix = prefix + 'model.';
+    const stray = file.names().filter((n) => (n.startsWith(lmPrefix) || n === prefix + 'lm_head.weight') && !w.used.has(n));
+    if (stray.length) {
+      throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: ${stray.length} tensor(s) are not used by the model config.json describes (e.g. ${stray.slice(0, 3).join(', ')}); check num_hidden_layers, first_k_dense_replace, moe_layer_freq and q_lora_rank`, { details: { stray: stray.slice(0, 20) } });
+    }
+    const ropeDim = cfg.useMla ? cfg.rope : cfg.headDim;
+    const tables = new RopeTables(ropeFrequencies(ropeDim, cfg.raw), Math.min(cfg.raw.max_position_embeddings, 4096));
+    return new MoeLanguageModel(cfg, kernels, dtype, embed, layers, finalNorm, lmHead, tables, mlaMode, dir);
+  }
+
+  private check(): void {
+    if (this.disposed) throw new KestrelError('E_OPTIONS', DISPOSED);
+  }
+
+  /** A new empty KV cache for one sequence. */
+  createCache(initialCapacity = 64): KvCache {
+    this.check();
+    const c = this.config;
+    const widths = this.layers.map((l) => (l.attn.kind === 'mha' ? [c.nKvHeads * c.headDim, c.nKvHeads * c.headDim] : [c.kvLoraRank + c.rope]));
+    return new KvCache(widths, initialCapacity);
+  }
+
+  /** Token embeddings [T, H] (e.g. to splice image embeddings in before calling forward). */
+  embed(inputIds: ArrayLike<number>): Tensor<'f32'> {
+    this.check();
+    const ids = this.toIds(inputIds);
+    const out = new Float32Array(ids.length * this.config.hidden);
+    this.kernels.embedding(this.embedTable, ids, out);
+    return new Tensor('f32', [ids.length, this.config.hidden], out);
+  }
+
+  private toIds(inputIds: ArrayLike<number>): Int32Array {
+    const ids = Int32Array.from(inputIds as ArrayLike<number>);
+    for (let i = 0; i < ids.length; i++) {
+      const v = (inputIds as ArrayLike<number>)[i]!;
+      if (!Number.isInteger(v) || v < 0 || v >= this.config.vocab) throw new KestrelError('E_OPTIONS', `token id ${v} at position ${i} is outside [0, ${this.config.vocab})`);
+    }
+    return ids;
+  }
+
+  private embedsOf(inp: ForwardInput): Float32Array {
+    const H = this.config.hidden;
+    if (inp.inputsEmbeds !== undefined) {
+      const e = inp.inputsEmbeds;
+      const data = e instanceof Float32Array ? e : (e.toF32().data);
+      if (!(e instanceof Float32Array) && (e.shape.length !== 2 || e.shape[1] !== H)) throw new KestrelError('E_OPTIONS', `inputsEmbeds must have shape [T, ${H}], got [${e.shape.join(', ')}]`);
+      if (data.length % H !== 0 || data.length === 0) throw new KestrelError('E_OPTIONS', `inputsEmbeds must hold T*${H} values (T >= 1), got ${data.length}`);
+      return data;
+    }
+    if (inp.inputIds === undefined || inp.inputIds.length === 0) throw new KestrelError('E_OPTIONS', 'forward needs inputIds (at least one token) or inputsEmbeds');
+    return this.embed(inp.inputIds).data;
+  }
+
+  /**
+   * Run the model over one sequence. Without a cache this is a full prefill from position 0; with a
+   * cache the rows continue it (and are appended to it).
+   */
+  forward(input: ForwardInput, options: ForwardOptions = {}): ForwardOutput {
+    return this.forwardBatch([input], options)[0]!;
+  }
+
+  /**
+   * Run several independent sequences in one pass: projections, norms and experts run over all rows
+   * together, attention runs per sequence against its own cache.
+   */
+  forwardBatch(inputs: ForwardInput[], options: ForwardOptions = {}): ForwardOutput[] {
+    this.check();
+    if (inputs.length === 0) return [];
+    const K = this.kernels;
+    const c = this.config;
+    const H = c.hidden;
+    const embeds = inputs.map((i) => this.embedsOf(i));
+    const lens = embeds.map((e) => e.length / H);
+    const caches = inputs.map((inp, i) => inp.cache ?? this.createCache(lens[i]!));
+    const starts = caches.map((cc) => cc.length);
+    const rowOff: number[] = [];
+    let M = 0;
+    for (const t of lens) { rowOff.push(M); M += t; }
+    const x = new Float32Array(M * H);
+    embeds.forEach((e, i) => x.set(e, rowOff[i]! * H));
+    const positions = new Int32Array(M);
+    inputs.forEach((_, i) => { for (let t = 0; t < lens[i]!; t++) positions[rowOff[i]! + t] = starts[i]! + t; });
+    let maxPos = 0;
+    inputs.forEach((_, i) => { caches[i]!.reserve(starts[i]! + lens[i]!); maxPos = Math.max(maxPos, starts[i]! + lens[i]!); });
+    this.ropeTables.ensure(maxPos);
+
+    const hidden: Float32Array[] | null = options.outputHiddenStates ? [x.slice()] : null;
+    const routers: RouterOutput[][] = inputs.map(() => []);
+    const xn = new Float32Array(M * H);
+    const tmp = new Float32Array(M * H);
+    for (let l = 0; l < this.layers.length; l++) {
+      const layer = this.layers[l]!;
+      K.rmsnorm(x, M, H, layer.inNorm, c.eps, xn);
+      if (layer.attn.kind === 'mha') this.mha(l, layer.attn, xn, M, positions, caches, starts, lens, rowOff, tmp);
+      else this.mla(l, layer.attn, xn, M, positions, caches, starts, lens, rowOff, tmp);
+      K.add(x, tmp, x);
+      K.rmsnorm(x, M, H, layer.postNorm, c.eps, xn);
+      if (layer.mlp.kind === 'dense') this.denseMlp(layer.mlp, xn, M, tmp);
+      else {
+        const r = this.moeMlp(layer.mlp, xn, M, tmp);
+        if (options.outputRouter) {
+          const E = c.nRouted, Kk = c.topK;
+          inputs.forEach((_, i) => {
+            const a = rowOff[i]!, b = a + lens[i]!;
+            routers[i]!.push({ layer: l, topK: Kk, nExperts: E, topkIdx: r.idx.slice(a * Kk, b * Kk), topkWeight: r.weight.slice(a * Kk, b * Kk), scores: r.scores.slice(a * E, b * E) });
+          });
+        }
+      }
+      K.add(x, tmp, x);
+      if (hidden) hidden.push(x.slice());
+    }
+    inputs.forEach((_, i) => { caches[i]!.length = starts[i]! + lens[i]!; });
+
+    // final norm + lm_head, on the rows asked for
+    const outs: ForwardOutput[] = [];
+    const V = c.vocab;
+    for (let i = 0; i < inputs.length; i++) {
+      const a = options.lastOnly ? rowOff[i]! + lens[i]! - 1 : rowOff[i]!;
+      const t = options.lastOnly ? 1 : lens[i]!;
+      const rows = x.subarray(a * H, (a + t) * H);
+      const normed = new Float32Array(t * H);
+      K.rmsnorm(rows, t, H, this.finalNorm, c.eps, normed);
+      const logits = new Float32Array(t * V);
+      K.linear(normed, t, this.lmHead, null, logits);
+      const o: ForwardOutput = { logits: new Tensor('f32', [t, V], logits) };
+      if (hidden) {
+        const T = lens[i]!;
+        const hs = new Float32Array((this.layers.length + 1) * T * H);
+        hidden.forEach((h, j) => hs.set(h.subarray(rowOff[i]! * H, (rowOff[i]! + T) * H), j * T * H));
+        o.hiddenStates = new Tensor('f32', [this.layers.length + 1, T, H], hs);
+      }
+      if (options.outputRouter) o.router = routers[i]!;
+      outs.push(o);
+    }
+    return outs;
+  }
+
+  private mha(_l: number, a: MhaWeights, xn: Float32Array, M: number, positions: Int32Array, caches: KvCache[], starts: number[], lens: number[], rowOff: number[], out: Float32Array): void {
+    const K = this.kernels;
+    const c = this.config;
+    const hd = c.headDim, nh = c.nHeads, nkv = c.nKvHeads;
+    const q = new Float32Array(M * nh * hd);
+    const k = new Float32Array(M * nkv * hd);
+    const v = new Float32Array(M * nkv * hd);
+    K.linear(xn, M, a.q, a.qb, q);
+    K.linear(xn, M, a.k, a.kb, k);
+    K.linear(xn, M, a.v, a.vb, v);
+    const rt = this.ropeTables;
+    K.rope(q, { m: M, nHeads: nh, headStride: hd, rowStride: nh * hd, offset: 0, dim: hd, interleaved: false }, positions, rt.cos, rt.sin);
+    K.rope(k, { m: M, nHeads: nkv, headStride: hd, rowStride: nkv * hd, offset: 0, dim: hd, interleaved: false }, positions, rt.cos, rt.sin);
+    const attn = new Float32Array(M * nh * hd);
+    const w = nkv * hd;
+    for (let i = 0; i < caches.length; i++) {
+      const [kc, vc] = caches[i]!.layers[_l]!;
+      const r0 = rowOff[i]!, t = lens[i]!, s = starts[i]!;
+      kc!.set(k.subarray(r0 * w, (r0 + t) * w), s * w);
+      vc!.set(v.subarray(r0 * w, (r0 + t) * w), s * w);
+      K.attention(q.subarray(r0 * nh * hd, (r0 + t) * nh * hd), kc!, vc!, attn.subarray(r0 * nh * hd, (r0 + t) * nh * hd), {
+        tq: t, tk: s + t, nHeads: nh, nKvHeads: nkv, dqk: hd, dv: hd,
+        qStride: nh * hd, kStride: w, vStride: w, outStride: nh * hd,
+        scale: 1 / Math.sqrt(hd), causal: true, qPos0: s,
+      });
+    }
+    K.linear(attn, M, a.o, a.ob, out);
+  }
+
+  private mla(l: number, a: MlaWeights, xn: Float32Array, M: number, positions: Int32Array, caches: KvCache[], starts: number[], lens: number[], rowOff: number[], out: Float32Array): void {
+    const K = this.kernels;
+    const c = this.config;
+    const nh = c.nHeads, nope = c.nope, rope = c.rope, dq = nope + rope, kvl = c.kvLoraRank, vh = c.vHead;
+    const q = new Float32Array(M * nh * dq);
+    if (a.qA) {
+      const qa = new Float32Array(M * c.qLoraRank!);
+      K.linear(xn, M, a.qA, a.qAb, qa);
+      K.rmsnorm(qa, M, c.qLoraRank!, a.qANorm!, c.eps, qa);
+      K.linear(qa, M, a.qB!, null, q);
+    } else {
+      K.linear(xn, M, a.q!, null, q);
+    }
+    const lw = kvl + rope;
+    const kva = new Float32Array(M * lw);
+    K.linear(xn, M, a.kvA, a.kvAb, kva);
+    // normalise the latent part of each row (rows are [c | k_pe], so copy c out and back)
+    const lat = new Float32Array(M * kvl);
+    for (let r = 0; r < M; r++) lat.set(kva.subarray(r * lw, r * lw + kvl), r * kvl);
+    K.rmsnorm(lat, M, kvl, a.kvANorm, c.eps, lat);
+    for (let r = 0; r < M; r++) kva.set(lat.subarray(r * kvl, r * kvl + kvl), r * lw);
+    const rt = this.ropeTables;
+    K.rope(q, { m: M, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rope, interleaved: true }, positions, rt.cos, rt.sin);
+    K.rope(kva, { m: M, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rope, interleaved: true }, positions, rt.cos, rt.sin);
+    const scale = attentionMscale2(c.raw) / Math.sqrt(dq);
+    const attn = new Float32Array(M * nh * vh);
+    for (let i = 0; i < caches.length; i++) {
+      const cache = caches[i]!.layers[l]![0]!;
+      const r0 = rowOff[i]!, t = lens[i]!, s = starts[i]!, tk = s + t;
+      cache.set(kva.subarray(r0 * lw, (r0 + t) * lw), s * lw);
+      const qi = q.subarray(r0 * nh * dq, (r0 + t) * nh * dq);
+      const oi = attn.subarray(r0 * nh * vh, (r0 + t) * nh * vh);
+      // cost (multiply-adds) of the two equivalent forms; decode (t small) favours absorbed
+      const absorbedCost = t * tk * nh * (2 * kvl + rope) + t * nh * 2 * nope * kvl;
+      const naiveCost = tk * kvl * nh * (nope + vh) + t * tk * nh * (dq + vh);
+      const absorbed = this.mlaMode === 'absorbed' || (this.mlaMode === 'auto' && absorbedCost <= naiveCost);
+      if (absorbed) this.mlaAbsorbed(a, qi, t, cache, tk, s, scale, oi);
+      else this.mlaNaive(a, qi, t, cache, tk, s, scale, oi);
+    }
+    K.linear(attn, M, a.o, a.ob, out);
+  }
+
+  /** Attention over the cached latent: q_nope is mapped into latent space by W_ukᵀ, the output back by W_uv. */
+  private mlaAbsorbed(a: MlaWeights, q: Float32Array, t: number, cache: Float32Array, tk: number, s: number, scale: number, out: Float32Array): void {
+    const K = this.kernels;
+    const c = this.config;
+    const nh = c.nHeads, nope = c.nope, rope = c.rope, dq = nope + rope, kvl = c.kvLoraRank, vh = c.vHead, lw = kvl + rope;
+    const qAbs = new Float32Array(t * nh * lw);
+    const qn = new Float32Array(t * nope);
+    const qk = new Float32Array(t * kvl);
+    for (let h = 0; h < nh; h++) {
+      for (let r = 0; r < t; r++) qn.set(q.subarray(r * nh * dq + h * dq, r * nh * dq + h * dq + nope), r * nope);
+      K.linear(qn, t, a.ukT[h]!, null, qk);
+      for (let r = 0; r < t; r++) {
+        qAbs.set(qk.subarray(r * kvl, r * kvl + kvl), r * nh * lw + h * lw);
+        qAbs.set(q.subarray(r * nh * dq + h * dq + nope, r * nh * dq + (h + 1) * dq), r * nh * lw + h * lw + kvl);
+      }
+    }
+    const o = new Float32Array(t * nh * kvl);
+    K.attention(qAbs, cache, cache, o, {
+      tq: t, tk, nHeads: nh, nKvHeads: 1, dqk: lw, dv: kvl,
+      qStride: nh * lw, kStride: lw, vStride: lw, outStride: nh * kvl,
+      scale, causal: true, qPos0: s,
+    });
+    const oh = new Float32Array(t * kvl);
+    const vo = new Float32Array(t * vh);
+    for (let h = 0; h < nh; h++) {
+      for (let r = 0; r < t; r++) oh.set(o.subarray(r * nh * kvl + h * kvl, r * nh * kvl + (h + 1) * kvl), r * kvl);
+      K.linear(oh, t, a.uv[h]!, null, vo);
+      for (let r = 0; r < t; r++) out.set(vo.subarray(r * vh, (r + 1) * vh), r * nh * vh + h * vh);
+    }
+  }
+
+  /** Attention with k/v decompressed from the cached latent by kv_b_proj (cheaper for long prefill). */
+  private mlaNaive(a: MlaWeights, q: Float32Array, t: number, cache: Float32Array, tk: number, s: number, scale: number, out: Float32Array): void {
+    const K = this.kernels;
+    const c = this.config;
+    const nh = c.nHeads, nope = c.nope, rope = c.rope, dq = nope + rope, kvl = c.kvLoraRank, vh = c.vHead, lw = kvl + rope;
+    const lat = new Float32Array(tk * kvl);
+    for (let j = 0; j < tk; j++) lat.set(cache.subarray(j * lw, j * lw + kvl), j * kvl);
+    const kvb = new Float32Array(tk * nh * (nope + vh));
+    K.linear(lat, tk, a.kvB, null, kvb);
+    const kk = new Float32Array(tk * nh * dq);
+    const vv = new Float32Array(tk * nh * vh);
+    for (let j = 0; j < tk; j++) {
+      const kpe = cache.subarray(j * lw + kvl, (j + 1) * lw);
+      for (let h = 0; h < nh; h++) {
+        const src = j * nh * (nope + vh) + h * (nope + vh);
+        kk.set(kvb.subarray(src, src + nope), j * nh * dq + h * dq);
+        kk.set(kpe, j * nh * dq + h * dq + nope);
+        vv.set(kvb.subarray(src + nope, src + nope + vh), j * nh * vh + h * vh);
+      }
+    }
+    K.attention(q, kk, vv, out, {
+      tq: t, tk, nHeads: nh, nKvHeads: nh, dqk: dq, dv: vh,
+      qStride: nh * dq, kStride: nh * dq, vStride: nh * vh, outStride: nh * vh,
+      scale, causal: true, qPos0: s,
+    });
+  }
+
+  private denseMlp(m: DenseMlp, xn: Float32Array, M: number, out: Float32Array): void {
+    const K = this.kernels;
+    const inter = m.gate.n;
+    const g = new Float32Array(M * inter);
+    const u = new Float32Array(M * inter);
+    K.linear(xn, M, m.gate, null, g);
+    K.linear(xn, M, m.up, null, u);
+    K.swiglu(g, u, g);
+    K.linear(g, M, m.down, null, out);
+  }
+
+  private moeMlp(m: MoeMlp, xn: Float32Array, M: number, out: Float32Array): { idx: Int32Array; weight: Float32Array; scores: Float32Array } {
+    const K = this.kernels;
+    const E = this.config.nRouted, Kk = this.config.topK, H = this.config.hidden;
+    const logits = new Float32Array(M * E);
+    K.linear(xn, M, m.router, null, logits);
+    const idx = new Int32Array(M * Kk);
+    const weight = new Float32Array(M * Kk);
+    const scores = new Float32Array(M * E);
+    K.moeRoute(logits, M, E, m.route, idx, weight, scores);
+    K.moeExperts(xn, M, H, m.experts, idx, weight, Kk, out);
+    if (m.shared) {
+      const sh = new Float32Array(M * H);
+      this.denseMlp(m.shared, xn, M, sh);
+      K.add(out, sh, out);
+    }
+    return { idx, weight, scores };
+  }
+
+  /** Approximate bytes of weights held in memory. */
+  get weightBytes(): number {
+    let b = 0;
+    const add = (w: LinearWeight | PreparedLinear): void => { b += w.data.byteLength + (w.format === 'q8' ? w.scales.byteLength : 0); };
+    add(this.embedTable);
+    if (this.lmHead !== this.embedTable) add(this.lmHead);
+    for (const l of this.layers) {
+      const a = l.attn;
+      if (a.kind === 'mha') [a.q, a.k, a.v, a.o].forEach(add);
+      else { [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o].forEach((w) => w && add(w)); a.ukT.forEach(add); }
+      const m = l.mlp;
+      if (m.kind === 'dense') [m.gate, m.up, m.down].forEach(add);
+      else { add(m.router); m.experts.forEach((e) => [e.gate, e.up, e.down].forEach(add)); if (m.shared) [m.shared.gate, m.shared.up, m.shared.down].forEach(add); }
+    }
+    return b;
+  }
+
+  /** Release the weights (and any native buffers the kernels attached to them). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const release = (this.kernels as Kernels & { releaseLinear?: (w: PreparedLinear) => void }).releaseLinear;
+    if (release) {
+      const all: PreparedLinear[] = [this.embedTable, this.lmHead];
+      for (const l of this.layers) {
+        const a = l.attn;
+        if (a.kind === 'mha') all.push(a.q, a.k, a.v, a.o);
+        else { for (const w of [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o]) if (w) all.push(w); all.push(...a.ukT, ...a.uv); }
+        const m = l.mlp;
+        if (m.kind === 'dense') all.push(m.gate, m.up, m.down);
+        else { all.push(m.router); for (const e of m.experts) all.push(e.gate, e.up, e.down); if (m.shared) all.push(m.shared.gate, m.shared.up, m.shared.down); }
+      }
+      for (const w of new Set(all)) release.call(this.kernels, w);
+    }
+    (this as unknown as { layers: Layer[] }).layers.length = 0;
+  }
+
+  /** Whether dispose() was called. */
+  get isDisposed(): boolean { return this.disposed; }
+}
