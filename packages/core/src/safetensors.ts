@@ -1,5 +1,6 @@
 import { open, readFile, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { KestrelError } from './errors.js';
 import { Tensor, DTYPE_BYTES, type DType } from './tensor.js';
 
@@ -263,8 +264,14 @@ export async function writeSafetensors(
   const hbytes = Buffer.from(hjson, 'utf8');
   const lenBuf = Buffer.alloc(8);
   lenBuf.writeBigUInt64LE(BigInt(hbytes.length));
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, 'w');
+  // Unique per call: two concurrent writes of one path must not share (and truncate) a temporary file.
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'w');
+  } catch (e) {
+    throw new KestrelError('E_IO', `cannot write ${path}: ${(e as Error).message}`, { cause: e });
+  }
   try {
     await fh.write(lenBuf);
     await fh.write(hbytes);
