@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { KestrelError, parseOptions } from '@kestrel/core';
+import { accuracy, rocAuc, type Label } from './metrics.js';
+
+/**
+ * xoshiro128** seeded through splitmix32: a small, fast, well-tested generator, so bootstrap
+ * intervals are reproducible from the seed on every platform.
+ */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  const splitmix = (): number => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = splitmix(), b = splitmix(), c = splitmix(), d = splitmix();
+  if ((a | b | c | d) === 0) a = 1;
+  return () => {
+    const r = Math.imul(((Math.imul(b, 5) << 7) | (Math.imul(b, 5) >>> 25)) >>> 0, 9) >>> 0;
+    const t = (b << 9) >>> 0;
+    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
+    d = ((d << 11) | (d >>> 21)) >>> 0;
+    a >>>= 0; b >>>= 0; c >>>= 0;
+    return r / 4294967296;
+  };
+}
+
+/** Bootstrap settings. Defaults: 2000 resamples, seed 20240611, 95 % percentile interval. */
+export const BootstrapOptionsSchema = z.object({
+  resamples: z.number().int().min(10).max(1_000_000).default(2000),
+  seed: z.number().int().default(20240611),
+  confidence: z.number().gt(0).lt(1).default(0.95),
+  /** Resample positives and negatives separately (keeps the class balance; AUC always defined). */
+  stratified: z.boolean().optional(),
+});
+export type BootstrapOptions = z.input<typeof BootstrapOptionsSchema>;
+
+/** A statistic with its bootstrap percentile interval. */
+export interface BootstrapInterval {
+  /** The statistic on the full sample. */
+  estimate: number;
+  lower: number;
+  upper: number;
+  confidence: number;
+  method: 'percentile';
+  resamples: number;
+  /** Resamples where the statistic was defined (e.g. AUC needs both classes). */
+  resamplesUsed: number;
+  seed: number;
+  stratified: boolean;
+}
+
+/** numpy's default ('linear') quantile of sorted values. */
+export function quantileSorted(sorted: readonly number[], q: number): number {
+  const h = (sorted.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
+}
+
+/**
+ * Percentile bootstrap of a statistic over `n` samples: draw `resamples` index sets of size n with
+ * replacement (within each group when `groups` is given: stratified), evaluate `statistic` on each
+ * (return NaN when undefined; those draws are skipped), and take the (1−c)/2 and (1+c)/2 quantiles.
+ */
+export function bootstrapInterval(
+  n: number,
+  statistic: (indices: readonly number[]) => number,
+  options: BootstrapOptions = {},
+  groups?: readonly (readonly number[])[],
+): BootstrapInterval {
+  const o = parseOptions(BootstrapOptionsSchema, options, 'bootstrap options');
+  if (!(n > 0)) throw new KestrelError('E_OPTIONS', 'bootstrap needs at least one sample');
+  const all = Array.from({ length: n }, (_, i) => i);
+  const estimate = statistic(all);
+  const rand = seededRandom(o.seed);
+  const strata = groups ?? [all];
+  const values: number[] = [];
+  const idx = new Array<number>(n);
+  for (let r = 0; r < o.resamples; r++) {
+    let p = 0;
+    for (const g of strata) for (let i = 0; i < g.length; i++) idx[p++] = g[Math.floor(rand() * g.length)]!;
+    const v = statistic(idx.slice(0, p));
+    if (!Number.isNaN(v)) values.push(v);
+  }
+  if (values.length === 0) throw new KestrelError('E_DATA_FORMAT', 'the statistic was undefined on every bootstrap resample');
+  values.sort((a, b) => a - b);
+  const a = (1 - o.confidence) / 2;
+  return {
+    estimate,
+    lower: quantileSorted(values, a),
+    upper: quantileSorted(values, 1 - a),
+    confidence: o.confidence,
+    method: 'percentile',
+    resamples: o.resamples,
+    resamplesUsed: values.length,
+    seed: o.seed,
+    stratified: groups !== undefined,
+  };
+}
+
+function byClass(yTrue: readonly Label[], positive: Label): number[][] {
+  const isPos = (y: Label): boolean => (typeof y === 'boolean' ? (y ? 1 : 0) : y) === (typeof positive === 'boolean' ? (positive ? 1 : 0) : positive);
+  const pos: number[] = [];
+  const neg: number[] = [];
+  yTrue.forEach((y, i) => (isPos(y) ? pos : neg).push(i));
+  return [neg, pos];
+}
+
+/**
+ * ROC AUC with a percentile bootstrap interval. Stratified by default (positives and negatives
+ * resampled separately, as pROC's `ci.auc` does), so every resample has both classes; with
+ * `stratified: false`, resamples with one class are skipped and counted out of `resamplesUsed`.
+ */
+export function bootstrapAuc(yTrue: readonly Label[], scores: ArrayLike<number>, options: BootstrapOptions = {}, positive: Label = 1): BootstrapInterval {
+  rocAuc(yTrue, scores, positive); // validates lengths, scores and both classes up front
+  const stratified = options.stratified ?? true;
+  const stat = (ix: readonly number[]): number => {
+    const y = ix.map((i) => yTrue[i]!);
+    const s = ix.map((i) => scores[i]!);
+    try {
+      return rocAuc(y, s, positive);
+    } catch {
+      return NaN; // one class only in this resample
+    }
+  };
+  return bootstrapInterval(yTrue.length, stat, options, stratified ? byClass(yTrue, positive) : undefined);
+}
+
+/**
+ * Accuracy with a percentile bootstrap interval (plain resampling by default; `stratified: true`
+ * resamples each true class separately, with `positive` marking the positive class).
+ */
+export function bootstrapAccuracy(yTrue: readonly Label[], yPred: readonly Label[], options: BootstrapOptions = {}, positive: Label = 1): BootstrapInterval {
+  accuracy(yTrue, yPred); // validates
+  const stat = (ix: readonly number[]): number => accuracy(ix.map((i) => yTrue[i]!), ix.map((i) => yPred[i]!));
+  return bootstrapInterval(yTrue.length, stat, options, options.stratified === true ? byClass(yTrue, positive) : undefined);
+}
