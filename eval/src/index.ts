@@ -2,3 +2,5 @@
 export {};
 export * from './captions/index.js';
 export * from './classification/index.js';
+export * from './coco/index.js';
+export * as mask from './mask/index.js';
