@@ -1,0 +1,249 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { z } from 'zod';
+import { KestrelError, Tensor, openSafetensors, parseOptions } from '@kestrel/core';
+import { getKernels, type Kernels } from '@kestrel/native';
+import { VisionTransformer } from '@kestrel/vit';
+import { MlpProjector, ImageTokenLayout } from '@kestrel/projector';
+import { MoeLanguageModel } from '@kestrel/moe';
+import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
+import { TextTokenizer } from './tokenizer.js';
+import { GenerateOptionsSchema, chooseToken, makeRng, type GenerateOptions } from './sampling.js';
+
+/** Options of {@link VisionLanguageModel.load}. */
+export const VlmLoadOptionsSchema = z.object({
+  /** kernels: 'auto' (native when built, else portable), 'portable' or 'native' */
+  backend: z.enum(['auto', 'portable', 'native']).default('auto'),
+  /** kernel threads (native backend) */
+  threads: z.number().int().positive().optional(),
+  /** in-memory format of the language model's weights */
+  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+}).strict();
+export type VlmLoadOptions = z.input<typeof VlmLoadOptionsSchema>;
+
+/** Input of {@link VisionLanguageModel.forward} / `generate` / `stream`. */
+export interface VlmInput {
+  /** token ids with `image_token_id` at every image position (as `tokenize_with_images` makes them) */
+  inputIds: ArrayLike<number>;
+  /** the prompt's images, in order: paths, encoded Buffers, sharp instances or decoded pixels */
+  images?: readonly VlmImage[];
+  /** tile the images (default: only when there are at most 2, as DeepSeek-VL2) */
+  cropping?: boolean;
+}
+
+/** Everything between pixels and the language model, for inspection and tests. */
+export interface PreparedInputs {
+  /** [T, H]: token embeddings with image embeddings written at the image positions */
+  inputsEmbeds: Tensor<'f32'>;
+  /** [image tokens, H] in prompt order (empty without images) */
+  imageEmbeds: Tensor<'f32'>;
+  /** what the processor made (null without images) */
+  preprocessed: PreprocessResult | null;
+  /** ViT output [tiles, N, D] and projector output [tiles, h*w, H] (null without images) */
+  visionFeatures: Tensor<'f32'> | null;
+  projectorOut: Tensor<'f32'> | null;
+}
+
+interface Vl2Config {
+  vision_config: unknown;
+  projector_config: unknown;
+  language_config: Record<string, unknown>;
+  tile_tag?: unknown;
+  global_view_pos?: unknown;
+  candidate_resolutions?: unknown;
+}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try { text = await readFile(path, 'utf8'); } catch (e) {
+    throw new KestrelError('E_CHECKPOINT_FORMAT', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { details: { path } });
+  }
+  try { return JSON.parse(text); } catch (e) {
+    throw new KestrelError('E_CHECKPOINT_FORMAT', `${path} is not valid JSON (${(e as Error).message})`, { details: { path } });
+  }
+}
+
+function firstId(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (Array.isArray(v) && typeof v[0] === 'number') return v[0];
+  return undefined;
+}
+
+/**
+ * A DeepSeek-VL2 model: SigLIP ViT + MLP projector + DeepSeek-V2 MoE language model, with its
+ * processor and (when the checkpoint has one) its tokenizer. Numerically follows DeepSeek-VL2's
+ * `DeepseekVLV2ForCausalLM` (checked layer by layer against the PyTorch reference).
+ *
+ * @example
+ * const vlm = await VisionLanguageModel.load('models/deepseek-vl2-tiny');
+ * const { pixelValues } = await vlm.processor.preprocess(['part.jpg']);
+ */
+export class VisionLanguageModel {
+  private disposed = false;
+  private constructor(
+    /** the checkpoint directory */
+    readonly dir: string,
+    /** config.json as read */
+    readonly config: Readonly<Vl2Config>,
+    readonly processor: DeepseekVLV2Processor,
+    /** the text tokenizer (null when the checkpoint has no tokenizer.json) */
+    readonly tokenizer: TextTokenizer | null,
+    readonly vision: VisionTransformer,
+    readonly projector: MlpProjector,
+    readonly layout: ImageTokenLayout,
+    readonly language: MoeLanguageModel,
+    readonly kernels: Kernels,
+    /** ids that end generation */
+    readonly eosTokenIds: readonly number[],
+  ) {}
+
+  /**
+   * Load a DeepSeek-VL2 checkpoint directory: `config.json` (vision_config, projector_config,
+   * language_config), `processor_config.json`, `model.safetensors` (or a sharded index) and, when
+   * present, `tokenizer.json`.
+   */
+  static async load(dir: string, options?: VlmLoadOptions): Promise<VisionLanguageModel> {
+    const o = parseOptions(VlmLoadOptionsSchema, options, 'VisionLanguageModel.load options');
+    const st = await stat(dir).catch(() => null);
+    if (!st || !st.isDirectory()) throw new KestrelError('E_MODEL_NOT_FOUND', `model directory not found: ${dir}`, { details: { path: dir } });
+    const cfg = (await readJson(join(dir, 'config.json'), 'config')) as Vl2Config;
+    for (const k of ['vision_config', 'projector_config', 'language_config'] as const) {
+      if (typeof cfg?.[k] !== 'object' || cfg[k] === null) {
+        throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}/config.json has no "${k}"; is this a DeepSeek-VL2 checkpoint?`);
+      }
+    }
+    const tokenizer = await TextTokenizer.load(dir);
+
+    // processor_config.json: as released; fall back to config.json for a checkpoint that lacks it.
+    const pPath = join(dir, 'processor_config.json');
+    const vc = cfg.vision_config as { image_size?: number; patch_size?: number };
+    const pc = cfg.projector_config as { downsample_ratio?: number };
+    const rawProc: Record<string, unknown> = (await stat(pPath).catch(() => null))
+      ? { ...(await readJson(pPath, 'processor config') as object) }
+      : { candidate_resolutions: cfg.candidate_resolutions ?? [[vc.image_size, vc.image_size]], patch_size: vc.patch_size, downsample_ratio: pc.downsample_ratio ?? 2 };
+    const lc = cfg.language_config;
+    const tokCfg = tokenizer ? await readJson(join(dir, 'tokenizer_config.json'), 'tokenizer config').catch(() => ({})) as Record<string, unknown> : {};
+    const tokenId = (t: unknown): number | undefined => {
+      const s = typeof t === 'string' ? t : typeof t === 'object' && t !== null ? (t as { content?: string }).content : undefined;
+      return s !== undefined ? tokenizer?.tokenToId(s) : undefined;
+    };
+    rawProc.image_token_id ??= tokenizer?.tokenToId(typeof rawProc.image_token === 'string' ? rawProc.image_token : '<image>');
+    rawProc.bos_token_id ??= tokenId(tokCfg.bos_token) ?? firstId(lc.bos_token_id);
+    rawProc.eos_token_id ??= tokenId(tokCfg.eos_token) ?? firstId(lc.eos_token_id);
+    for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id']) if (rawProc[k] === undefined) delete rawProc[k];
+    const processor = new DeepseekVLV2Processor(rawProc);
+    if (processor.imageSize !== vc.image_size || rawProc.patch_size !== vc.patch_size) {
+      throw new KestrelError('E_CHECKPOINT_FORMAT', `processor_config (tile ${processor.imageSize}, patch ${String(rawProc.patch_size)}) disagrees with vision_config (image_size ${vc.image_size}, patch_size ${vc.patch_size})`);
+    }
+
+    const kernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+    const file = await openSafetensors(dir);
+    let vision: VisionTransformer, projector: MlpProjector, layout: ImageTokenLayout;
+    try {
+      vision = await VisionTransformer.load(file, cfg.vision_config, kernels, 'vision.');
+      projector = await MlpProjector.load(file, cfg.projector_config, kernels, 'projector.');
+      layout = await ImageTokenLayout.load(file, cfg, projector.outDim);
+    } finally {
+      await file.close();
+    }
+    const language = await MoeLanguageModel.load(dir, {
+      config: lc, prefix: 'language.', backend: o.backend, dtype: o.dtype, ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    });
+    if (language.config.hidden !== projector.outDim) {
+      throw new KestrelError('E_CHECKPOINT_FORMAT', `projector n_embed ${projector.outDim} differs from the language model's hidden_size ${language.config.hidden}`);
+    }
+    const eos = new Set<number>(language.config.eosIds);
+    if (processor.config.eos_token_id !== undefined) eos.add(processor.config.eos_token_id);
+    return new VisionLanguageModel(dir, cfg, processor, tokenizer, vision, projector, layout, language, kernels, [...eos]);
+  }
+
+  private check(): void {
+    if (this.disposed) throw new KestrelError('E_OPTIONS', 'this VisionLanguageModel was disposed; load it again');
+  }
+
+  /** The id that marks image positions in `inputIds`. */
+  get imageTokenId(): number {
+    const id = this.processor.config.image_token_id;
+    if (id === undefined) throw new KestrelError('E_CHECKPOINT_FORMAT', `${this.dir}: no image_token_id in processor_config.json and no "<image>" token in tokenizer.json`);
+    return id;
+  }
+
+  /**
+   * Pixels → ViT → projector → image-token layout, then the token embeddings with the image
+   * embeddings written, in order, at the `image_token_id` positions (`masked_scatter_`).
+   * Throws `E_IMAGE_TOKENS` when the number of image positions differs from what the images need.
+   */
+  async prepareInputs(input: VlmInput): Promise<PreparedInputs> {
+    this.check();
+    const ids = Array.from(input.inputIds);
+    const images = input.images ?? [];
+    const imgId = images.length ? this.imageTokenId : this.processor.config.image_token_id;
+    const positions: number[] = [];
+    if (imgId !== undefined) ids.forEach((v, i) => { if (v === imgId) positions.push(i); });
+    const inputsEmbeds = this.language.embed(ids);
+    const H = this.language.config.hidden;
+    if (images.length === 0) {
+      if (positions.length) throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions but no images were given`);
+      return { inputsEmbeds, imageEmbeds: new Tensor('f32', [0, H]), preprocessed: null, visionFeatures: null, projectorOut: null };
+    }
+    const pre = await this.processor.preprocess(images, input.cropping !== undefined ? { cropping: input.cropping } : {});
+    const need = pre.numImageTokens.reduce((a, b) => a + b, 0);
+    if (positions.length !== need) {
+      throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions (id ${imgId}) but the ${images.length} image(s) need ${need} (${pre.numImageTokens.join(' + ')}); build the prompt with the processor's token counts`, {
+        details: { positions: positions.length, needed: pre.numImageTokens },
+      });
+    }
+    const { features } = this.vision.encode(pre.pixelValues);
+    const projectorOut = this.projector.forward(features);
+    const imageEmbeds = this.layout.arrange(projectorOut, pre.imagesSpatialCrop);
+    const e = inputsEmbeds.data;
+    const src = imageEmbeds.data;
+    positions.forEach((p, j) => e.set(src.subarray(j * H, (j + 1) * H), p * H));
+    return { inputsEmbeds, imageEmbeds, preprocessed: pre, visionFeatures: features, projectorOut };
+  }
+
+  /** Full-sequence logits [T, vocab] of the prompt (prefill, no cache). */
+  async forward(input: VlmInput): Promise<{ logits: Tensor<'f32'> }> {
+    const { inputsEmbeds } = await this.prepareInputs(input);
+    const { logits } = this.language.forward({ inputsEmbeds });
+    return { logits };
+  }
+
+  /**
+   * Generate token ids after the prompt with a KV cache: greedy by default (temperature 0), or
+   * sampled. Yields each new id as it is chosen; the event loop gets a turn between tokens.
+   */
+  async *stream(input: VlmInput, options?: GenerateOptions): AsyncGenerator<number, void, undefined> {
+    const o = parseOptions(GenerateOptionsSchema, options, 'generate options');
+    const { inputsEmbeds } = await this.prepareInputs(input);
+    const rng = makeRng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
+    const cache = this.language.createCache(inputsEmbeds.shape[0]! + o.maxNewTokens);
+    let { logits } = this.language.forward({ inputsEmbeds, cache }, { lastOnly: true });
+    const V = this.language.config.vocab;
+    for (let i = 0; i < o.maxNewTokens; i++) {
+      this.check();
+      const row = logits.data.subarray(logits.data.length - V);
+      const id = chooseToken(row, o, rng);
+      if (o.stopOnEos && this.eosTokenIds.includes(id)) return;
+      yield id;
+      if (i + 1 === o.maxNewTokens) return;
+      await yieldToLoop();
+      ({ logits } = this.language.forward({ inputIds: [id], cache }, { lastOnly: true }));
+    }
+  }
+
+  /** Generate token ids after the prompt (see {@link stream}). */
+  async generate(input: VlmInput, options?: GenerateOptions): Promise<{ tokenIds: number[] }> {
+    const tokenIds: number[] = [];
+    for await (const id of this.stream(input, options)) tokenIds.push(id);
+    return { tokenIds };
+  }
+
+  /** Release the weights. The model cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.language.dispose();
+  }
+}

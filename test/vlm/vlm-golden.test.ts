@@ -1,0 +1,46 @@
+// VisionLanguageModel end to end against the DeepSeek-VL2 golden cases (f32 engine, portable kernels):
+// image embeds / inputs_embeds within 1e-4, logits within 1e-3 of the float64 reference, 8 greedy ids equal.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { join } from 'node:path';
+import { isKestrelError } from '@kestrel/core';
+import { VisionLanguageModel } from '../../packages/pipelines/src/vlm/vision-language-model.js';
+import { FIXTURES, MODELS, CASES, loadCase, maxAbsDiff } from './golden.js';
+
+for (const model of MODELS) {
+  describe(`VisionLanguageModel golden ${model}`, () => {
+    let vlm: VisionLanguageModel;
+    beforeAll(async () => { vlm = await VisionLanguageModel.load(join(FIXTURES, model), { backend: 'portable' }); });
+    afterAll(() => vlm?.dispose());
+
+    for (const c of CASES) {
+      it(`${c}: embeds, logits vs f64, 8 greedy tokens`, async () => {
+        const g = await loadCase(model, c);
+        const input = { inputIds: g.info.input_ids, images: g.info.image_files.map((f) => join(g.dir, f)) };
+        const prep = await vlm.prepareInputs(input);
+        expect(prep.preprocessed!.pixelValues.data).toEqual(g.get('pixel_values').data);
+        expect(maxAbsDiff(prep.imageEmbeds.data, g.get('image_embeds').data as Float32Array)).toBeLessThan(1e-4);
+        expect(prep.inputsEmbeds.shape).toEqual(g.get('inputs_embeds').shape);
+        expect(maxAbsDiff(prep.inputsEmbeds.data, g.get('inputs_embeds').data as Float32Array)).toBeLessThan(1e-4);
+
+        const { logits } = await vlm.forward(input);
+        const ref = g.get('logits.f64');
+        expect(logits.shape).toEqual(ref.shape);
+        expect(maxAbsDiff(logits.data, ref.data as Float64Array)).toBeLessThan(1e-3);
+
+        const { tokenIds } = await vlm.generate(input, { maxNewTokens: 8, temperature: 0, stopOnEos: false });
+        expect(tokenIds).toEqual(Array.from(g.get('decode_token_ids').data as Int32Array));
+        expect(tokenIds).toEqual(g.info.decode_token_ids);
+      });
+    }
+
+    it('image-token positions that do not match the images throw E_IMAGE_TOKENS', async () => {
+      const g = await loadCase(model, 'case_img0');
+      const ids = g.info.input_ids.slice();
+      ids.splice(g.info.images[0]!.token_span[0], 1); // one image token short
+      const err = await vlm.forward({ inputIds: ids, images: [join(g.dir, 'img0.png')] }).catch((e: unknown) => e);
+      expect(isKestrelError(err, 'E_IMAGE_TOKENS')).toBe(true);
+      const err2 = await vlm.forward({ inputIds: g.info.input_ids }).catch((e: unknown) => e);
+      expect(isKestrelError(err2, 'E_IMAGE_TOKENS')).toBe(true);
+    });
+  });
+}
