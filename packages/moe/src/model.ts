@@ -7,6 +7,8 @@ import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
 import { RopeTables, ropeFrequencies, attentionMscale2 } from './rope-tables.js';
 import { WeightReader, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
+import { TextTokenizer } from './tokenizer.js';
+import { generateTokens, type GenerateInput, type GenerateOptions, type GenerateResult, type StreamChunk, type GenerationHost } from './generation.js';
 
 /** Options of {@link MoeLanguageModel.load}. */
 export const loadOptionsSchema = z.object({
@@ -81,8 +83,12 @@ const DISPOSED = 'this MoeLanguageModel was disposed; load it again';
  * A DeepSeek-V2-family Mixture-of-Experts decoder (DeepseekV2ForCausalLM, also the LM of DeepSeek-VL2)
  * running on the kernels of @kestrel/native. All math goes through the `Kernels` interface.
  */
-export class MoeLanguageModel {
+export class MoeLanguageModel implements GenerationHost {
   private disposed = false;
+  /** the checkpoint's tokenizer.json, when it has one */
+  tokenizer: TextTokenizer | null = null;
+  /** ids that end generation with stopOnEos (generation_config.json, else config.json) */
+  eosIds: readonly number[] = [];
   private constructor(
     /** validated configuration and derived geometry */
     readonly config: ModelConfig,
@@ -129,7 +135,14 @@ export class MoeLanguageModel {
         else if (file.has('language.model.embed_tokens.weight')) prefix = 'language.';
         else throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: no model.embed_tokens.weight (nor language.model.embed_tokens.weight); not a DeepSeek-V2 checkpoint`);
       }
-      return await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode);
+      const model = await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode);
+      model.tokenizer = await TextTokenizer.load(dir);
+      model.eosIds = cfg.eosIds;
+      const gen = await readFile(join(dir, 'generation_config.json'), 'utf8').then((t) => JSON.parse(t) as { eos_token_id?: unknown }, () => null);
+      const ge = gen?.eos_token_id;
+      if (typeof ge === 'number') model.eosIds = [ge];
+      else if (Array.isArray(ge) && ge.every((v) => typeof v === 'number')) model.eosIds = ge as number[];
+      return model;
     } finally {
       await file.close();
     }
@@ -244,6 +257,33 @@ export class MoeLanguageModel {
     const ropeDim = cfg.useMla ? cfg.rope : cfg.headDim;
     const tables = new RopeTables(ropeFrequencies(ropeDim, cfg.raw), Math.min(cfg.raw.max_position_embeddings, 4096));
     return new MoeLanguageModel(cfg, kernels, dtype, embed, layers, finalNorm, lmHead, tables, mlaMode, dir);
+  }
+
+  /** vocabulary size */
+  get vocab(): number { return this.config.vocab; }
+
+  /**
+   * Generate new tokens for one prompt. `temperature: 0` (the default) is greedy. Returns the new
+   * tokens only (and their text when the checkpoint has a tokenizer).
+   */
+  async generate(input: GenerateInput, options?: GenerateOptions): Promise<GenerateResult> {
+    return (await this.generateBatch([input], options))[0]!;
+  }
+
+  /** Generate for several independent prompts at once (one batched forward per step). */
+  async generateBatch(inputs: GenerateInput[], options?: GenerateOptions): Promise<GenerateResult[]> {
+    this.check();
+    let result: GenerateResult[] = [];
+    for await (const _ of generateTokens(this, inputs, options, (r) => { result = r; })) { /* drain */ }
+    return result;
+  }
+
+  /** Stream the new tokens of one prompt as they are chosen (an async iterator). */
+  async *stream(input: GenerateInput, options?: GenerateOptions): AsyncGenerator<StreamChunk> {
+    this.check();
+    for await (const c of generateTokens(this, [input], options, () => undefined)) {
+      yield { tokenId: c.tokenId, index: c.index, ...(c.text !== undefined ? { text: c.text } : {}) };
+    }
   }
 
   private check(): void {

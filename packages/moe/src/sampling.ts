@@ -1,0 +1,122 @@
+/**
+ * Next-token selection, in transformers' order (4.38 `generate`): repetition penalty (a logits
+ * processor), then the warpers temperature -> top-k -> top-p, then softmax and a draw. All filter math is
+ * float64.
+ */
+
+/** Filter settings for one step. */
+export interface SamplingParams {
+  /** 0 = greedy (argmax); otherwise logits are divided by it */
+  temperature: number;
+  /** keep the k most probable ids (0 = off) */
+  topK: number;
+  /** nucleus: keep the smallest set of most probable ids whose mass reaches topP (1 = off) */
+  topP: number;
+  /** > 1 discourages ids already in the sequence (CTRL-style, as transformers); 1 = off */
+  repetitionPenalty: number;
+}
+
+/** Apply the repetition penalty in place to the ids present in `seen` (each id once). */
+export function applyRepetitionPenalty(logits: Float64Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(seen)) {
+    const v = logits[id]!;
+    logits[id] = v < 0 ? v * penalty : v / penalty;
+  }
+}
+
+/**
+ * The sampling distribution after temperature, top-k and top-p (as `TopPLogitsWarper`: stable
+ * ascending sort, remove ids whose ascending cumulative mass is <= 1 - topP, never the most probable),
+ * renormalised; removed ids are exactly 0.
+ */
+export function samplingProbs(logits: ArrayLike<number>, p: Pick<SamplingParams, 'temperature' | 'topK' | 'topP'>): Float64Array {
+  const V = logits.length;
+  const x = new Float64Array(V);
+  const t = p.temperature > 0 ? p.temperature : 1;
+  for (let i = 0; i < V; i++) x[i] = logits[i]! / t;
+  if (p.topK > 0 && p.topK < V) {
+    const sorted = Float64Array.from(x).sort();
+    const kth = sorted[V - p.topK]!;
+    for (let i = 0; i < V; i++) if (x[i]! < kth) x[i] = -Infinity;
+  }
+  if (p.topP < 1) {
+    // stable ascending order: equal values keep index order
+    const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => x[a]! - x[b]! || a - b);
+    let mx = -Infinity;
+    for (let i = 0; i < V; i++) if (x[i]! > mx) mx = x[i]!;
+    let z = 0;
+    for (let i = 0; i < V; i++) z += Math.exp(x[i]! - mx);
+    const cut = 1 - p.topP;
+    let c = 0;
+    for (let j = 0; j < V - 1; j++) {
+      const id = order[j]!;
+      c += Math.exp(x[id]! - mx) / z;
+      if (c <= cut) x[id] = -Infinity;
+    }
+  }
+  let mx = -Infinity;
+  for (let i = 0; i < V; i++) if (x[i]! > mx) mx = x[i]!;
+  const probs = new Float64Array(V);
+  let z = 0;
+  for (let i = 0; i < V; i++) { const e = x[i] === -Infinity ? 0 : Math.exp(x[i]! - mx); probs[i] = e; z += e; }
+  for (let i = 0; i < V; i++) probs[i] = probs[i]! / z;
+  return probs;
+}
+
+/** Index of the largest value (first one on ties, as torch.argmax). */
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+
+/** A small seeded PRNG (splitmix32 -> xoshiro128**), uniform doubles in [0, 1). */
+export class SeededRandom {
+  private s0: number; private s1: number; private s2: number; private s3: number;
+  constructor(seed: number) {
+    let x = seed >>> 0;
+    const next = (): number => {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s0 = next(); this.s1 = next(); this.s2 = next(); this.s3 = next();
+  }
+  private u32(): number {
+    const r = Math.imul(((Math.imul(this.s1, 5) << 7) | (Math.imul(this.s1, 5) >>> 25)), 9) >>> 0;
+    const t = (this.s1 << 9) >>> 0;
+    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
+    this.s2 = (this.s2 ^ t) >>> 0;
+    this.s3 = ((this.s3 << 11) | (this.s3 >>> 21)) >>> 0;
+    return r;
+  }
+  /** uniform in [0, 1) with 53 random bits */
+  next(): number {
+    return ((this.u32() >>> 5) * 67108864 + (this.u32() >>> 6)) / 9007199254740992;
+  }
+}
+
+/** Draw an id from a probability vector. */
+export function sampleFrom(probs: Float64Array, rng: SeededRandom): number {
+  const u = rng.next();
+  let c = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i]! <= 0) continue;
+    c += probs[i]!;
+    last = i;
+    if (u < c) return i;
+  }
+  return last; // rounding: u beyond the accumulated mass
+}
+
+/** Pick the next token from one row of logits. */
+export function pickToken(logits: ArrayLike<number>, p: SamplingParams, seen: Iterable<number>, rng: SeededRandom): number {
+  const x = Float64Array.from(logits as ArrayLike<number>);
+  applyRepetitionPenalty(x, seen, p.repetitionPenalty);
+  if (p.temperature === 0) return argmax(x);
+  return sampleFrom(samplingProbs(x, p), rng);
+}
