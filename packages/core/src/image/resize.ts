@@ -85,6 +85,8 @@ function clip8(acc: number): number {
   return acc >> PRECISION_BITS;
 }
 
+// Accumulators are int32 with wrap-around, exactly like Pillow's C `int` accumulators (and fast in V8).
+
 /** Horizontal pass: every row, `src` width `inW` -> `dst` width `co.outSize`. */
 function resampleHorizontal(src: Uint8Array, dst: Uint8Array, rows: number, inW: number, ch: number, co: ResampleCoefficients): void {
   const { outSize, ksize, start, count, weights } = co;
@@ -100,9 +102,9 @@ function resampleHorizontal(src: Uint8Array, dst: Uint8Array, rows: number, inW:
         let a0 = HALF, a1 = HALF, a2 = HALF;
         for (let k = 0; k < n; k++, p += 3) {
           const wk = weights[kb + k]!;
-          a0 += src[p]! * wk;
-          a1 += src[p + 1]! * wk;
-          a2 += src[p + 2]! * wk;
+          a0 = (a0 + Math.imul(src[p]!, wk)) | 0;
+          a1 = (a1 + Math.imul(src[p + 1]!, wk)) | 0;
+          a2 = (a2 + Math.imul(src[p + 2]!, wk)) | 0;
         }
         dst[o] = clip8(a0);
         dst[o + 1] = clip8(a1);
@@ -110,7 +112,7 @@ function resampleHorizontal(src: Uint8Array, dst: Uint8Array, rows: number, inW:
       } else {
         for (let c = 0; c < ch; c++) {
           let a = HALF;
-          for (let k = 0, q = p + c; k < n; k++, q += ch) a += src[q]! * weights[kb + k]!;
+          for (let k = 0, q = p + c; k < n; k++, q += ch) a = (a + Math.imul(src[q]!, weights[kb + k]!)) | 0;
           dst[o + c] = clip8(a);
         }
       }
@@ -121,8 +123,8 @@ function resampleHorizontal(src: Uint8Array, dst: Uint8Array, rows: number, inW:
 /** Vertical pass: `src` height `co.inSize` -> `dst` height `co.outSize`, rows of `rowLen` samples. */
 function resampleVertical(src: Uint8Array, dst: Uint8Array, rowLen: number, co: ResampleCoefficients): void {
   const { outSize, ksize, start, count, weights } = co;
-  // Accumulate whole output rows at once so the inner loop walks memory contiguously.
-  const acc = new Float64Array(rowLen);
+  // Accumulate whole output rows at once so every inner loop walks memory contiguously.
+  const acc = new Int32Array(rowLen);
   for (let yy = 0; yy < outSize; yy++) {
     const n = count[yy]!;
     const kb = yy * ksize;
@@ -131,7 +133,7 @@ function resampleVertical(src: Uint8Array, dst: Uint8Array, rowLen: number, co: 
     for (let k = 0; k < n; k++) {
       const wk = weights[kb + k]!;
       const r = (y0 + k) * rowLen;
-      for (let i = 0; i < rowLen; i++) acc[i]! += src[r + i]! * wk;
+      for (let i = 0; i < rowLen; i++) acc[i] = (acc[i]! + Math.imul(src[r + i]!, wk)) | 0;
     }
     const o = yy * rowLen;
     for (let i = 0; i < rowLen; i++) dst[o + i] = clip8(acc[i]!);
