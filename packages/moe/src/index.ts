@@ -11,3 +11,4 @@ export type { ModelDType } from './weights.js';
 export { TextTokenizer } from './tokenizer.js';
 export { generateOptionsSchema, type GenerateOptions, type GenerateInput, type GenerateResult, type StreamChunk, type FinishReason } from './generation.js';
 export { samplingProbs, applyRepetitionPenalty, argmax, SeededRandom, type SamplingParams } from './sampling.js';
+export { quantizeCheckpoint, type QuantizeReport } from './quantize.js';

@@ -179,7 +179,9 @@ export class MoeLanguageModel implements GenerationHost {
       } else {
         const nh = cfg.nHeads, dq = cfg.nope + cfg.rope, kvl = cfg.kvLoraRank, vh = cfg.vHead;
         const q = cfg.qLoraRank;
-        const kvBRaw = await w.readLinear(`${p}.self_attn.kv_b_proj.weight`, nh * (cfg.nope + vh), kvl);
+        // int8: quantize kv_b first and derive the absorbed per-head weights from the q8 values, so a
+        // pre-quantized checkpoint and quantize-on-load give identical models
+        const kvBRaw = convertLinear(await w.readLinear(`${p}.self_attn.kv_b_proj.weight`, nh * (cfg.nope + vh), kvl), dtype === 'int8' ? 'int8' : 'f32');
         const ukT: PreparedLinear[] = [];
         const uv: PreparedLinear[] = [];
         for (let h = 0; h < nh; h++) {

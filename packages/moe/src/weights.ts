@@ -56,7 +56,8 @@ export class WeightReader {
   /** Read a weight matrix [n, k] as stored (f32 for float checkpoints, q8 for quantized ones). */
   async readLinear(name: string, n: number, k: number): Promise<LinearWeight> {
     const full = this.prefix + name;
-    const info = this.file.info(this.prefix + name);
+    if (!this.file.has(full)) throw new KestrelError('E_CHECKPOINT_FORMAT', `${this.label}: tensor "${full}" is missing (required by config.json)`, { details: { tensor: full } });
+    const info = this.file.info(full);
     if (info.dtype === 'i8') {
       const kp = Math.ceil(k / Q8_BLOCK) * Q8_BLOCK;
       const t = await this.readRaw(name);
