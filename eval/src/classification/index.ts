@@ -17,3 +17,7 @@ export {
   type BootstrapOptions, type BootstrapInterval,
 } from './bootstrap.js';
 export { thresholdForTargetFpr, nextUp, type ThresholdChoice } from './threshold.js';
+export {
+  fprClaimRequirement, fprEvidence, benchFpCounts, BenchFpSchema,
+  type FprClaimRequirement, type FprEvidence,
+} from './claims.js';
