@@ -117,6 +117,19 @@ describe('loadImage', () => {
     expect(Array.from(gray.data)).toEqual(v16.map((v) => v >> 8));
   });
 
+  it('16-bit RGBA and 8-bit gray+alpha flatten onto an 8-bit background correctly', async () => {
+    // px0 transparent, px1 opaque (0x1234, 0x8000, 0xffff), px2 red at half alpha
+    const v = [0, 0, 0, 0, 0x1234, 0x8000, 0xffff, 0xffff, 0xffff, 0, 0, 0x8000];
+    const rows = Buffer.alloc(1 + v.length * 2);
+    v.forEach((x, i) => rows.writeUInt16BE(x, 1 + 2 * i));
+    const img = await loadImage(png(3, 1, 16, 6, rows), { background: [10, 20, 30] });
+    expect(Array.from(img.data.subarray(0, 6))).toEqual([10, 20, 30, 0x12, 0x80, 0xff]);
+    const half = Array.from(img.data.subarray(6, 9));
+    [132, 10, 15].forEach((want, c) => expect(Math.abs(half[c]! - want)).toBeLessThanOrEqual(1));
+    const ga = await loadImage(png(2, 1, 8, 4, Uint8Array.from([0, 100, 0, 100, 255])), { mode: 'gray', background: 7 });
+    expect(Array.from(ga.data)).toEqual([7, 100]);
+  });
+
   it('palette PNG (with tRNS) decodes to RGB', async () => {
     const plte = chunk('PLTE', Uint8Array.from([255, 0, 0, 0, 255, 0, 0, 0, 255]));
     const trns = chunk('tRNS', Uint8Array.from([255, 255, 0])); // entry 2 fully transparent
