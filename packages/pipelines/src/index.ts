@@ -3,3 +3,9 @@
  * engine, ONNX Runtime and TensorFlow.js, plus the VisionLanguageModel.
  */
 export { pipeline, pipelineTasks, type PipelineTasks } from './registry.js';
+export { VisionLanguageModel, VlmLoadOptionsSchema, type VlmLoadOptions, type VlmInput, type PreparedInputs } from './vlm/vision-language-model.js';
+export { DeepseekVLV2Processor, ProcessorConfigSchema, PreprocessOptionsSchema, type ProcessorConfig, type PreprocessResult, type PreprocessOptions, type TokenizedPrompt, type VlmImage } from './vlm/processor.js';
+export { chat, formatConversation, ChatOptionsSchema, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
+export { GenerateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from './vlm/sampling.js';
+export { TextTokenizer as VlmTokenizer, StreamDecoder } from './vlm/tokenizer.js';
+export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';

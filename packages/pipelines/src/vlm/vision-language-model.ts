@@ -10,6 +10,7 @@ import { MoeLanguageModel } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer } from './tokenizer.js';
 import { GenerateOptionsSchema, chooseToken, makeRng, type GenerateOptions } from './sampling.js';
+import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
 
 /** Options of {@link VisionLanguageModel.load}. */
 export const VlmLoadOptionsSchema = z.object({
@@ -30,6 +31,8 @@ export interface VlmInput {
   images?: readonly VlmImage[];
   /** tile the images (default: only when there are at most 2, as DeepSeek-VL2) */
   cropping?: boolean;
+  /** the processor's result for `images`, when already computed (skips preprocessing) */
+  preprocessed?: PreprocessResult | null;
 }
 
 /** Everything between pixels and the language model, for inspection and tests. */
@@ -187,7 +190,7 @@ export class VisionLanguageModel {
       if (positions.length) throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions but no images were given`);
       return { inputsEmbeds, imageEmbeds: new Tensor('f32', [0, H]), preprocessed: null, visionFeatures: null, projectorOut: null };
     }
-    const pre = await this.processor.preprocess(images, input.cropping !== undefined ? { cropping: input.cropping } : {});
+    const pre = input.preprocessed ?? await this.processor.preprocess(images, input.cropping !== undefined ? { cropping: input.cropping } : {});
     const need = pre.numImageTokens.reduce((a, b) => a + b, 0);
     if (positions.length !== need) {
       throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions (id ${imgId}) but the ${images.length} image(s) need ${need} (${pre.numImageTokens.join(' + ')}); build the prompt with the processor's token counts`, {
@@ -238,6 +241,14 @@ export class VisionLanguageModel {
     const tokenIds: number[] = [];
     for await (const id of this.stream(input, options)) tokenIds.push(id);
     return { tokenIds };
+  }
+
+  /**
+   * Answer OpenAI-style messages (`[{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text }] }]`)
+   * in DeepSeek-VL2's conversation format. Needs the checkpoint's tokenizer.json.
+   */
+  chat(messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
+    return chat(this, messages, options);
   }
 
   /** Release the weights. The model cannot be used afterwards. */

@@ -1,0 +1,97 @@
+import type { CommandSpec } from '../command.js';
+import { printJson } from '../command.js';
+
+const HELP = `Usage: kestrel ask --model DIR --image IMG [--image IMG2] [options] "question"
+
+Answers a question about one or more images with a DeepSeek-VL2-format checkpoint (config.json,
+processor_config.json, model.safetensors, tokenizer.json). The answer streams to stdout as it is
+generated; token counts and time go to stderr.
+
+  --model DIR             checkpoint directory (required)
+  --image FILE            image file; repeat for several images in one prompt (required)
+  --max-new-tokens N      stop after N tokens (default 256)
+  --temperature T         0 = greedy (default); > 0 samples
+  --top-p P, --top-k K    sampling filters (default off)
+  --seed N                sampling seed
+  --system TEXT           system prompt (default none)
+  --backend NAME          auto | portable | native (default auto)
+  --dtype NAME            language-model weights in memory: f32 | bf16 | int8 (default f32)
+  --json                  print {"text", "usage"} as JSON at the end instead of streaming`;
+
+function num(v: unknown, name: string, int: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n))) {
+    throw Object.assign(new Error(`--${name} must be ${int ? 'an integer' : 'a number'}, got ${String(v)}`), { kestrelOptions: true });
+  }
+  return n;
+}
+
+/** Options shared by `ask` and `caption` (parsed from CLI flags). */
+export async function modelFlags(values: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const { KestrelError } = await import('@kestrel/core');
+  try {
+    const o: Record<string, unknown> = {};
+    const set = (k: string, v: unknown): void => { if (v !== undefined) o[k] = v; };
+    set('maxNewTokens', num(values['max-new-tokens'], 'max-new-tokens', true));
+    set('temperature', num(values.temperature, 'temperature', false));
+    set('topP', num(values['top-p'], 'top-p', false));
+    set('topK', num(values['top-k'], 'top-k', true));
+    set('seed', num(values.seed, 'seed', true));
+    set('threads', num(values.threads, 'threads', true));
+    set('backend', values.backend);
+    set('dtype', values.dtype);
+    set('systemPrompt', values.system);
+    return o;
+  } catch (e) {
+    throw new KestrelError('E_OPTIONS', (e as Error).message);
+  }
+}
+
+export const MODEL_FLAGS = {
+  model: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  threads: { type: 'string' },
+  backend: { type: 'string' },
+  dtype: { type: 'string' },
+  system: { type: 'string' },
+} as const;
+
+/** `kestrel ask`: a question about images, answered by a local VLM. */
+export const commands: CommandSpec[] = [
+  {
+    path: ['ask'],
+    summary: 'ask a question about image(s) with a local DeepSeek-VL2 model (streams the answer)',
+    help: HELP,
+    options: { ...MODEL_FLAGS, image: { type: 'string', multiple: true } },
+    async run(ctx) {
+      const { KestrelError } = await import('@kestrel/core');
+      const model = ctx.values.model;
+      const images = (ctx.values.image as string[] | undefined) ?? [];
+      if (typeof model !== 'string') throw new KestrelError('E_OPTIONS', '--model DIR is required. Run "kestrel ask --help".');
+      if (images.length === 0) throw new KestrelError('E_OPTIONS', 'at least one --image FILE is required. Run "kestrel ask --help".');
+      const question = ctx.positionals.join(' ').trim();
+      if (!question) throw new KestrelError('E_OPTIONS', 'the question is missing: kestrel ask --model DIR --image a.jpg "What is wrong with this part?"');
+      const { pipeline } = await import('@kestrel/pipelines');
+      const ask = await pipeline('ask', { model, ...(await modelFlags(ctx.values)) });
+      try {
+        if (ctx.json) {
+          printJson(ctx, await ask(images, question));
+          return;
+        }
+        const gen = ask.stream(images, question);
+        let r = await gen.next();
+        while (!r.done) { ctx.out.write(r.value); r = await gen.next(); }
+        ctx.out.write('\n');
+        const u = r.value.usage;
+        ctx.err.write(`[${u.promptTokens} prompt tokens (${u.imageTokens} image), ${u.completionTokens} generated, ${(u.ms / 1000).toFixed(2)} s]\n`);
+      } finally {
+        ask.dispose();
+      }
+    },
+  },
+];
