@@ -1,4 +1,4 @@
-import { precook } from './ngrams.js';
+import { precook, type NgramCounts } from './ngrams.js';
 
 /** Corpus BLEU-1..n with per-image scores, as pycocoevalcap's `Bleu(n)` reports them. */
 export interface BleuResult {
@@ -23,8 +23,14 @@ const TINY = 1e-15;
  *
  * @param hyps one tokenized candidate per image (words separated by spaces)
  * @param refs the tokenized references of each image (at least one each)
+ * @param cook n-gram counter (pass a shared {@link precookCache} to count each sentence once)
  */
-export function bleuScore(hyps: readonly string[], refs: readonly (readonly string[])[], n = 4): BleuResult {
+export function bleuScore(
+  hyps: readonly string[],
+  refs: readonly (readonly string[])[],
+  n = 4,
+  cook: (s: string) => NgramCounts = (s) => precook(s, n),
+): BleuResult {
   const guessTot = new Array<number>(n).fill(0);
   const correctTot = new Array<number>(n).fill(0);
   const perImage: number[][] = Array.from({ length: n }, () => []);
@@ -35,12 +41,12 @@ export function bleuScore(hyps: readonly string[], refs: readonly (readonly stri
     const reflens: number[] = [];
     const maxcounts = new Map<string, number>();
     for (const r of refs[i]!) {
-      const c = precook(r, n);
+      const c = cook(r);
       reflens.push(c.length);
       for (const g of c.grams) for (const [key, cnt] of g) maxcounts.set(key, Math.max(maxcounts.get(key) ?? 0, cnt));
     }
     // cook_test
-    const t = precook(hyps[i]!, n);
+    const t = cook(hyps[i]!);
     const testlen = t.length;
     let reflen = reflens[0]!;
     for (const l of reflens) {

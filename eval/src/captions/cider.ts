@@ -21,9 +21,15 @@ interface TfIdf {
  * clipped cosine similarity per n, Gaussian length penalty, mean over n, mean over references, ×10.
  * Document frequencies depend on the whole set, so per-image scores do too; one image gives 0.
  */
-export function ciderD(hyps: readonly string[], refs: readonly (readonly string[])[], n = 4, sigma = 6): CiderResult {
-  const crefs: NgramCounts[][] = refs.map((rs) => rs.map((r) => precook(r, n)));
-  const ctest: NgramCounts[] = hyps.map((h) => precook(h, n));
+export function ciderD(
+  hyps: readonly string[],
+  refs: readonly (readonly string[])[],
+  n = 4,
+  sigma = 6,
+  cook: (s: string) => NgramCounts = (s) => precook(s, n),
+): CiderResult {
+  const crefs: NgramCounts[][] = refs.map((rs) => rs.map(cook));
+  const ctest: NgramCounts[] = hyps.map(cook);
   // Document frequency: in how many images' reference sets each n-gram occurs.
   const df = new Map<string, number>();
   for (const rs of crefs) {

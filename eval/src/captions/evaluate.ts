@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { KestrelError } from '@kestrel/core';
 import { bleuScore } from './bleu.js';
 import { ciderD } from './cider.js';
-import { numpyMean } from './ngrams.js';
+import { numpyMean, precookCache } from './ngrams.js';
 import { rougeL } from './rouge.js';
 import { ptbTokenize } from './tokenizer.js';
 
@@ -49,9 +49,10 @@ export function scoreCaptions(items: readonly TokenizedCaptionItem[]): CaptionEv
   }
   const hyps = items.map((it) => it.hyp);
   const refs = items.map((it) => it.refs);
-  const bleu = bleuScore(hyps, refs, 4);
+  const cook = precookCache(4);
+  const bleu = bleuScore(hyps, refs, 4, cook);
   const rouge = items.map((it) => rougeL(it.hyp, it.refs));
-  const cider = ciderD(hyps, refs);
+  const cider = ciderD(hyps, refs, 4, 6, cook);
   const per_image: Record<string, CaptionScores> = {};
   items.forEach((it, i) => {
     per_image[String(it.imageId)] = {
