@@ -1,0 +1,115 @@
+/**
+ * Loader of the C++ addon (build/Release/kestrel_native.node) and its `Kernels` wrapper. The addon picks its
+ * instruction set at run time (cpuid: avx512-vnni, avx512, avx2, scalar) and runs each op on its own thread
+ * pool; ops stay synchronous as the contract says (run model work in a worker thread to keep an event loop free).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { KestrelError } from '@kestrel/core';
+import type { AttentionParams, ExpertWeights, Kernels, LinearWeight, MoeRouteParams, PreparedLinear, RopeParams } from './contract.js';
+
+/** The raw functions the binary exports (see src/addon.cc). */
+interface NativeBinding {
+  info(): { isa: string; threads: number; supportedIsas: string[] };
+  setThreads(n: number): void;
+  setIsa(name: string): boolean;
+  prepareLinear(w: LinearWeight): unknown;
+  linear(x: Float32Array, m: number, w: PreparedLinear, bias: Float32Array | null, out: Float32Array): void;
+  rmsnorm(x: Float32Array, m: number, n: number, weight: Float32Array, eps: number, out: Float32Array): void;
+  layernorm(x: Float32Array, m: number, n: number, weight: Float32Array, bias: Float32Array, eps: number, out: Float32Array): void;
+  gelu(x: Float32Array, out: Float32Array, approx: 'tanh' | 'erf'): void;
+  silu(x: Float32Array, out: Float32Array): void;
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array): void;
+  softmax(x: Float32Array, m: number, n: number): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  mul(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  embedding(table: PreparedLinear, ids: Int32Array, out: Float32Array): void;
+  rope(x: Float32Array, p: RopeParams, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, p: AttentionParams): void;
+  moeRoute(logits: Float32Array, m: number, nExperts: number, p: MoeRouteParams, idx: Int32Array, weight: Float32Array, scores: Float32Array): void;
+  moeExperts(x: Float32Array, m: number, h: number, experts: ExpertWeights[], idx: Int32Array, weight: Float32Array, topK: number, out: Float32Array): void;
+}
+
+/** State of the native CPU backend. */
+export interface NativeInfo {
+  /** instruction set in use */
+  isa: string;
+  /** threads of the pool (the calling thread included) */
+  threads: number;
+  /** instruction sets this CPU can run, best first */
+  supportedIsas: string[];
+}
+
+const BINARY = fileURLToPath(new URL('../build/Release/kestrel_native.node', import.meta.url));
+
+let binding: NativeBinding | null = null;
+let kernels: Kernels | null = null;
+
+function load(): NativeBinding {
+  if (binding) return binding;
+  if (!existsSync(BINARY)) {
+    throw new KestrelError('E_BACKEND_UNAVAILABLE', `the native addon is not built (${BINARY} is missing); run \`npm run build:native\` (needs a C++ compiler and python3)`);
+  }
+  try {
+    binding = createRequire(import.meta.url)(BINARY) as NativeBinding;
+  } catch (e) {
+    throw new KestrelError('E_BACKEND_UNAVAILABLE', `the native addon failed to load: ${(e as Error).message}; rebuild it with \`npm run build:native\``, { cause: e });
+  }
+  return binding;
+}
+
+function wrap(b: NativeBinding): Kernels {
+  return {
+    get name() {
+      return `native-cpu (${b.info().isa})`;
+    },
+    prepareLinear(w: LinearWeight): PreparedLinear {
+      // The handle holds the parsed view and keeps the arrays alive; its finalizer frees it.
+      return { ...w, handle: b.prepareLinear(w) } as PreparedLinear;
+    },
+    linear: (x, m, w, bias, out) => b.linear(x, m, w, bias, out),
+    rmsnorm: (x, m, n, weight, eps, out) => b.rmsnorm(x, m, n, weight, eps, out),
+    layernorm: (x, m, n, weight, bias, eps, out) => b.layernorm(x, m, n, weight, bias, eps, out),
+    gelu: (x, out, approx) => b.gelu(x, out, approx),
+    silu: (x, out) => b.silu(x, out),
+    swiglu: (g, u, out) => b.swiglu(g, u, out),
+    softmax: (x, m, n) => b.softmax(x, m, n),
+    add: (a, c, out) => b.add(a, c, out),
+    mul: (a, c, out) => b.mul(a, c, out),
+    embedding: (table, ids, out) => b.embedding(table, ids, out),
+    rope: (x, p, positions, cos, sin) => b.rope(x, p, positions, cos, sin),
+    attention: (q, k, v, out, p) => b.attention(q, k, v, out, p),
+    moeRoute: (logits, m, e, p, idx, weight, scores) => b.moeRoute(logits, m, e, p, idx, weight, scores),
+    moeExperts: (x, m, h, experts, idx, weight, topK, out) => b.moeExperts(x, m, h, experts, idx, weight, topK, out),
+  };
+}
+
+/**
+ * The native CPU kernels. `threads` resizes the (process-wide) pool; default: one thread per core, or
+ * `KESTREL_THREADS`. Throws `E_BACKEND_UNAVAILABLE` when the binary is missing or does not load.
+ */
+export function loadNativeKernels(options: { threads?: number } = {}): Kernels {
+  const b = load();
+  if (options.threads !== undefined) {
+    if (!Number.isInteger(options.threads) || options.threads < 1) {
+      throw new KestrelError('E_OPTIONS', `threads must be a positive integer, got ${String(options.threads)}`);
+    }
+    b.setThreads(options.threads);
+  }
+  kernels ??= wrap(b);
+  return kernels;
+}
+
+/** Instruction set, thread count and supported instruction sets of the loaded addon. */
+export function nativeInfo(): NativeInfo {
+  return load().info();
+}
+
+/**
+ * Force an instruction set (tests, benchmarks): one of `nativeInfo().supportedIsas`. Returns false (and changes
+ * nothing) when this CPU cannot run it. `KESTREL_ISA` does the same at start-up.
+ */
+export function setNativeIsa(isa: string): boolean {
+  return load().setIsa(isa);
+}

@@ -1,0 +1,59 @@
+// AVX2 + FMA kernels (Haswell / Zen and later). Compiled with -mavx2 -mfma only in this file.
+#include <immintrin.h>
+
+#include "kernels.h"
+
+namespace kestrel {
+namespace isa_avx2_ns {
+
+static const char* const kIsaName = "avx2";
+
+struct F {
+  using V = __m256;
+  static constexpr int W = 8;
+  static inline V zero() { return _mm256_setzero_ps(); }
+  static inline V set1(float a) { return _mm256_set1_ps(a); }
+  static inline V load(const float* p) { return _mm256_loadu_ps(p); }
+  static inline V load(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static inline float hsum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+// int8 × int8 without VNNI: maddubs needs one unsigned operand, so multiply |w| by x carrying w's sign
+// (|x| ≤ 127 and |w| ≤ 128 keep the int16 pair sums below saturation).
+struct Q {
+  using Acc = __m256;
+  struct WB { __m256i w, aw; };
+  using XB = __m256i;
+  static inline Acc zero() { return _mm256_setzero_ps(); }
+  static inline WB prep_w(const int8_t* p) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return WB{w, _mm256_abs_epi8(w)};
+  }
+  static inline XB load_x(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static inline Acc fma_block(const WB& w, XB x, float scale, Acc acc) {
+    const __m256i p16 = _mm256_maddubs_epi16(w.aw, _mm256_sign_epi8(x, w.w));
+    const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(scale), acc);
+  }
+  static inline float hsum(Acc v) { return F::hsum(v); }
+};
+
+constexpr int RM_F = 4, RN_F = 3, RM_Q = 4, RN_Q = 2;
+
+#include "kernels_impl.h"
+
+}  // namespace isa_avx2_ns
+
+const IsaKernels* isa_avx2() { return &isa_avx2_ns::kTable; }
+
+}  // namespace kestrel

@@ -1,0 +1,72 @@
+// AVX-512 F/BW/VL/DQ kernels (Skylake-SP, Zen 4 and later); with KESTREL_AVX512_VNNI defined, the int8 block
+// dot uses vpdpbusd (AVX-512 VNNI, 256-bit EVEX form). Compiled with the matching -m flags only in this file.
+#include <immintrin.h>
+
+#include "kernels.h"
+
+namespace kestrel {
+#ifdef KESTREL_AVX512_VNNI
+namespace isa_avx512vnni_ns {
+static const char* const kIsaName = "avx512-vnni";
+#else
+namespace isa_avx512_ns {
+static const char* const kIsaName = "avx512";
+#endif
+
+struct F {
+  using V = __m512;
+  static constexpr int W = 16;
+  static inline V zero() { return _mm512_setzero_ps(); }
+  static inline V set1(float a) { return _mm512_set1_ps(a); }
+  static inline V load(const float* p) { return _mm512_loadu_ps(p); }
+  static inline V load(const uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
+};
+
+// One block of 32 per 256-bit register, as in the AVX2 path (sign trick: |w| unsigned, x carrying w's sign);
+// VNNI fuses the u8×s8 multiply and the int32 accumulation into one instruction.
+struct Q {
+  using Acc = __m256;
+  struct WB { __m256i w, aw; };
+  using XB = __m256i;
+  static inline Acc zero() { return _mm256_setzero_ps(); }
+  static inline WB prep_w(const int8_t* p) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return WB{w, _mm256_abs_epi8(w)};
+  }
+  static inline XB load_x(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static inline Acc fma_block(const WB& w, XB x, float scale, Acc acc) {
+#ifdef KESTREL_AVX512_VNNI
+    const __m256i p32 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w.aw, _mm256_sign_epi8(x, w.w));
+#else
+    const __m256i p16 = _mm256_maddubs_epi16(w.aw, _mm256_sign_epi8(x, w.w));
+    const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+#endif
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(scale), acc);
+  }
+  static inline float hsum(Acc v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+constexpr int RM_F = 4, RN_F = 4, RM_Q = 4, RN_Q = 4;
+
+#include "kernels_impl.h"
+
+}  // namespace
+
+#ifdef KESTREL_AVX512_VNNI
+const IsaKernels* isa_avx512vnni() { return &isa_avx512vnni_ns::kTable; }
+#else
+const IsaKernels* isa_avx512() { return &isa_avx512_ns::kTable; }
+#endif
+
+}  // namespace kestrel

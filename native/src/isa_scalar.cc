@@ -1,0 +1,51 @@
+// Baseline x86-64 / any-CPU kernels: plain C++, compiled without extra ISA flags.
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+namespace kestrel {
+namespace isa_scalar_ns {
+
+static const char* const kIsaName = "scalar";
+
+struct F {
+  using V = float;
+  static constexpr int W = 1;
+  static inline V zero() { return 0.f; }
+  static inline V set1(float a) { return a; }
+  static inline V load(const float* p) { return *p; }
+  static inline V load(const uint16_t* p) {
+    union { uint32_t u; float f; } c;
+    c.u = static_cast<uint32_t>(*p) << 16;
+    return c.f;
+  }
+  static inline void store(float* p, V v) { *p = v; }
+  static inline V fma(V a, V b, V c) { return a * b + c; }
+  static inline float hsum(V v) { return v; }
+};
+
+struct Q {
+  using Acc = float;
+  using WB = const int8_t*;
+  using XB = const int8_t*;
+  static inline Acc zero() { return 0.f; }
+  static inline WB prep_w(const int8_t* p) { return p; }
+  static inline XB load_x(const int8_t* p) { return p; }
+  static inline Acc fma_block(WB w, XB x, float scale, Acc acc) {
+    int32_t s = 0;
+    for (int c = 0; c < 32; ++c) s += static_cast<int32_t>(w[c]) * static_cast<int32_t>(x[c]);
+    return acc + scale * static_cast<float>(s);
+  }
+  static inline float hsum(Acc a) { return a; }
+};
+
+constexpr int RM_F = 4, RN_F = 4, RM_Q = 4, RN_Q = 4;
+
+#include "kernels_impl.h"
+
+}  // namespace isa_scalar_ns
+
+const IsaKernels* isa_scalar() { return &isa_scalar_ns::kTable; }
+
+}  // namespace kestrel

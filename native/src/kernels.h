@@ -1,0 +1,40 @@
+// The per-ISA compute kernels. Each instruction set is compiled in its own translation unit with its own
+// flags (binding.gyp) and exposes one table; ops.cc picks a table at run time from cpuid. The tables hold
+// only the hot inner loops; everything else (threading, gathering, softmax, ...) is baseline code.
+#pragma once
+#include <stdint.h>
+
+namespace kestrel {
+
+/** Block size of the int8 format (weights and quantized activations), as Q8_BLOCK in contract.ts. */
+constexpr int64_t kQ8Block = 32;
+
+struct IsaKernels {
+  /** 'scalar', 'avx2', 'avx512', 'avx512-vnni' */
+  const char* name;
+  /** Σ a[i]·b[i] */
+  float (*dot_f32)(const float* a, const float* b, int64_t k);
+  /** y[i] += a·x[i] */
+  void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
+  /**
+   * out[t, r - r0] (row stride ldo) = x[t, :] · w[r, :] for t < m, r in [r0, r1); x rows have stride k.
+   * `scratch` holds at least 4·k floats (bf16 rows are widened into it when m is large).
+   */
+  void (*linear_f32)(const float* x, int64_t m, int64_t k, const float* w, int64_t r0, int64_t r1, float* out,
+                     int64_t ldo);
+  void (*linear_bf16)(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t r0, int64_t r1, float* out,
+                      int64_t ldo, float* scratch);
+  /**
+   * int8 × int8: xq [m, kp] / xs [m, kp/32] are quantized activations, w [n, kp] / ws [n, kp/32] the weight.
+   * out[t, r - r0] = Σ_b xs[t,b]·ws[r,b]·Σ_{c in b} xq[t,c]·w[r,c].
+   */
+  void (*linear_q8)(const int8_t* xq, const float* xs, int64_t m, int64_t kp, const int8_t* w, const float* ws,
+                    int64_t r0, int64_t r1, float* out, int64_t ldo);
+};
+
+const IsaKernels* isa_scalar();
+const IsaKernels* isa_avx2();
+const IsaKernels* isa_avx512();
+const IsaKernels* isa_avx512vnni();
+
+}  // namespace kestrel
