@@ -32,11 +32,15 @@ interface AddonModule {
   default?: Kernels | { loadNativeKernels?: (options?: { threads?: number }) => Kernels | Promise<Kernels> };
 }
 
-let nativeState: { kernels: Kernels | null; reason?: string } | null = null;
+let nativeState: { kernels: Kernels | null; reason?: string; loader?: (options?: { threads?: number }) => Kernels | Promise<Kernels> } | null = null;
 let warned = false;
 
 async function loadNative(threads?: number): Promise<{ kernels: Kernels | null; reason?: string }> {
-  if (nativeState) return nativeState;
+  if (nativeState) {
+    // a later threads request resizes the (process-wide) native pool
+    if (nativeState.kernels && nativeState.loader && threads !== undefined) nativeState.kernels = await nativeState.loader({ threads });
+    return nativeState;
+  }
   try {
     // A variable specifier keeps tsc from requiring the addon loader at build time: it may be absent.
     const spec = './addon.js';
@@ -48,7 +52,7 @@ async function loadNative(threads?: number): Promise<{ kernels: Kernels | null; 
     else if (mod.nativeKernels) k = mod.nativeKernels;
     else if (def && 'linear' in def) k = def as Kernels;
     if (!k) throw new Error('./addon.js exports no kernels');
-    nativeState = { kernels: k };
+    nativeState = loader ? { kernels: k, loader } : { kernels: k };
   } catch (e) {
     nativeState = { kernels: null, reason: (e as Error).message };
   }
