@@ -113,20 +113,40 @@ function byClass(yTrue: readonly Label[], positive: Label): number[][] {
  * ROC AUC with a percentile bootstrap interval. Stratified by default (positives and negatives
  * resampled separately, as pROC's `ci.auc` does), so every resample has both classes; with
  * `stratified: false`, resamples with one class are skipped and counted out of `resamplesUsed`.
+ * Each resample costs O(n): scores are sorted once and a resample is a vector of multiplicities.
  */
 export function bootstrapAuc(yTrue: readonly Label[], scores: ArrayLike<number>, options: BootstrapOptions = {}, positive: Label = 1): BootstrapInterval {
   rocAuc(yTrue, scores, positive); // validates lengths, scores and both classes up front
   const stratified = options.stratified ?? true;
+  const n = yTrue.length;
+  const [negIdx, posIdx] = byClass(yTrue, positive);
+  const isPos = new Uint8Array(n);
+  for (const i of posIdx!) isPos[i] = 1;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  // groupEnd[t]: one past the last position of the tie group that starts at sorted position t.
+  const groupStart: number[] = [];
+  for (let t = 0; t < n; t++) if (t === 0 || scores[order[t]!] !== scores[order[t - 1]!]) groupStart.push(t);
+  groupStart.push(n);
+  const mult = new Float64Array(n);
+  // Mann-Whitney with multiplicities: Σ over tie groups of P_g·(N_below + N_g/2), over P·N. All terms
+  // are integers or halves, so this equals rocAuc() on the expanded resample exactly.
   const stat = (ix: readonly number[]): number => {
-    const y = ix.map((i) => yTrue[i]!);
-    const s = ix.map((i) => scores[i]!);
-    try {
-      return rocAuc(y, s, positive);
-    } catch {
-      return NaN; // one class only in this resample
+    mult.fill(0);
+    for (const i of ix) mult[i]! += 1;
+    let below = 0, num = 0, pTot = 0;
+    for (let g = 0; g + 1 < groupStart.length; g++) {
+      let pg = 0, ng = 0;
+      for (let t = groupStart[g]!; t < groupStart[g + 1]!; t++) {
+        const i = order[t]!;
+        if (isPos[i]) pg += mult[i]!; else ng += mult[i]!;
+      }
+      num += pg * (below + ng / 2);
+      below += ng;
+      pTot += pg;
     }
+    return pTot === 0 || below === 0 ? NaN : num / (pTot * below);
   };
-  return bootstrapInterval(yTrue.length, stat, options, stratified ? byClass(yTrue, positive) : undefined);
+  return bootstrapInterval(n, stat, options, stratified ? [negIdx!, posIdx!] : undefined);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isKestrelError } from '@kestrel/core';
 import {
-  accuracy, balancedAccuracy, betaQuantile, binaryCounts, bootstrapAccuracy, bootstrapAuc, clopperPearson, clopperPearsonUpper,
+  accuracy, balancedAccuracy, betaQuantile, binaryCounts, bootstrapAccuracy, bootstrapAuc, bootstrapInterval, clopperPearson, clopperPearsonUpper,
   confusionMatrix, incompleteBeta, logGamma, nextUp, precisionRecallF1, ratesAtThreshold, rocAuc, seededRandom,
   thresholdForTargetFpr, zeroFailureSampleSize,
 } from './index.js';
@@ -220,6 +220,15 @@ describe('bootstrap intervals', () => {
     expect(a.upper).toBeGreaterThan(a.estimate);
     expect(a.resamplesUsed).toBe(500);
     expect(bootstrapAuc(y, s, { seed: 6, resamples: 500 }).lower).not.toBe(a.lower);
+  });
+  it('fast AUC resampling equals recomputing rocAuc on every resample', () => {
+    const ties = s.map((v) => Math.round(v * 10) / 10);
+    const neg = y.flatMap((c, i) => (c === 0 ? [i] : []));
+    const pos = y.flatMap((c, i) => (c === 1 ? [i] : []));
+    const naive = bootstrapInterval(y.length, (ix) => rocAuc(ix.map((i) => y[i]!), ix.map((i) => ties[i]!)), { seed: 9, resamples: 200 }, [neg, pos]);
+    expect(bootstrapAuc(y, ties, { seed: 9, resamples: 200 })).toEqual(naive);
+    const plain = bootstrapInterval(y.length, (ix) => rocAuc(ix.map((i) => y[i]!), ix.map((i) => ties[i]!)), { seed: 9, resamples: 200 });
+    expect(bootstrapAuc(y, ties, { seed: 9, resamples: 200, stratified: false })).toEqual(plain);
   });
   it('accuracy interval is close to the normal approximation', () => {
     const r = bootstrapAccuracy(y, pred, { resamples: 2000 });
