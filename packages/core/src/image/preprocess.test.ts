@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KestrelError, openSafetensors } from '../index.js';
-import { rgbToLuma } from './load.js';
+import { loadImage, rgbToLuma } from './load.js';
 import { containSize, padToSize, pythonRound } from './pad.js';
 import { resizeBicubicPillow, bicubicCoefficients } from './resize.js';
 import { selectBestResolution } from './resolution.js';
@@ -10,30 +10,36 @@ import type { PixelImage } from './types.js';
 
 const PILLOW = new URL('../../../../test/fixtures/core/pillow/pillow_cases.safetensors', import.meta.url).pathname;
 
-interface Case { op: 'resize' | 'pad' | 'luma'; input: string; output: string; width?: number; height?: number; fill?: number[] }
+interface Case { op: 'resize' | 'pad' | 'luma' | 'decode'; input: string; output: string; width?: number; height?: number; fill?: number[] }
 
 function asImage(data: Uint8Array, shape: number[]): PixelImage {
   return { data, height: shape[0]!, width: shape[1]!, channels: shape[2] as 1 | 3 };
 }
 
-describe('Pillow 9.4.0 cross-check (fixtures made by test/fixtures/core/pillow/make_pillow_cases.py)', async () => {
+describe('Pillow 9.4.0 cross-check: resize, pad, luma, JPEG decode (fixtures made by test/fixtures/core/pillow/make_pillow_cases.py)', async () => {
   const f = await openSafetensors(PILLOW);
   const cases = JSON.parse(f.metadata().cases!) as Case[];
-  const load = async (n: string) => { const t = await f.read(n); return asImage(t.data as Uint8Array, t.shape); };
   const tensors = new Map<string, PixelImage>();
-  for (const n of f.names()) tensors.set(n, await load(n));
+  const jpegs = new Map<string, Uint8Array>();
+  for (const n of f.names()) {
+    const t = await f.read(n);
+    if (t.shape.length === 1) jpegs.set(n, t.data as Uint8Array);
+    else tensors.set(n, asImage(t.data as Uint8Array, t.shape));
+  }
   await f.close();
 
   it('has the cases the generator wrote', () => {
     expect(cases.length).toBeGreaterThanOrEqual(60);
-    expect(new Set(cases.map((c) => c.op))).toEqual(new Set(['resize', 'pad', 'luma']));
+    expect(new Set(cases.map((c) => c.op))).toEqual(new Set(['resize', 'pad', 'luma', 'decode']));
   });
 
-  it.each(cases.map((c, i) => [i, c] as const))('case %i is bit-identical', (_i, c) => {
+  it.each(cases.map((c, i) => [i, c] as const))('case %i is bit-identical', async (_i, c) => {
     const src = tensors.get(c.input)!;
     const want = tensors.get(c.output)!;
     let got: PixelImage;
-    if (c.op === 'resize') got = resizeBicubicPillow(src, c.width!, c.height!);
+    // JPEG: sharp's libjpeg-turbo decode (with EXIF orientation) equals Pillow's on these files
+    if (c.op === 'decode') got = await loadImage(jpegs.get(c.input)!);
+    else if (c.op === 'resize') got = resizeBicubicPillow(src, c.width!, c.height!);
     else if (c.op === 'pad') got = padToSize(src, c.width!, c.height!, c.fill!);
     else got = { data: rgbToLuma(src.data, src.width * src.height), width: src.width, height: src.height, channels: 1 };
     expect([got.height, got.width, got.channels]).toEqual([want.height, want.width, want.channels]);
