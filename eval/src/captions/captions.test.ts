@@ -67,6 +67,7 @@ describe('PTB-style tokenizer', () => {
     expect(ptbTokenize("Don't stop; it's \"great\" (really)...")).toBe("do n't stop it 's great really");
     expect(ptbTokenize("The dogs' bowls -- and we're done: cannot")).toBe("the dogs bowls and we 're done can not");
     expect(ptbTokenize('A 3.5 inch, 1,000 dollar phone?')).toBe('a 3.5 inch 1,000 dollar phone');
+    expect(ptbTokenize("...and 'then' [sic] 50% off $5")).toBe('and then -lsb- sic -rsb- 50 % off $ 5');
   });
 });
 

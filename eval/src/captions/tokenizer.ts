@@ -43,7 +43,8 @@ function splitChunk(chunk: string): string[] {
   const back: string[] = [];
   let w = chunk;
   // Peel leading quotes/brackets. A leading apostrophe that starts a clitic (`'s`) stays.
-  while (w.length > 0 && LEADING.has(w[0]!)) {
+  while (w.length > 0 && (LEADING.has(w[0]!) || (w.startsWith('...') && w.length > 3))) {
+    if (w.startsWith('...')) { front.push('...'); w = w.slice(3); continue; }
     if (w[0] === "'" && CLITICS.includes(w)) break;
     if (w.startsWith('``')) { front.push('``'); w = w.slice(2); continue; }
     front.push(w[0] === "'" ? '`' : quoteToken(w[0]!, true));
@@ -58,7 +59,7 @@ function splitChunk(chunk: string): string[] {
     const c = w[w.length - 1]!;
     if (TRAILING.has(c) && w.length > 1) { back.unshift(quoteToken(c, false)); w = w.slice(0, -1); continue; }
     // A closing apostrophe (`dogs'`) is a quote/possessive token, not part of the word.
-    if (c === "'" && w.length > 1 && !w.endsWith("n'")) { back.unshift("'"); w = w.slice(0, -1); continue; }
+    if (c === "'" && w.length > 1) { back.unshift("'"); w = w.slice(0, -1); continue; }
     break;
   }
   const mid: string[] = [];
