@@ -200,6 +200,9 @@ export class VisionLanguageModel {
     const { features } = this.vision.encode(pre.pixelValues);
     const projectorOut = this.projector.forward(features);
     const imageEmbeds = this.layout.arrange(projectorOut, pre.imagesSpatialCrop);
+    if (imageEmbeds.shape[0] !== positions.length) {
+      throw new KestrelError('E_CHECKPOINT_FORMAT', `the projector makes ${imageEmbeds.shape[0]} image tokens but processor_config (patch_size, downsample_ratio) counts ${positions.length}; the two configs disagree`);
+    }
     const e = inputsEmbeds.data;
     const src = imageEmbeds.data;
     positions.forEach((p, j) => e.set(src.subarray(j * H, (j + 1) * H), p * H));
