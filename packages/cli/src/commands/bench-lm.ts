@@ -1,86 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import type { CommandSpec } from '../command.js';
 import { printJson } from '../command.js';
 
-function int(v: unknown, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (typeof v !== 'string' || !Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${String(v)}`);
-  return n;
+const HELP = `Usage: kestrel bench lm --model DIR [options]
+
+Prefill and decode speed of the MoE language model, measured like llama.cpp's pp/tg benchmark in
+../shared/tools/perf-anchor: the same prompt ids (BOS + LCG ids, seed 12345) as one prefill, timed to
+the first greedy token, then --gen-tokens greedy single-token decodes continuing the KV cache (EOS
+ignored). One warm-up, then medians over --reps runs.
+
+  --model DIR            DeepseekV2ForCausalLM checkpoint directory (required)
+  --prompt-tokens N      prompt length (default 512)
+  --gen-tokens N         decode steps after the first token (default 128)
+  --threads N            kernel threads (default: one per core)
+  --dtype NAME           int8 | bf16 | f32 weights in memory (default int8)
+  --backend NAME         auto | native | portable (default auto)
+  --reps N               repetitions (default 3)
+  --json                 print one JSON object
+
+Prints prefill_tok_s, decode_tok_s, peak_rss_mb (process high-water mark, load included), weight_mb,
+kv_cache_mb, load_s, and per run the CPU other processes used meanwhile (other_cores): on a shared
+machine that load skews the figures.`;
+
+/** The perf-anchor prompt: BOS (0) then ids from a 32-bit LCG (seed 12345), so both engines see the same ids. */
+export function anchorPromptTokens(n: number, vocab: number, bos = 0): number[] {
+  const out = [bos];
+  let x = 12345 >>> 0;
+  while (out.length < n) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out.push(2 + ((x >>> 8) % (vocab - 2)));
+  }
+  return out.slice(0, n);
 }
 
-/** `kestrel bench lm`: prefill / decode throughput and peak memory of the MoE language model. */
+interface CpuSnap { busy: number; total: number; self: number }
+
+// Machine-wide busy jiffies (/proc/stat, 100 Hz) minus this process's own CPU time = what others used.
+function cpuSnap(): CpuSnap | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    const u = process.cpuUsage();
+    return { busy: user + nice + system + irq + softirq + steal, total: user + nice + system + idle + iowait + irq + softirq + steal, self: (u.user + u.system) / 1e4 };
+  } catch {
+    return null;
+  }
+}
+
+function otherCores(a: CpuSnap | null, b: CpuSnap | null): number | null {
+  if (!a || !b || b.total <= a.total) return null;
+  const other = Math.max(0, b.busy - a.busy - (b.self - a.self));
+  return Math.round((other / (b.total - a.total)) * cpus().length * 100) / 100;
+}
+
+const median = (v: number[]): number => {
+  const s = [...v].sort((p, q) => p - q);
+  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function argmax(a: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
+  return best;
+}
+
+const r2 = (v: number): number => Math.round(v * 100) / 100;
+
+/** `kestrel bench lm`: prefill / decode tokens per second and peak memory of MoeLanguageModel. */
 export const commands: CommandSpec[] = [
   {
     path: ['bench', 'lm'],
-    summary: 'measure MoE LM prefill and decode speed (tok/s) and peak RSS',
-    help: `Usage: kestrel bench lm --model DIR [--prompt-tokens 512] [--gen-tokens 128] [--threads N]
-                        [--dtype int8|bf16|f32] [--backend auto|native|portable] [--json]
-
-Loads a DeepseekV2ForCausalLM checkpoint, prefills a deterministic prompt of --prompt-tokens ids in
-one pass, then decodes --gen-tokens tokens greedily through the KV cache (EOS ignored). Prints
-prefill_tok_s, decode_tok_s, load_s, weight_mb and peak_rss_mb (process high-water mark).`,
-    options: {
-      model: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' },
-      threads: { type: 'string' }, dtype: { type: 'string' }, backend: { type: 'string' },
-    },
+    summary: 'measure MoE LM prefill and decode speed (tok/s, llama.cpp pp/tg style) and peak RSS',
+    help: HELP,
     allowPositionals: false,
+    options: {
+      model: { type: 'string' },
+      'prompt-tokens': { type: 'string' },
+      'gen-tokens': { type: 'string' },
+      threads: { type: 'string' },
+      dtype: { type: 'string' },
+      backend: { type: 'string' },
+      reps: { type: 'string' },
+    },
     async run(ctx) {
       const { KestrelError } = await import('@kestrel/core');
-      const v = ctx.values;
-      if (typeof v.model !== 'string') throw new KestrelError('E_OPTIONS', 'kestrel bench lm needs --model DIR');
-      let promptTokens: number, genTokens: number, threads: number | undefined;
-      try {
-        promptTokens = int(v['prompt-tokens'], 'prompt-tokens', 512);
-        genTokens = int(v['gen-tokens'], 'gen-tokens', 128);
-        threads = v.threads === undefined ? undefined : int(v.threads, 'threads', 0);
-      } catch (e) {
-        throw new KestrelError('E_OPTIONS', (e as Error).message);
-      }
-      if (promptTokens < 1) throw new KestrelError('E_OPTIONS', '--prompt-tokens must be at least 1');
+      const int = (name: string, def: number | undefined, min: number): number | undefined => {
+        const v = ctx.values[name];
+        if (v === undefined) return def;
+        const n = Number(v);
+        if (typeof v !== 'string' || !Number.isInteger(n) || n < min) throw new KestrelError('E_OPTIONS', `--${name} must be an integer >= ${min}, got ${String(v)}`);
+        return n;
+      };
+      const dir = ctx.values.model;
+      if (typeof dir !== 'string' || dir === '') throw new KestrelError('E_OPTIONS', 'kestrel bench lm needs --model DIR');
+      const pp = int('prompt-tokens', 512, 1)!;
+      const tg = int('gen-tokens', 128, 0)!;
+      const reps = int('reps', 3, 1)!;
+      const threads = int('threads', undefined, 1);
+      const dtype = (ctx.values.dtype ?? 'int8') as string;
+      if (!['int8', 'bf16', 'f32'].includes(dtype)) throw new KestrelError('E_OPTIONS', `--dtype must be int8, bf16 or f32, got ${dtype}`);
+      const backend = (ctx.values.backend ?? 'auto') as string;
+
       const { MoeLanguageModel } = await import('@kestrel/moe');
-      const t0 = performance.now();
-      const lm = await MoeLanguageModel.load(v.model, {
-        ...(v.dtype !== undefined ? { dtype: v.dtype as 'f32' } : {}),
-        ...(v.backend !== undefined ? { backend: v.backend as 'auto' } : {}),
-        ...(threads ? { threads } : {}),
-      });
-      const loadS = (performance.now() - t0) / 1000;
+      const say = (s: string): void => { if (!ctx.json) ctx.err.write(s); };
+      const tLoad = performance.now();
+      const lm = await MoeLanguageModel.load(dir, { dtype: dtype as 'int8', backend: backend as 'auto', ...(threads !== undefined ? { threads } : {}) });
+      const loadS = (performance.now() - tLoad) / 1000;
+      say(`loaded ${dir} (${dtype}, ${lm.kernels.name}) in ${loadS.toFixed(1)} s\n`);
       try {
-        // deterministic prompt: bos + LCG ids that avoid the special ids
-        const special = new Set([...lm.eosIds, lm.config.bosId ?? -1]);
-        const ids: number[] = [lm.config.bosId ?? 0];
-        let x = 12345;
-        while (ids.length < promptTokens) {
-          x = (Math.imul(x, 1103515245) + 12345) >>> 1;
-          const id = x % lm.config.vocab;
-          if (!special.has(id)) ids.push(id);
+        const prompt = anchorPromptTokens(pp, lm.config.vocab);
+        // warm-up (page-in, thread pool start, allocator), as the llama.cpp bench does
+        {
+          const n = Math.min(pp, 16);
+          const cache = lm.createCache(n + 2);
+          const o = lm.forward({ inputIds: prompt.slice(0, n), cache }, { lastOnly: true });
+          lm.forward({ inputIds: [argmax(o.logits.data as Float32Array)], cache }, { lastOnly: true });
         }
-        const cache = lm.createCache(promptTokens + genTokens + 1);
-        const tp = performance.now();
-        let logits = lm.forward({ inputIds: ids, cache }, { lastOnly: true }).logits.data;
-        const prefillS = (performance.now() - tp) / 1000;
-        const argmax = (a: Float32Array): number => { let b = 0; for (let i = 1; i < a.length; i++) if (a[i]! > a[b]!) b = i; return b; };
-        const td = performance.now();
-        for (let i = 0; i < genTokens; i++) {
-          logits = lm.forward({ inputIds: [argmax(logits)], cache }, { lastOnly: true }).logits.data;
+        const runs: Array<{ prefill_tok_s: number; decode_tok_s: number | null; other_cores: number | null }> = [];
+        let kvBytes = 0;
+        for (let r = 0; r < reps; r++) {
+          const c0 = cpuSnap();
+          const cache = lm.createCache(pp + tg + 1);
+          const t0 = performance.now();
+          let tok = argmax(lm.forward({ inputIds: prompt, cache }, { lastOnly: true }).logits.data as Float32Array);
+          const t1 = performance.now();
+          for (let i = 0; i < tg; i++) tok = argmax(lm.forward({ inputIds: [tok], cache }, { lastOnly: true }).logits.data as Float32Array);
+          const t2 = performance.now();
+          kvBytes = cache.byteLength;
+          const run = { prefill_tok_s: r2(pp / ((t1 - t0) / 1000)), decode_tok_s: tg > 0 ? r2(tg / ((t2 - t1) / 1000)) : null, other_cores: otherCores(c0, cpuSnap()) };
+          runs.push(run);
+          say(`run ${r + 1}/${reps}: prefill ${run.prefill_tok_s} tok/s, decode ${run.decode_tok_s ?? '-'} tok/s (other processes: ${run.other_cores ?? '?'} cores)\n`);
         }
-        const decodeS = (performance.now() - td) / 1000;
-        const res = {
-          model: v.model,
+        const result = {
+          model: dir,
           dtype: lm.dtype,
           kernels: lm.kernels.name,
           threads: threads ?? null,
-          prompt_tokens: promptTokens,
-          gen_tokens: genTokens,
-          prefill_tok_s: promptTokens / prefillS,
-          decode_tok_s: genTokens ? genTokens / decodeS : 0,
-          load_s: loadS,
-          weight_mb: lm.weightBytes / 2 ** 20,
-          kv_cache_mb: cache.byteLength / 2 ** 20,
-          peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+          prompt_tokens: pp,
+          gen_tokens: tg,
+          reps,
+          prefill_tok_s: r2(median(runs.map((x) => x.prefill_tok_s))),
+          decode_tok_s: tg > 0 ? r2(median(runs.map((x) => x.decode_tok_s!))) : null,
+          peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+          weight_mb: Math.round(lm.weightBytes / 2 ** 20),
+          kv_cache_mb: r2(kvBytes / 2 ** 20),
+          load_s: Math.round(loadS * 10) / 10,
+          runs,
         };
-        if (ctx.json) printJson(ctx, res);
-        else for (const [k, val] of Object.entries(res)) ctx.out.write(`${k}: ${typeof val === 'number' && !Number.isInteger(val) ? val.toFixed(2) : String(val)}\n`);
+        if (ctx.json) printJson(ctx, result);
+        else ctx.out.write(`prefill_tok_s ${result.prefill_tok_s}\ndecode_tok_s ${result.decode_tok_s}\npeak_rss_mb ${result.peak_rss_mb}\n`);
       } finally {
         lm.dispose();
       }
