@@ -56,18 +56,28 @@ interface ParsedFile {
   metadata: Record<string, string>;
 }
 
+/** Read exactly `buf.length` bytes at `pos` (a single read may return fewer). */
+async function readFully(path: string, fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+    if (bytesRead === 0) throw bad(path, 'file ended while reading the header (truncated?)');
+    got += bytesRead;
+  }
+}
+
 async function parseHeader(path: string, fh: FileHandle): Promise<ParsedFile> {
   const { size } = await fh.stat();
   if (size < 8) throw bad(path, `file is ${size} bytes, too short for a header length`);
   const lenBuf = Buffer.alloc(8);
-  await fh.read(lenBuf, 0, 8, 0);
+  await readFully(path, fh, lenBuf, 0);
   const hlen = lenBuf.readBigUInt64LE(0);
   if (hlen > BigInt(MAX_HEADER_BYTES)) throw bad(path, `header length ${hlen} is absurdly large (limit ${MAX_HEADER_BYTES})`);
   const n = Number(hlen);
   if (8 + n > size) throw bad(path, `header length ${n} runs past the end of the ${size}-byte file`);
   if (n < 2) throw bad(path, `header length ${n} is too small`);
   const hbuf = Buffer.alloc(n);
-  await fh.read(hbuf, 0, n, 8);
+  await readFully(path, fh, hbuf, 8);
   let header: unknown;
   try {
     header = JSON.parse(hbuf.toString('utf8'));
