@@ -5,8 +5,9 @@ import { KestrelError, parseOptions } from '@kestrel/core';
 export const ProjectorConfigSchema = z
   .object({
     projector_type: z.enum(['identity', 'linear', 'mlp_gelu', 'downsample_mlp_gelu']).default('downsample_mlp_gelu'),
-    input_dim: z.number().int().positive(),
-    n_embed: z.number().int().positive(),
+    // Defaults are DeepSeek-VL2's MlpProjectorConfig defaults.
+    input_dim: z.number().int().positive().default(1152),
+    n_embed: z.number().int().positive().default(2048),
     depth: z.number().int().positive().default(2),
     mlp_ratio: z.number().int().positive().default(1),
     downsample_ratio: z.number().int().positive().default(2),

@@ -7,12 +7,13 @@ import { KestrelError, parseOptions } from '@kestrel/core';
  */
 export const VisionConfigSchema = z
   .object({
-    image_size: z.number().int().positive(),
-    patch_size: z.number().int().positive(),
-    width: z.number().int().positive(),
-    layers: z.number().int().nonnegative(),
-    heads: z.number().int().positive(),
-    mlp_ratio: z.number().positive(),
+    // Defaults are DeepSeek-VL2's VisionEncoderConfig defaults (a config saved with to_diff_dict omits them).
+    image_size: z.number().int().positive().default(384),
+    patch_size: z.number().int().positive().default(16),
+    width: z.number().int().positive().default(1024),
+    layers: z.number().int().nonnegative().default(24),
+    heads: z.number().int().positive().default(16),
+    mlp_ratio: z.number().positive().default(4),
     class_token: z.boolean().default(false),
     ignore_head: z.boolean().default(true),
     /** LayerNorm epsilon; timm's SigLIP uses 1e-6 and the VL2 config has no key for it. */

@@ -4,8 +4,8 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions } from '@kestrel/core';
 import { getKernels, type Kernels } from '@kestrel/native';
-import { VisionTransformer } from '@kestrel/vit';
-import { MlpProjector, ImageTokenLayout } from '@kestrel/projector';
+import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
+import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
 import { MoeLanguageModel } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -120,11 +120,11 @@ export class VisionLanguageModel {
 
     // processor_config.json: as released; fall back to config.json for a checkpoint that lacks it.
     const pPath = join(dir, 'processor_config.json');
-    const vc = cfg.vision_config as { image_size?: number; patch_size?: number };
-    const pc = cfg.projector_config as { downsample_ratio?: number };
+    const vc = parseVisionConfig(cfg.vision_config);
+    const pc = parseProjectorConfig(cfg.projector_config);
     const rawProc: Record<string, unknown> = (await stat(pPath).catch(() => null))
       ? { ...(await readJson(pPath, 'processor config') as object) }
-      : { candidate_resolutions: cfg.candidate_resolutions ?? [[vc.image_size, vc.image_size]], patch_size: vc.patch_size, downsample_ratio: pc.downsample_ratio ?? 2 };
+      : { candidate_resolutions: cfg.candidate_resolutions ?? [[vc.image_size, vc.image_size]], patch_size: vc.patch_size, downsample_ratio: pc.downsample_ratio };
     const lc = cfg.language_config;
     const tokCfg = tokenizer ? await readJson(join(dir, 'tokenizer_config.json'), 'tokenizer config').catch(() => ({})) as Record<string, unknown> : {};
     const tokenId = (t: unknown): number | undefined => {
@@ -136,8 +136,8 @@ export class VisionLanguageModel {
     rawProc.eos_token_id ??= tokenId(tokCfg.eos_token) ?? firstId(lc.eos_token_id);
     for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id']) if (rawProc[k] === undefined) delete rawProc[k];
     const processor = new DeepseekVLV2Processor(rawProc);
-    if (processor.imageSize !== vc.image_size || rawProc.patch_size !== vc.patch_size) {
-      throw new KestrelError('E_CHECKPOINT_FORMAT', `processor_config (tile ${processor.imageSize}, patch ${String(rawProc.patch_size)}) disagrees with vision_config (image_size ${vc.image_size}, patch_size ${vc.patch_size})`);
+    if (processor.imageSize !== vc.image_size || processor.config.patch_size !== vc.patch_size) {
+      throw new KestrelError('E_CHECKPOINT_FORMAT', `processor_config (tile ${processor.imageSize}, patch ${processor.config.patch_size}) disagrees with vision_config (image_size ${vc.image_size}, patch_size ${vc.patch_size})`);
     }
 
     const kernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
