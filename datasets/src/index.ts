@@ -1,2 +1,3 @@
 /** @kestrel/datasets — filled by its issue. */
 export {};
+export { loadCocoDataset, type CocoDataset, type CocoImageRef } from './coco.js';
