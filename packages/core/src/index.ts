@@ -18,3 +18,4 @@ export {
   type NormalizeOptions,
 } from './image/index.js';
 export { rgbToLuma } from './image/index.js';
+export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';

@@ -1,6 +1,7 @@
 import { open, readFile, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { SafetensorsIndexSchema } from './config.js';
 import { KestrelError } from './errors.js';
 import { Tensor, DTYPE_BYTES, type DType } from './tensor.js';
 
@@ -219,14 +220,16 @@ async function openSharded(indexPath: string): Promise<SafetensorsFile> {
   } catch (e) {
     throw bad(indexPath, `index is not readable JSON (${(e as Error).message})`);
   }
-  const wm = (index as { weight_map?: unknown })?.weight_map;
-  if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) throw bad(indexPath, 'index has no "weight_map" object');
-  const dir = dirname(indexPath);
-  const shards = new Set<string>();
-  for (const [name, f] of Object.entries(wm as Record<string, unknown>)) {
-    if (typeof f !== 'string' || f.includes('/') || f.includes('\\') || f.startsWith('.')) throw bad(indexPath, `weight_map entry ${JSON.stringify(f)} is not a plain shard file name`, name);
-    shards.add(f);
+  const parsed = SafetensorsIndexSchema.safeParse(index);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const tensor = issue.path[0] === 'weight_map' && typeof issue.path[1] === 'string' ? issue.path[1] : undefined;
+    const where = issue.path.length ? issue.path.map(String).join('.') : 'index';
+    throw bad(indexPath, `${where}: ${issue.message}${issue.path[0] === 'weight_map' && issue.path.length === 1 ? ' (the index needs a "weight_map" object)' : ''}`, tensor);
   }
+  const wm = parsed.data.weight_map;
+  const dir = dirname(indexPath);
+  const shards = new Set(Object.values(wm));
   const handles = new Map<string, FileHandle>();
   const entries = new Map<string, Entry>();
   let metadata: Record<string, string> = {};
@@ -238,7 +241,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsFile> {
       if (handles.size === 1) metadata = parsed.metadata;
       for (const [n, e] of parsed.entries) entries.set(n, e);
     }
-    for (const [name, f] of Object.entries(wm as Record<string, string>)) {
+    for (const [name, f] of Object.entries(wm)) {
       const e = entries.get(name);
       if (!e || basename(e.file) !== f) throw bad(indexPath, `index maps the tensor to ${f}, which does not hold it`, name);
     }
