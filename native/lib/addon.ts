@@ -15,6 +15,7 @@ interface NativeBinding {
   setThreads(n: number): void;
   setIsa(name: string): boolean;
   prepareLinear(w: LinearWeight): unknown;
+  releaseLinear(handle: unknown): void;
   linear(x: Float32Array, m: number, w: PreparedLinear, bias: Float32Array | null, out: Float32Array): void;
   rmsnorm(x: Float32Array, m: number, n: number, weight: Float32Array, eps: number, out: Float32Array): void;
   layernorm(x: Float32Array, m: number, n: number, weight: Float32Array, bias: Float32Array, eps: number, out: Float32Array): void;
@@ -44,7 +45,7 @@ export interface NativeInfo {
 const BINARY = fileURLToPath(new URL('../build/Release/kestrel_native.node', import.meta.url));
 
 let binding: NativeBinding | null = null;
-let kernels: Kernels | null = null;
+let kernels: NativeKernels | null = null;
 
 function load(): NativeBinding {
   if (binding) return binding;
@@ -59,7 +60,10 @@ function load(): NativeBinding {
   return binding;
 }
 
-function wrap(b: NativeBinding): Kernels {
+/** The native kernels: the contract plus `releaseLinear`, which the model's dispose() calls when present. */
+export type NativeKernels = Kernels & { releaseLinear(w: PreparedLinear): void };
+
+function wrap(b: NativeBinding): NativeKernels {
   return {
     get name() {
       return `native-cpu (${b.info().isa})`;
@@ -67,6 +71,10 @@ function wrap(b: NativeBinding): Kernels {
     prepareLinear(w: LinearWeight): PreparedLinear {
       // The handle holds the parsed view and keeps the arrays alive; its finalizer frees it.
       return { ...w, handle: b.prepareLinear(w) } as PreparedLinear;
+    },
+    releaseLinear(w: PreparedLinear): void {
+      // Drops the handle's references now; using the weight afterwards throws instead of reading freed memory.
+      if (w.handle !== undefined) b.releaseLinear(w.handle);
     },
     linear: (x, m, w, bias, out) => b.linear(x, m, w, bias, out),
     rmsnorm: (x, m, n, weight, eps, out) => b.rmsnorm(x, m, n, weight, eps, out),
@@ -89,7 +97,7 @@ function wrap(b: NativeBinding): Kernels {
  * The native CPU kernels. `threads` resizes the (process-wide) pool; default: one thread per core, or
  * `KESTREL_THREADS`. Throws `E_BACKEND_UNAVAILABLE` when the binary is missing or does not load.
  */
-export function loadNativeKernels(options: { threads?: number } = {}): Kernels {
+export function loadNativeKernels(options: { threads?: number } = {}): NativeKernels {
   const b = load();
   if (options.threads !== undefined) {
     if (!Number.isInteger(options.threads) || options.threads < 1) {

@@ -340,6 +340,9 @@ describe.skipIf(!built)('native kernels vs portable', () => {
     const w = N.prepareLinear({ format: 'f32', n: 4, k: 8, data: new Float32Array(32) });
     expect(() => N.linear(new Float32Array(8), 1, w, null, new Float32Array(3))).toThrow(/out: array has 3 elements/);
     expect(() => N.prepareLinear({ format: 'q8', n: 4, k: 8, data: new Int8Array(4 * 32), scales: new Float32Array(1) })).toThrow(/scales/);
+    const k = N as Kernels & { releaseLinear(w: PreparedLinear): void };
+    k.releaseLinear(w);
+    expect(() => N.linear(new Float32Array(8), 1, w, null, new Float32Array(4))).toThrow(/released/);
     const e = (() => { try { N.softmax(new Float32Array(3), 2, 2); } catch (err) { return err as { code?: string }; } return null; })();
     expect(e?.code).toBe('E_INTERNAL');
   });

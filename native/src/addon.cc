@@ -58,6 +58,7 @@ float Num(Napi::Env env, const Napi::Value& v, const char* what) {
 struct NativeWeight {
   Weight w;
   Napi::Reference<Napi::Value> data, scales;
+  bool released = false;
 };
 
 Weight ParseWeight(Napi::Env env, const Napi::Object& o) {
@@ -88,7 +89,11 @@ const Weight& GetWeight(Napi::Env env, const Napi::Value& v, Weight& tmp) {
   if (!v.IsObject()) Fail(env, "weight: expected an object");
   const Napi::Object o = v.As<Napi::Object>();
   const Napi::Value h = o.Get("handle");
-  if (h.IsExternal()) return h.As<Napi::External<NativeWeight>>().Data()->w;
+  if (h.IsExternal()) {
+    const NativeWeight* nw = h.As<Napi::External<NativeWeight>>().Data();
+    if (nw->released) Fail(env, "weight was released (releaseLinear / model disposed)");
+    return nw->w;
+  }
   tmp = ParseWeight(env, o);
   return tmp;
 }
@@ -106,6 +111,19 @@ Napi::Value PrepareLinear(const Napi::CallbackInfo& info) {
   nw->data = Napi::Persistent(o.Get("data"));
   if (nw->w.fmt == Fmt::Q8) nw->scales = Napi::Persistent(o.Get("scales"));
   return Napi::External<NativeWeight>::New(env, nw, [](Napi::Env, NativeWeight* p) { delete p; });
+}
+
+// Drop the handle's references now instead of at garbage collection (the model's dispose()).
+Napi::Value ReleaseLinear(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) {
+    NativeWeight* nw = info[0].As<Napi::External<NativeWeight>>().Data();
+    nw->data.Reset();
+    nw->scales.Reset();
+    nw->w.data = nullptr;
+    nw->w.scales = nullptr;
+    nw->released = true;
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value Linear(const Napi::CallbackInfo& info) {
@@ -347,6 +365,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("prepareLinear", Napi::Function::New(env, PrepareLinear));
+  exports.Set("releaseLinear", Napi::Function::New(env, ReleaseLinear));
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("rmsnorm", Napi::Function::New(env, RmsNorm));
   exports.Set("layernorm", Napi::Function::New(env, LayerNorm));
