@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { KestrelError } from '@kestrel/core';
 import { type Rle, rleArea, rleFrPoly, rleFrString, rleMerge, rleToBbox } from '../mask/rle.js';
 import {
-  formatError, gtDatasetSchema, parseWith, resultsSchema, type GtDatasetInput, type ResultInput, type SegmentationInput,
+  fastGtDataset, fastResults, formatError, gtDatasetSchema, parseWith, resultsSchema, type GtDatasetInput, type ResultInput, type SegmentationInput,
 } from './schema.js';
 
 /** An annotation as held in a COCO object (GT or result). */
@@ -27,6 +27,8 @@ export interface CocoAnnotation {
   readonly _index: number;
   /** Cached RLE of `segmentation` (segm evaluation). */
   _rle?: Rle;
+  /** A bbox result without segmentation: its segmentation is the box polygon (as loadRes sets it). */
+  _boxSegm?: boolean;
 }
 
 export interface CocoImage { id: number; height?: number; width?: number; file_name?: string }
@@ -43,7 +45,7 @@ export function readJsonFile(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new KestrelError('E_COCO_FORMAT', `${path}: not valid JSON (${(e as Error).message})`, { cause: e, details: { source: path, path: '(root)' } });
+    throw new KestrelError('E_COCO_FORMAT', `${path}: not valid JSON (${(e as Error).message})`, { cause: e, details: { source: path, path: '$' } });
   }
 }
 
@@ -59,7 +61,7 @@ export class COCO {
   readonly imgs = new Map<number, CocoImage>();
   readonly cats = new Map<number, CocoCategory>();
   readonly imgToAnns = new Map<number, CocoAnnotation[]>();
-  /** Root of JSON paths in error messages (`annotations` for GT, `` for a results list). */
+  /** Root of JSON paths in error messages (`$.annotations` for GT, `$` for a results list). */
   readonly annPathRoot: string;
 
   /**
@@ -68,12 +70,16 @@ export class COCO {
    * @param source name used in error messages (e.g. the file path)
    */
   constructor(dataset: GtDatasetInput | unknown, source = 'gt') {
-    const d = parseWith(gtDatasetSchema, dataset, source, '');
+    const d = parseWith(gtDatasetSchema, dataset, source, '$', fastGtDataset);
     this.source = source;
     this.images = d.images;
     this.categories = d.categories;
-    this.annotations = d.annotations.map((a, i) => ({ ...a, _index: i }) as CocoAnnotation);
-    this.annPathRoot = 'annotations';
+    // Known fields only: keeps objects one shape, and input keys never reach internal fields.
+    this.annotations = d.annotations.map((a, i): CocoAnnotation => ({
+      id: a.id, image_id: a.image_id, category_id: a.category_id, area: a.area, iscrowd: a.iscrowd, bbox: a.bbox,
+      segmentation: a.segmentation, keypoints: a.keypoints, num_keypoints: a.num_keypoints, _index: i,
+    }));
+    this.annPathRoot = '$.annotations';
     this.createIndex();
   }
 
@@ -86,7 +92,7 @@ export class COCO {
   private static fromParts(images: CocoImage[], categories: CocoCategory[], anns: CocoAnnotation[], source: string): COCO {
     const o = Object.create(COCO.prototype) as COCO;
     const w = o as unknown as Record<string, unknown>;
-    w.images = images; w.categories = categories; w.annotations = anns; w.source = source; w.annPathRoot = '';
+    w.images = images; w.categories = categories; w.annotations = anns; w.source = source; w.annPathRoot = '$';
     w.anns = new Map(); w.imgs = new Map(); w.cats = new Map(); w.imgToAnns = new Map();
     o.createIndex();
     return o;
@@ -145,7 +151,12 @@ export class COCO {
    */
   annToRLE(ann: CocoAnnotation): Rle {
     if (ann._rle) return ann._rle;
-    const segm = ann.segmentation;
+    let segm = ann.segmentation;
+    if (segm === undefined && ann._boxSegm && ann.bbox) {
+      const bb = ann.bbox;
+      const x1 = bb[0]!, x2 = bb[0]! + bb[2]!, y1 = bb[1]!, y2 = bb[1]! + bb[3]!;
+      segm = [[x1, y1, x1, y2, x2, y2, x2, y1]];
+    }
     if (segm === undefined) formatError(this.source, this.annPath(ann, 'segmentation'), 'missing (needed for segm evaluation)');
     let r: Rle;
     if (Array.isArray(segm)) {
@@ -169,7 +180,7 @@ export class COCO {
     const img = this.imgs.get(ann.image_id);
     if (!img) return formatError(this.source, this.annPath(ann, 'image_id'), `image ${ann.image_id} is not in "images" (needed to rasterise a polygon)`);
     if (typeof img.height !== 'number' || typeof img.width !== 'number') {
-      return formatError(this.source, `images (id ${img.id})`, 'height and width are needed to rasterise polygons');
+      return formatError(this.source, `$.images[${this.images.indexOf(img)}]`, 'height and width are needed to rasterise polygons');
     }
     return { h: img.height, w: img.width };
   }
@@ -183,10 +194,10 @@ export class COCO {
    * @param source name used in error messages
    */
   loadRes(results: ResultInput[] | unknown, source = 'results'): COCO {
-    const list = parseWith(resultsSchema, results, source, '');
+    const list = parseWith(resultsSchema, results, source, '$', fastResults);
     for (let i = 0; i < list.length; i++) {
       if (!this.imgs.has(list[i]!.image_id)) {
-        formatError(source, `[${i}].image_id`, `image id ${list[i]!.image_id} is not in the GT images (results do not correspond to the GT set)`);
+        formatError(source, `$[${i}].image_id`, `image id ${list[i]!.image_id} is not in the GT images (results do not correspond to the GT set)`);
       }
     }
     const first = list[0];
@@ -194,7 +205,7 @@ export class COCO {
       : first.bbox !== undefined && first.bbox.length !== 0 ? 'bbox'
         : first.segmentation !== undefined ? 'segm'
           : first.keypoints !== undefined ? 'keypoints' : 'none';
-    if (mode === 'none') formatError(source, '[0]', 'a result needs "bbox", "segmentation" or "keypoints"');
+    if (mode === 'none') formatError(source, '$[0]', 'a result needs "bbox", "segmentation" or "keypoints"');
     const res = COCO.fromParts(this.images, this.categories, [], source);
     for (let i = 0; i < list.length; i++) {
       const r = list[i]!;
@@ -203,23 +214,22 @@ export class COCO {
       if (r.keypoints !== undefined) a.keypoints = r.keypoints;
       if (mode === 'bbox') {
         const bb = r.bbox;
-        if (!bb || bb.length !== 4) formatError(source, `[${i}].bbox`, 'missing or not [x, y, w, h] (the first result has a bbox)');
+        if (!bb || bb.length !== 4) formatError(source, `$[${i}].bbox`, 'missing or not [x, y, w, h] (the first result has a bbox)');
         a.bbox = bb;
-        if (a.segmentation === undefined) {
-          const x1 = bb[0]!, x2 = bb[0]! + bb[2]!, y1 = bb[1]!, y2 = bb[1]! + bb[3]!;
-          a.segmentation = [[x1, y1, x1, y2, x2, y2, x2, y1]];
-        }
+        // pycocotools sets segmentation to the box polygon here; it is only read by segm
+        // evaluation, so annToRLE derives it from the box on demand instead of storing 100k arrays.
+        if (a.segmentation === undefined) a._boxSegm = true;
         a.area = bb[2]! * bb[3]!;
         a.iscrowd = 0;
       } else if (mode === 'segm') {
-        if (r.segmentation === undefined) formatError(source, `[${i}].segmentation`, 'missing (the first result has a segmentation)');
+        if (r.segmentation === undefined) formatError(source, `$[${i}].segmentation`, 'missing (the first result has a segmentation)');
         const R = res.annToRLE(a);
         a.area = rleArea(R);
         a.bbox = r.bbox && r.bbox.length === 4 ? r.bbox : rleToBbox(R);
         a.iscrowd = 0;
       } else if (mode === 'keypoints') {
         const s = r.keypoints;
-        if (!s || s.length < 3) formatError(source, `[${i}].keypoints`, 'missing or shorter than one (x, y, v) triple (the first result has keypoints)');
+        if (!s || s.length < 3) formatError(source, `$[${i}].keypoints`, 'missing or shorter than one (x, y, v) triple (the first result has keypoints)');
         let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
         for (let j = 0; j < s.length; j += 3) { const x = s[j]!; if (x < x0) x0 = x; if (x > x1) x1 = x; }
         for (let j = 1; j < s.length; j += 3) { const y = s[j]!; if (y < y0) y0 = y; if (y > y1) y1 = y; }

@@ -5,7 +5,7 @@
  * image and category only, so memory stays proportional to the number of detections.
  */
 import { KestrelError } from '@kestrel/core';
-import { bbIou, rleIou } from '../mask/rle.js';
+import { bbIouInto, rleIou } from '../mask/rle.js';
 import type { COCO, CocoAnnotation } from './coco.js';
 import { formatError } from './schema.js';
 import { type CocoParams, type IouType, defaultParams, npUnique } from './params.js';
@@ -17,17 +17,38 @@ const EPS = 2.220446049250313e-16;
 /** Per-detection outcome at one IoU threshold and area range. */
 const IGNORED = 0, TP = 1, FP = 2;
 
-/** Evaluation of one (image, category) pair over all area ranges (pycocotools' evalImgs, compacted). */
-interface PairResult {
-  /** Image index in `params.imgIds`. */
-  img: number;
-  /** Detections kept (sorted by score, at most maxDets[-1]). */
-  nd: number;
-  scores: Float64Array;
-  /** `codes[(a*T + t)*nd + d]`: IGNORED / TP / FP. */
+/**
+ * pycocotools' evalImgs for one category, compacted: one entry per image that has GT or detections
+ * (in image order); per detection (sorted by score, at most maxDets[-1]) one code per
+ * (area range, IoU threshold), stored detection-major in one growing arena.
+ */
+class CatStore {
+  /** Per entry: image index, first detection, detection count. */
+  img: number[] = [];
+  off: number[] = [];
+  nd: number[] = [];
+  /** Per entry and area range: non-ignored GT count (`npig[e*A + a]`). */
+  npig: number[] = [];
+  scores = new Float64Array(64);
+  /** `codes[det*AT + a*T + t]`. */
   codes: Uint8Array;
-  /** Non-ignored GT count per area range. */
-  npig: Int32Array;
+  n = 0;
+  constructor(readonly AT: number) {
+    this.codes = new Uint8Array(64 * AT);
+  }
+  /** Reserve room for `d` more detections; returns the first index. */
+  reserve(d: number): number {
+    const need = this.n + d;
+    if (need > this.scores.length) {
+      let cap = this.scores.length;
+      while (cap < need) cap *= 2;
+      const s = new Float64Array(cap); s.set(this.scores.subarray(0, this.n)); this.scores = s;
+      const c = new Uint8Array(cap * this.AT); c.set(this.codes.subarray(0, this.n * this.AT)); this.codes = c;
+    }
+    const at = this.n;
+    this.n = need;
+    return at;
+  }
 }
 
 /** Accumulated arrays (pycocotools' `self.eval`), flat in C order. */
@@ -40,11 +61,37 @@ export interface AccumulatedEval {
   recall: Float64Array;
 }
 
-/** Stable order of detections by descending score (`np.argsort(-scores, kind='mergesort')`). */
-function stableDescending(scores: readonly number[]): number[] {
-  const idx = scores.map((_, i) => i);
-  idx.sort((a, b) => (scores[b]! - scores[a]!) || (a - b));
-  return idx;
+/**
+ * Per-image annotation lists as pycocotools builds them with `loadAnns(getAnnIds(imgIds, catIds))`.
+ * Without duplicate annotation ids that is the image's own list; with duplicates, ids resolve to the
+ * last annotation with that id (a Python dict), which may belong to another image.
+ */
+function imageLists(c: COCO, imgIds: number[], catIds: number[]): (img: number) => CocoAnnotation[] {
+  const none: CocoAnnotation[] = [];
+  if (c.anns.size === c.annotations.length) return (img) => c.imgToAnns.get(img) ?? none;
+  const byImg = new Map<number, CocoAnnotation[]>();
+  for (const a of c.annotationsFor(imgIds, catIds)) {
+    let l = byImg.get(a.image_id);
+    if (!l) byImg.set(a.image_id, (l = []));
+    l.push(a);
+  }
+  return (img) => byImg.get(img) ?? none;
+}
+
+/** Detections by descending score, ties in input order (`np.argsort(-scores, kind='mergesort')`), first `maxDet`. */
+function sortByScore(dt: CocoAnnotation[], maxDet: number): CocoAnnotation[] {
+  const lim = Math.max(0, maxDet);
+  if (dt.length <= 1) return dt.length <= lim ? dt : [];
+  let sorted = true;
+  for (let i = 1; i < dt.length; i++) if (dt[i]!.score! > dt[i - 1]!.score!) { sorted = false; break; }
+  let out: CocoAnnotation[];
+  if (sorted) out = dt;
+  else {
+    const idx = dt.map((_, i) => i);
+    idx.sort((a, b) => (dt[b]!.score! - dt[a]!.score!) || (a - b));
+    out = idx.map((i) => dt[i]!);
+  }
+  return out.length > lim ? out.slice(0, lim) : out;
 }
 
 /** Detection evaluator with pycocotools' semantics. */
@@ -58,7 +105,22 @@ export class COCOeval {
   stats: number[] = [];
   /** Set by {@link summarize}: the summary lines pycocotools prints. */
   summaryLines: string[] = [];
-  private pairs: PairResult[][] = [];
+  private stores: CatStore[] = [];
+  private thr = new Float64Array(0);
+  private scratch = { iscrowd: new Uint8Array(16), baseIgnore: new Uint8Array(16), gtArea: new Float64Array(16), dtArea: new Float64Array(16), gtind: new Int32Array(16), gtIg: new Uint8Array(16), gtm: new Uint8Array(160), gIdNonzero: new Uint8Array(16) };
+
+  /** Reusable per-pair buffers (allocating small typed arrays per image-category is what costs). */
+  private scratchFor(G: number, D: number, T: number): COCOeval['scratch'] {
+    const s = this.scratch;
+    if (s.iscrowd.length < G) {
+      const n = Math.max(G, s.iscrowd.length * 2);
+      s.iscrowd = new Uint8Array(n); s.baseIgnore = new Uint8Array(n); s.gtArea = new Float64Array(n);
+      s.gtind = new Int32Array(n); s.gtIg = new Uint8Array(n); s.gIdNonzero = new Uint8Array(n);
+    }
+    if (s.gtm.length < T * G) s.gtm = new Uint8Array(Math.max(T * G, s.gtm.length * 2));
+    if (s.dtArea.length < D) s.dtArea = new Float64Array(Math.max(D, s.dtArea.length * 2));
+    return s;
+  }
   private evaluated: CocoParams | null = null;
 
   /**
@@ -84,114 +146,124 @@ export class COCOeval {
     const useCats = !!p.useCats;
     const I = p.imgIds.length;
     const K = useCats ? p.catIds.length : 1;
-    const imgIndex = new Map<number, number>();
-    p.imgIds.forEach((id, i) => imgIndex.set(id, i));
+    const gtOf = imageLists(this.cocoGt, p.imgIds, useCats ? p.catIds : []);
+    const dtOf = imageLists(this.cocoDt, p.imgIds, useCats ? p.catIds : []);
+    this.thr = Float64Array.from(p.iouThrs, (t) => Math.min(t, 1 - 1e-10));
 
-    const gts = this.cocoGt.annotationsFor(p.imgIds, useCats ? p.catIds : []);
-    const dts = this.cocoDt.annotationsFor(p.imgIds, useCats ? p.catIds : []);
-
-    // Group by (image, category) in list order, as pycocotools' defaultdicts do.
-    type Bucket = { g: CocoAnnotation[]; d: CocoAnnotation[] };
-    const byImgCat = new Map<number, Map<number, Bucket>>();
-    const bucket = (img: number, cat: number): Bucket => {
-      let m = byImgCat.get(img);
-      if (!m) byImgCat.set(img, (m = new Map()));
-      let b = m.get(cat);
-      if (!b) m.set(cat, (b = { g: [], d: [] }));
-      return b;
-    };
-    for (const g of gts) bucket(g.image_id, g.category_id).g.push(g);
-    for (const d of dts) bucket(d.image_id, d.category_id).d.push(d);
-
-    const pairs: PairResult[][] = Array.from({ length: K }, () => []);
+    const AT = p.areaRng.length * p.iouThrs.length;
+    const stores: CatStore[] = Array.from({ length: K }, () => new CatStore(AT));
     const catIndex = new Map<number, number>();
     p.catIds.forEach((id, k) => { if (!catIndex.has(id)) catIndex.set(id, k); });
+    // Per-image buckets by category index, reused across images (pycocotools' _gts/_dts defaultdicts).
+    const gB: CocoAnnotation[][] = Array.from({ length: K }, () => []);
+    const dB: CocoAnnotation[][] = Array.from({ length: K }, () => []);
+    const touched: number[] = [];
     for (let i = 0; i < I; i++) {
-      const m = byImgCat.get(p.imgIds[i]!);
-      if (!m) continue;
+      const gl = gtOf(p.imgIds[i]!), dl = dtOf(p.imgIds[i]!);
+      if (gl.length === 0 && dl.length === 0) continue;
       if (useCats) {
-        const ks: [number, Bucket][] = [];
-        for (const [cat, b] of m) { const k = catIndex.get(cat); if (k !== undefined) ks.push([k, b]); }
-        for (const [k, b] of ks) {
-          const r = this.evaluatePair(i, b.g, b.d, b.g, b.d);
-          if (r) pairs[k]!.push(r);
+        touched.length = 0;
+        for (const g of gl) {
+          const k = catIndex.get(g.category_id);
+          if (k === undefined) continue;
+          if (gB[k]!.length === 0 && dB[k]!.length === 0) touched.push(k);
+          gB[k]!.push(g);
+        }
+        for (const d of dl) {
+          const k = catIndex.get(d.category_id);
+          if (k === undefined) continue;
+          if (gB[k]!.length === 0 && dB[k]!.length === 0) touched.push(k);
+          dB[k]!.push(d);
+        }
+        for (const k of touched) {
+          this.evaluatePair(stores[k]!, i, gB[k]!, dB[k]!, gB[k]!, dB[k]!);
+          gB[k]!.length = 0; dB[k]!.length = 0;
         }
       } else {
         // Labels ignored: concatenate in params.catIds order (duplicates included, as pycocotools does).
+        const byCat = new Map<number, { g: CocoAnnotation[]; d: CocoAnnotation[] }>();
+        const get = (c: number): { g: CocoAnnotation[]; d: CocoAnnotation[] } => {
+          let b = byCat.get(c);
+          if (!b) byCat.set(c, (b = { g: [], d: [] }));
+          return b;
+        };
+        for (const g of gl) get(g.category_id).g.push(g);
+        for (const d of dl) get(d.category_id).d.push(d);
         const g: CocoAnnotation[] = [], d: CocoAnnotation[] = [];
-        for (const c of p.catIds) { const b = m.get(c); if (b) { g.push(...b.g); d.push(...b.d); } }
+        for (const c of p.catIds) { const b = byCat.get(c); if (b) { g.push(...b.g); d.push(...b.d); } }
         // computeOks looks up category -1 only, so keypoints without categories never match.
-        const kb = m.get(-1);
-        const r = p.iouType === 'keypoints' ? this.evaluatePair(i, g, d, kb?.g ?? [], kb?.d ?? []) : this.evaluatePair(i, g, d, g, d);
-        if (r) pairs[0]!.push(r);
+        const kb = byCat.get(-1);
+        if (p.iouType === 'keypoints') this.evaluatePair(stores[0]!, i, g, d, kb?.g ?? [], kb?.d ?? []);
+        else this.evaluatePair(stores[0]!, i, g, d, g, d);
       }
     }
-    this.pairs = pairs;
+    this.stores = stores;
     this.evaluated = structuredClone(p);
     this.eval = null;
   }
 
-  /** Evaluate one image for one category (or all, useCats=0) over every area range. */
-  private evaluatePair(img: number, gt: CocoAnnotation[], dt: CocoAnnotation[], iouGt: CocoAnnotation[], iouDt: CocoAnnotation[]): PairResult | null {
-    if (gt.length === 0 && dt.length === 0) return null;
+  /** Evaluate one image for one category (or all, useCats=0) over every area range (`evaluateImg`). */
+  private evaluatePair(store: CatStore, img: number, gt: CocoAnnotation[], dt: CocoAnnotation[], iouGt: CocoAnnotation[], iouDt: CocoAnnotation[]): void {
+    if (gt.length === 0 && dt.length === 0) return;
     const p = this.params;
-    const T = p.iouThrs.length, A = p.areaRng.length;
+    const T = p.iouThrs.length, A = p.areaRng.length, AT = A * T;
     const maxDet = p.maxDets[p.maxDets.length - 1]!;
-    const order = stableDescending(dt.map((d) => d.score!)).slice(0, Math.max(0, maxDet));
-    const dts = order.map((i) => dt[i]!);
+    const dts = sortByScore(dt, maxDet);
     const D = dts.length, G = gt.length;
-    const ious = this.computeIou(gt, dt, iouGt, iouDt, maxDet);
-    // Shapes can only disagree for keypoints with useCats=0 (pycocotools would fail there); never match then.
-    const hasIou = ious.length === D && D > 0 && G > 0 && ious[0]!.length === G;
-    const iscrowd = gt.map((g) => (g.iscrowd ? 1 : 0));
-    const baseIgnore = gt.map((g) => this.gtIgnore(g));
-    const gtArea = gt.map((g) => this.num(this.cocoGt, g, 'area', g.area));
-    const dtArea = dts.map((d) => this.num(this.cocoDt, d, 'area', d.area));
-    const codes = new Uint8Array(A * T * D);
-    const npig = new Int32Array(A);
-    const gtIg = new Uint8Array(G);
-    const gtm = new Uint8Array(T * G);
-    const gIds: number[] = new Array(G);
+    const ious = this.computeIou(gt, dts, iouGt, iouDt, maxDet);
+    const hasIou = ious !== null && D > 0 && G > 0;
+    const sc = this.scratchFor(G, D, T);
+    const { iscrowd, baseIgnore, gtArea, dtArea, gtind, gtIg, gtm, gIdNonzero } = sc;
+    for (let j = 0; j < G; j++) {
+      const g = gt[j]!;
+      iscrowd[j] = g.iscrowd ? 1 : 0;
+      baseIgnore[j] = this.gtIgnore(g);
+      gtArea[j] = this.num(this.cocoGt, g, 'area', g.area);
+    }
+    for (let d = 0; d < D; d++) dtArea[d] = this.num(this.cocoDt, dts[d]!, 'area', dts[d]!.area);
+    const at = store.reserve(D);
+    const codes = store.codes;
+    store.img.push(img); store.off.push(at); store.nd.push(D);
+    for (let d = 0; d < D; d++) store.scores[at + d] = dts[d]!.score!;
+    const thr = this.thr;
     for (let a = 0; a < A; a++) {
       const [lo, hi] = p.areaRng[a]!;
-      const ign = gt.map((g, j) => (baseIgnore[j] || gtArea[j]! < lo || gtArea[j]! > hi ? 1 : 0));
-      // Non-ignored GT first, stable.
-      const gtind: number[] = [];
-      for (let j = 0; j < G; j++) if (!ign[j]) gtind.push(j);
-      for (let j = 0; j < G; j++) if (ign[j]) gtind.push(j);
-      let np = 0;
-      for (let j = 0; j < G; j++) { gtIg[j] = ign[gtind[j]!]!; gIds[j] = gt[gtind[j]!]!.id; if (!gtIg[j]) np++; }
-      npig[a] = np;
-      gtm.fill(0);
+      // Non-ignored GT first, stable (np.argsort(_ignore, kind='mergesort')).
+      let n = 0, np = 0;
+      for (let j = 0; j < G; j++) if (!(baseIgnore[j] || gtArea[j]! < lo || gtArea[j]! > hi)) gtind[n++] = j;
+      np = n;
+      for (let j = 0; j < G; j++) if (baseIgnore[j] || gtArea[j]! < lo || gtArea[j]! > hi) gtind[n++] = j;
+      for (let j = 0; j < G; j++) { gtIg[j] = j < np ? 0 : 1; gIdNonzero[j] = gt[gtind[j]!]!.id !== 0 ? 1 : 0; }
+      store.npig.push(np);
+      gtm.fill(0, 0, T * G);
       for (let t = 0; t < T; t++) {
-        const thr = Math.min(p.iouThrs[t]!, 1 - 1e-10);
-        const base = (a * T + t) * D;
         for (let d = 0; d < D; d++) {
           let m = -1;
           if (hasIou) {
-            let best = thr;
-            const row = ious[d]!;
+            let best = thr[t]!;
+            const row = d * G;
             for (let j = 0; j < G; j++) {
-              if (gtm[t * G + j] && !iscrowd[gtind[j]!]) continue;
+              const gj = gtind[j]!;
+              if (gtm[t * G + j] && !iscrowd[gj]) continue;
               if (m > -1 && gtIg[m] === 0 && gtIg[j] === 1) break;
-              const v = row[gtind[j]!]!;
+              const v = ious[row + gj]!;
               if (v < best) continue;
               best = v;
               m = j;
             }
           }
-          let ignored = 0, matched = false;
+          let ignored = 0, matched = 0;
           if (m > -1) {
             ignored = gtIg[m]!;
-            matched = gIds[m] !== 0;
+            // pycocotools stores the GT id as the match; an id of 0 reads as "unmatched" later.
+            matched = gIdNonzero[m]!;
             gtm[t * G + m] = 1;
           }
           if (!matched && (dtArea[d]! < lo || dtArea[d]! > hi)) ignored = 1;
-          codes[base + d] = ignored ? IGNORED : matched ? TP : FP;
+          codes[(at + d) * AT + a * T + t] = ignored ? IGNORED : matched ? TP : FP;
         }
       }
     }
-    return { img, nd: D, scores: Float64Array.from(dts, (d) => d.score!), codes, npig };
   }
 
   private gtIgnore(g: CocoAnnotation): number {
@@ -214,26 +286,31 @@ export class COCOeval {
     return b;
   }
 
-  /** `computeIoU` / `computeOks`: `[D][G]` with GT in original order, dt sorted and truncated. */
-  private computeIou(gt: CocoAnnotation[], dt: CocoAnnotation[], iouGt: CocoAnnotation[], iouDt: CocoAnnotation[], maxDet: number): number[][] {
+  /** `computeIoU` / `computeOks`: flat `[D*G]` IoUs with GT in original order, or null when empty. */
+  private computeIou(gt: CocoAnnotation[], dts: CocoAnnotation[], iouGt: CocoAnnotation[], iouDt: CocoAnnotation[], maxDet: number): Float64Array | null {
     const p = this.params;
     if (p.iouType === 'keypoints') {
-      const order = stableDescending(iouDt.map((d) => d.score!)).slice(0, Math.max(0, maxDet));
-      return this.computeOks(iouGt, order.map((i) => iouDt[i]!));
+      const kd = sortByScore(iouDt, maxDet);
+      const o = this.computeOks(iouGt, kd);
+      // Shapes only disagree for keypoints with useCats=0 (pycocotools fails there); never match then.
+      return o && kd.length === dts.length && iouGt.length === gt.length ? o : null;
     }
-    if (gt.length === 0 && dt.length === 0) return [];
-    const order = stableDescending(dt.map((d) => d.score!)).slice(0, Math.max(0, maxDet));
-    const dts = order.map((i) => dt[i]!);
-    if (dts.length === 0 || gt.length === 0) return [];
-    const crowd = gt.map((g) => (g.iscrowd ? 1 : 0));
+    if (dts.length === 0 || gt.length === 0) return null;
+    const crowd = new Uint8Array(gt.length);
+    for (let j = 0; j < gt.length; j++) crowd[j] = gt[j]!.iscrowd ? 1 : 0;
     if (p.iouType === 'segm') {
-      return rleIou(dts.map((d) => this.cocoDt.annToRLE(d)), gt.map((g) => this.cocoGt.annToRLE(g)), crowd);
+      const o = rleIou(dts.map((d) => this.cocoDt.annToRLE(d)), gt.map((g) => this.cocoGt.annToRLE(g)), crowd);
+      const flat = new Float64Array(dts.length * gt.length);
+      for (let d = 0; d < dts.length; d++) flat.set(o[d]!, d * gt.length);
+      return flat;
     }
-    return bbIou(dts.map((d) => this.box(this.cocoDt, d)), gt.map((g) => this.box(this.cocoGt, g)), crowd);
+    const out = new Float64Array(dts.length * gt.length);
+    bbIouInto(dts.map((d) => this.box(this.cocoDt, d)), gt.map((g) => this.box(this.cocoGt, g)), crowd, out);
+    return out;
   }
 
-  private computeOks(gts: CocoAnnotation[], dts: CocoAnnotation[]): number[][] {
-    if (gts.length === 0 || dts.length === 0) return [];
+  private computeOks(gts: CocoAnnotation[], dts: CocoAnnotation[]): Float64Array | null {
+    if (gts.length === 0 || dts.length === 0) return null;
     const sigmas = this.params.kpt_oks_sigmas;
     if (!sigmas || sigmas.length === 0) throw new KestrelError('E_OPTIONS', 'kpt_oks_sigmas must be set for keypoints evaluation');
     const k = sigmas.length;
@@ -243,7 +320,8 @@ export class COCOeval {
       if (!v || Math.ceil(v.length / 3) !== k) formatError(c.source, c.annPath(a, 'keypoints'), `missing or not ${k} (x, y, v) triples (one per kpt_oks_sigmas entry)`);
       return v;
     };
-    const ious: number[][] = dts.map(() => new Array<number>(gts.length).fill(0));
+    const G = gts.length;
+    const ious = new Float64Array(dts.length * G);
     const e = new Float64Array(k);
     for (let j = 0; j < gts.length; j++) {
       const gt = gts[j]!;
@@ -269,7 +347,7 @@ export class COCOeval {
           }
           e[ne++] = Math.exp(-((dx * dx + dy * dy) / vars[n]! / area / 2));
         }
-        ious[i]![j] = npSum(e.subarray(0, ne)) / ne;
+        ious[i * G + j] = npSum(e.subarray(0, ne)) / ne;
       }
     }
     return ious;
@@ -286,39 +364,44 @@ export class COCOeval {
     const precision = new Float64Array(T * R * K * A * M).fill(-1);
     const recall = new Float64Array(T * K * A * M).fill(-1);
     const recThrs = p.recThrs;
+    const AT = A * T;
     for (let k = 0; k < K; k++) {
-      const E = this.pairs[k] ?? [];
-      if (E.length === 0) continue;
+      const S = this.stores[k];
+      if (!S || S.img.length === 0) continue;
+      const nE = S.img.length;
       for (let m = 0; m < M; m++) {
-        const maxDet = p.maxDets[m]!;
-        // Concatenate per-image detections (image order, each truncated), then stable sort by score.
-        let total = 0;
-        for (const e of E) total += Math.min(e.nd, Math.max(0, maxDet));
-        const sc = new Float64Array(total), ent = new Int32Array(total), pos = new Int32Array(total);
+        const lim = Math.max(0, p.maxDets[m]!);
+        // Concatenate per-image detections (image order, each truncated to maxDet): arena indices
+        // ascend in that order, so a stable sort by score breaks ties by index.
+        let nd = 0;
+        for (let e = 0; e < nE; e++) nd += Math.min(S.nd[e]!, lim);
+        const idx = new Int32Array(nd);
         let n = 0;
-        for (let ei = 0; ei < E.length; ei++) {
-          const e = E[ei]!;
-          const lim = Math.min(e.nd, Math.max(0, maxDet));
-          for (let j = 0; j < lim; j++) { sc[n] = e.scores[j]!; ent[n] = ei; pos[n] = j; n++; }
+        for (let e = 0; e < nE; e++) {
+          const off = S.off[e]!, c = Math.min(S.nd[e]!, lim);
+          for (let j = 0; j < c; j++) idx[n++] = off + j;
         }
-        const order = new Int32Array(total);
-        for (let i = 0; i < total; i++) order[i] = i;
-        order.sort((a, b) => (sc[b]! - sc[a]!) || (a - b));
-        const nd = total;
-        const tpc = new Float64Array(nd), rc = new Float64Array(nd), pr = new Float64Array(nd);
+        const sc = S.scores;
+        idx.sort((a, b) => (sc[b]! - sc[a]!) || (a - b));
+        // Gather the codes in sorted order so the threshold loops read memory sequentially.
+        const codes = new Uint8Array(nd * AT);
+        const src = S.codes;
+        for (let i = 0; i < nd; i++) {
+          const from = idx[i]! * AT, to = i * AT;
+          for (let c = 0; c < AT; c++) codes[to + c] = src[from + c]!;
+        }
+        const rc = new Float64Array(nd), pr = new Float64Array(nd);
         for (let a = 0; a < A; a++) {
           let npig = 0;
-          for (const e of E) npig += e.npig[a]!;
+          for (let e = 0; e < nE; e++) npig += S.npig[e * A + a]!;
           if (npig === 0) continue;
           for (let t = 0; t < T; t++) {
             let tp = 0, fp = 0;
+            const col = a * T + t;
             for (let i = 0; i < nd; i++) {
-              const o = order[i]!;
-              const e = E[ent[o]!]!;
-              const code = e.codes[(a * T + t) * e.nd + pos[o]!]!;
+              const code = codes[i * AT + col]!;
               if (code === TP) tp++;
               else if (code === FP) fp++;
-              tpc[i] = tp;
               rc[i] = tp / npig;
               pr[i] = tp / (fp + tp + EPS);
             }

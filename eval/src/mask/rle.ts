@@ -240,8 +240,17 @@ function toUint32(x: number): number {
 /** Box IoU matrix `o[d][g]` as `bbIou`; with crowd GT the union is the detection area. */
 export function bbIou(dt: ArrayLike<number>[], gt: ArrayLike<number>[], iscrowd: ArrayLike<number> | null): number[][] {
   const m = dt.length, n = gt.length;
+  const flat = new Float64Array(m * n);
+  bbIouInto(dt, gt, iscrowd, flat);
   const o: number[][] = [];
-  for (let d = 0; d < m; d++) o.push(new Array<number>(n).fill(0));
+  for (let d = 0; d < m; d++) o.push(Array.from(flat.subarray(d * n, d * n + n)));
+  return o;
+}
+
+/** {@link bbIou} into a flat `[d*G + g]` array (no per-row allocation). */
+export function bbIouInto(dt: ArrayLike<number>[], gt: ArrayLike<number>[], iscrowd: ArrayLike<number> | null, o: Float64Array): void {
+  const m = dt.length, n = gt.length;
+  o.fill(0, 0, m * n);
   for (let g = 0; g < n; g++) {
     const G = gt[g]!;
     const ga = G[2]! * G[3]!;
@@ -255,10 +264,9 @@ export function bbIou(dt: ArrayLike<number>[], gt: ArrayLike<number>[], iscrowd:
       if (hh <= 0) continue;
       const i = w * hh;
       const u = crowd ? da : da + ga - i;
-      o[d]![g] = i / u;
+      o[d * n + g] = i / u;
     }
   }
-  return o;
 }
 
 /** Mask IoU matrix `o[d][g]` as `rleIou` (box pre-check, -1 for size mismatch, crowd union = dt area). */
