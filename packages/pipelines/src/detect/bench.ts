@@ -64,7 +64,7 @@ export interface BenchCocoResult {
 }
 
 /** Write a file so that readers see the old content or the whole new content, never a torn file. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const p = resolve(path);
   await mkdir(dirname(p), { recursive: true });
   const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
