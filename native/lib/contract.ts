@@ -109,6 +109,11 @@ export interface Kernels {
 
   /** Prepare a weight once at load (repack, upload). Portable returns it unchanged. */
   prepareLinear(w: LinearWeight): PreparedLinear;
+  /**
+   * Optional: free what `prepareLinear` attached (native or device buffers) now instead of at garbage
+   * collection; the weight must not be used afterwards. Models call it from `dispose()`.
+   */
+  releaseLinear?(w: PreparedLinear): void;
   /** out[m,n] = x[m,k] · W^T (+ bias[n]) */
   linear(x: Float32Array, m: number, w: PreparedLinear, bias: Float32Array | null, out: Float32Array): void;
 

@@ -594,7 +594,7 @@ export class MoeLanguageModel implements GenerationHost {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const release = (this.kernels as Kernels & { releaseLinear?: (w: PreparedLinear) => void }).releaseLinear;
+    const release = this.kernels.releaseLinear;
     if (release) {
       const all: PreparedLinear[] = [this.embedTable, this.lmHead];
       for (const l of this.layers) {
