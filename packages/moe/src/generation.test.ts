@@ -171,3 +171,23 @@ describe('tokenizer.json', () => {
     m.dispose();
   });
 });
+
+describe('top-p on a large vocabulary', () => {
+  it('the partial sort gives the same result as sorting everything', () => {
+    const r = new SeededRandom(3);
+    const V = 50000;
+    const logits = Float32Array.from({ length: V }, (_, i) => (i % 97 === 0 ? 30 : 0) + 8 * (r.next() - 0.5) - (i % 5 === 0 ? 60 : 0));
+    for (const topP of [0.5, 0.9, 0.999]) {
+      const fast = samplingProbs(logits, { temperature: 0.7, topK: 0, topP });
+      // reference: the plain definition over every id (keep iff the mass ranked above it is < topP)
+      const x = Array.from(logits, (v) => v / 0.7);
+      const mx = Math.max(...x);
+      const z = x.reduce((a, v) => a + Math.exp(v - mx), 0);
+      const order = x.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      const keep = new Array<boolean>(V).fill(true);
+      let c = 0;
+      for (let j = 0; j < V - 1; j++) { c += Math.exp(order[j]![0] - mx) / z; if (c <= 1 - topP) keep[order[j]![1]] = false; }
+      expect(Array.from(fast, (v) => v > 0)).toEqual(keep);
+    }
+  });
+});

@@ -41,15 +41,27 @@ export function samplingProbs(logits: ArrayLike<number>, p: Pick<SamplingParams,
     for (let i = 0; i < V; i++) if (x[i]! < kth) x[i] = -Infinity;
   }
   if (p.topP < 1) {
-    // stable ascending order: equal values keep index order
-    const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => x[a]! - x[b]! || a - b);
     let mx = -Infinity;
     for (let i = 0; i < V; i++) if (x[i]! > mx) mx = x[i]!;
     let z = 0;
     for (let i = 0; i < V; i++) z += Math.exp(x[i]! - mx);
     const cut = 1 - p.topP;
-    let c = 0;
-    for (let j = 0; j < V - 1; j++) {
+    // Ids far below the max (p < e^-40 each) sit at the bottom of the ascending order; when their total
+    // mass is below the cut they are all removed whatever their order, so only the rest is sorted
+    // (a 100k-entry sort per token would cost more than the decode step).
+    let tiny = 0;
+    const cand: number[] = [];
+    for (let i = 0; i < V; i++) {
+      if (x[i]! < mx - 40) tiny += Math.exp(x[i]! - mx) / z;
+      else cand.push(i);
+    }
+    const partial = tiny < cut * 0.5 && cand.length < V;
+    const order = partial ? cand : Array.from({ length: V }, (_, i) => i);
+    // stable ascending order: equal values keep index order
+    order.sort((a, b) => x[a]! - x[b]! || a - b);
+    if (partial) for (let i = 0; i < V; i++) if (x[i]! < mx - 40) x[i] = -Infinity;
+    let c = partial ? tiny : 0;
+    for (let j = 0; j < order.length - 1; j++) {
       const id = order[j]!;
       c += Math.exp(x[id]! - mx) / z;
       if (c <= cut) x[id] = -Infinity;
