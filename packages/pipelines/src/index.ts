@@ -9,6 +9,9 @@ export { chat, formatConversation, ChatOptionsSchema, type ChatMessage, type Cha
 export { GenerateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from './vlm/sampling.js';
 export { TextTokenizer as VlmTokenizer, StreamDecoder } from './vlm/tokenizer.js';
 export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
+export { trainXray, benchXray, XrayOptionsSchema, TrainXrayOptionsSchema, BenchXrayOptionsSchema, type XrayOptions, type XrayResult, type XrayPipeline, type TrainXrayOptions, type BenchXrayOptions, type XrayBenchResult } from './xray/index.js';
+export { trainDefects, trainAnomaly, benchDefects, DefectsOptionsSchema, TrainDefectsOptionsSchema, TrainAnomalyOptionsSchema, BenchDefectsOptionsSchema, type DefectsOptions, type DefectsResult, type DefectsPipeline, type TrainDefectsOptions, type TrainAnomalyOptions, type BenchDefectsOptions, type DefectsBenchResult } from './defects/index.js';
+export { qcModelTask, resolveQcModelDir } from './training/model-dir.js';
 export { DetectOptionsSchema, COCO80_LABELS, COCO80_TO_91, type DetectOptionsInput, type Detection, type Segmentation, type DetectPipeline, type SegmentPipeline, type DetectTimings, type CocoRle } from './detect/index.js';
 export { benchCoco, BenchCocoOptionsSchema, writeFileAtomic, type BenchCocoOptions, type BenchCocoResult, type CocoResultEntry } from './detect/bench.js';
 export { registerModel, modelCatalog, catalogEntry, kestrelHome, modelCacheDir, repoModelsDir, pullModel, listModels, resolveModel, findMainFile, type ModelEntry, type ModelFile, type ModelFormat, type PulledManifest, type PullOptions, type PullResult, type ModelListing, type ResolvedModel } from './models/index.js';

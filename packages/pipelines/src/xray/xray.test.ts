@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isKestrelError } from '@kestrel/core';
+import { pipeline } from '../registry.js';
+import { trainXray, benchXray, createPipeline } from './index.js';
+
+const data = fileURLToPath(new URL('../../../../test/fixtures/qc/pneumoniamnist', import.meta.url));
+
+describe('xray: train on a tiny subset, run, bench', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'kestrel-xray-')), 'model');
+
+  it('trains in seconds and writes a complete model folder', async () => {
+    const t0 = Date.now();
+    const r = await trainXray({ data, out, split: 'train', calibrationFraction: 0.25, l2Grid: [0.1], steps: 100, size: 64 });
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(existsSync(join(out, 'qc-model.json'))).toBe(true);
+    expect(existsSync(join(out, 'weights.safetensors'))).toBe(true);
+    const meta = JSON.parse(readFileSync(join(out, 'qc-model.json'), 'utf8'));
+    expect(meta.task).toBe('xray');
+    expect(meta.training.n + meta.calibration.n).toBe(24); // the train split of the fixture
+    expect(meta.calibration.positives).toBe(3);
+    expect(meta.threshold).toBe(0.5);
+    expect(meta.backbone.sha256['centernet.bin']).toMatch(/^[0-9a-f]{64}$/);
+    expect(r.meta.labels).toEqual(['normal', 'pneumonia']);
+  });
+
+  it('the pipeline and the bench agree on every image', async () => {
+    const xray = await pipeline('xray', { model: out });
+    const files = readFileSync(join(data, 'labels.csv'), 'utf8').trim().split('\n').slice(1).filter((l) => l.includes(',val,'));
+    const labels = files.map((l) => Number(l.split(',')[2]));
+    const results = await xray(files.map((l) => join(data, l.split(',')[0]!)));
+    expect(results).toHaveLength(8);
+    for (const r of results) {
+      expect(['normal', 'pneumonia']).toContain(r.label);
+      expect(r.probability).toBeGreaterThanOrEqual(0);
+      expect(r.probability).toBeLessThanOrEqual(1);
+      expect(r.label).toBe(r.probability >= 0.5 ? 'pneumonia' : 'normal');
+    }
+    const single = await xray(join(data, files[0]!.split(',')[0]!));
+    expect(single.probability).toBeCloseTo(results[0]!.probability, 6);
+    const bench = await benchXray({ model: out, data, split: 'val' });
+    expect(bench.n).toBe(8);
+    const tp = results.filter((r, i) => r.label === 'pneumonia' && labels[i] === 1).length;
+    const tn = results.filter((r, i) => r.label === 'normal' && labels[i] === 0).length;
+    expect(bench.confusion.tp).toBe(tp);
+    expect(bench.confusion.tn).toBe(tn);
+    expect(bench.accuracy.estimate).toBeCloseTo((tp + tn) / 8, 12);
+    expect(bench.accuracy.lower).toBeLessThanOrEqual(bench.accuracy.estimate);
+    expect(bench.accuracy.upper).toBeGreaterThanOrEqual(bench.accuracy.estimate);
+    expect(bench.auc).not.toBeNull();
+  });
+
+  it('bad inputs give clear KestrelErrors', async () => {
+    const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'no error', (e) => (isKestrelError(e) ? e.code : String(e)));
+    expect(await codeOf(trainXray({ data: join(data, 'nope'), out: join(tmpdir(), 'never-written') }))).toBe('E_DATA_FORMAT');
+    expect(existsSync(join(tmpdir(), 'never-written'))).toBe(false);
+    expect(await codeOf(createPipeline('xray', { model: join(tmpdir(), 'no-model-here') }))).toBe('E_MODEL_NOT_FOUND');
+    const xray = await pipeline('xray', { model: out });
+    const junk = join(mkdtempSync(join(tmpdir(), 'kestrel-xray-')), 'junk.png');
+    writeFileSync(junk, 'not an image');
+    expect(await codeOf(xray(junk))).toBe('E_IMAGE_DECODE');
+    expect(await codeOf(xray(join(data, 'missing.png')))).toBe('E_IO');
+  });
+});
