@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
 import type { VlmImage } from './processor.js';
 import type { VisionLanguageModel } from './vision-language-model.js';
-import { GenerateOptionsSchema } from './sampling.js';
-import { StreamDecoder } from './tokenizer.js';
+import { generateOptionsSchema } from '@kestrel/moe';
 
 /** One part of a message's content. */
 export type ChatContentPart = { type: 'text'; text: string } | { type: 'image'; image: VlmImage };
@@ -15,7 +14,7 @@ export interface ChatMessage {
 }
 
 /** Options of {@link chat}: generation options plus an optional text callback for streaming. */
-export const ChatOptionsSchema = GenerateOptionsSchema.extend({
+export const ChatOptionsSchema = generateOptionsSchema.extend({
   maxNewTokens: z.number().int().positive().default(256),
   /** tile the images (default: only when the conversation has at most 2, as DeepSeek-VL2) */
   cropping: z.boolean().optional(),
@@ -44,7 +43,8 @@ export interface ChatResult {
   text: string;
   tokenIds: number[];
   usage: ChatUsage;
-  finishReason: 'eos' | 'length';
+  /** OpenAI's terms: 'length' when maxNewTokens was reached, else 'stop' (EOS or a stop token/string) */
+  finishReason: 'stop' | 'length';
 }
 
 /** DeepSeek-VL2's "deepseek" conversation template: roles and separators. */
@@ -114,22 +114,18 @@ export async function chat(model: VisionLanguageModel, messages: readonly ChatMe
   const pre = images.length ? await model.processor.preprocess(images, o.cropping !== undefined ? { cropping: o.cropping } : {}) : null;
   const { inputIds } = model.processor.tokenizeWithImages(prompt, pre?.numImageTokens ?? [], (t) => tok.encode(t));
   const { cropping: _c, ...gen } = o;
-  const dec = new StreamDecoder(tok);
   const tokenIds: number[] = [];
   let text = '';
-  for await (const id of model.stream({ inputIds, images, preprocessed: pre }, gen)) {
-    tokenIds.push(id);
-    const piece = dec.push(id);
-    if (piece) { text += piece; onText?.(piece); }
+  for await (const c of model.stream({ inputIds, images, preprocessed: pre }, gen)) {
+    tokenIds.push(c.tokenId);
+    if (c.text) { text += c.text; onText?.(c.text); }
   }
-  const tail = dec.flush();
-  if (tail) { text += tail; onText?.(tail); }
   const imageTokens = pre ? pre.numImageTokens.reduce((a, b) => a + b, 0) : 0;
   return {
     message: { role: 'assistant', content: text },
     text,
     tokenIds,
     usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 },
-    finishReason: tokenIds.length < o.maxNewTokens ? 'eos' : 'length',
+    finishReason: tokenIds.length < o.maxNewTokens ? 'stop' : 'length',
   };
 }

@@ -39,6 +39,10 @@ export const CallOptionsSchema = z.object({
   topP: z.number().gt(0).max(1).optional(),
   topK: z.number().int().min(0).optional(),
   seed: z.number().int().optional(),
+  /** strings that end the answer (cut before them) */
+  stopStrings: z.array(z.string().min(1)).optional(),
+  /** cancels the call (it rejects with E_ABORTED) */
+  signal: z.instanceof(AbortSignal).optional(),
 }).strict();
 export type CallOptions = z.input<typeof CallOptionsSchema> & { onText?: (text: string) => void };
 
@@ -107,6 +111,7 @@ function genOptions(o: z.output<typeof AskOptionsSchema>, call: CallOptions | un
   return {
     maxNewTokens: c.maxNewTokens ?? o.maxNewTokens, temperature: c.temperature ?? o.temperature, topP: c.topP ?? o.topP, topK: c.topK ?? o.topK,
     ...(seed !== undefined ? { seed } : {}), ...(onText ? { onText } : {}),
+    ...(c.stopStrings ? { stopStrings: c.stopStrings } : {}), ...(c.signal ? { signal: c.signal } : {}),
   };
 }
 

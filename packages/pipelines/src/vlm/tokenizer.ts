@@ -29,31 +29,3 @@ export class TextTokenizer {
     return this.tok.tokenToId(token);
   }
 }
-
-/**
- * Incremental detokenizer: feed token ids one at a time, get the new text. Text ending in an
- * incomplete UTF-8 sequence (U+FFFD) is held back until the next token completes it.
- */
-export class StreamDecoder {
-  private ids: number[] = [];
-  private emitted = 0;
-  constructor(private readonly tok: TextTokenizer) {}
-
-  /** Add a token; returns the text it completes (possibly ''). */
-  push(id: number): string {
-    this.ids.push(id);
-    const text = this.tok.decode(this.ids);
-    if (text.endsWith('\uFFFD')) return '';
-    const out = text.slice(this.emitted);
-    this.emitted = text.length;
-    return out;
-  }
-
-  /** Whatever is left (e.g. a final incomplete character). */
-  flush(): string {
-    const text = this.tok.decode(this.ids);
-    const out = text.slice(this.emitted);
-    this.emitted = text.length;
-    return out;
-  }
-}

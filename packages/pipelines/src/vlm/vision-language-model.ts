@@ -1,15 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions } from '@kestrel/core';
 import { getKernels, type Kernels } from '@kestrel/native';
 import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
-import { MoeLanguageModel } from '@kestrel/moe';
+import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer } from './tokenizer.js';
-import { GenerateOptionsSchema, chooseToken, makeRng, type GenerateOptions } from './sampling.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
 
 /** Options of {@link VisionLanguageModel.load}. */
@@ -217,33 +215,19 @@ export class VisionLanguageModel {
   }
 
   /**
-   * Generate token ids after the prompt with a KV cache: greedy by default (temperature 0), or
-   * sampled. Yields each new id as it is chosen; the event loop gets a turn between tokens.
+   * Generate after the prompt with a KV cache (the MoE model's generator: greedy at temperature 0,
+   * else temperature / top-k / top-p sampling; stop tokens and strings; `signal` cancels). Yields each
+   * new token (and its text when the checkpoint has a tokenizer) as it is chosen.
    */
-  async *stream(input: VlmInput, options?: GenerateOptions): AsyncGenerator<number, void, undefined> {
-    const o = parseOptions(GenerateOptionsSchema, options, 'generate options');
+  async *stream(input: VlmInput, options?: GenerateOptions): AsyncGenerator<StreamChunk, void, undefined> {
     const { inputsEmbeds } = await this.prepareInputs(input);
-    const rng = makeRng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
-    const cache = this.language.createCache(inputsEmbeds.shape[0]! + o.maxNewTokens);
-    let { logits } = this.language.forward({ inputsEmbeds, cache }, { lastOnly: true });
-    const V = this.language.config.vocab;
-    for (let i = 0; i < o.maxNewTokens; i++) {
-      this.check();
-      const row = logits.data.subarray(logits.data.length - V);
-      const id = chooseToken(row, o, rng);
-      if (o.stopOnEos && this.eosTokenIds.includes(id)) return;
-      yield id;
-      if (i + 1 === o.maxNewTokens) return;
-      await yieldToLoop();
-      ({ logits } = this.language.forward({ inputIds: [id], cache }, { lastOnly: true }));
-    }
+    yield* this.language.stream({ inputsEmbeds, inputIds: Array.from(input.inputIds) }, options);
   }
 
-  /** Generate token ids after the prompt (see {@link stream}). */
-  async generate(input: VlmInput, options?: GenerateOptions): Promise<{ tokenIds: number[] }> {
-    const tokenIds: number[] = [];
-    for await (const id of this.stream(input, options)) tokenIds.push(id);
-    return { tokenIds };
+  /** Generate after the prompt (see {@link stream}): the new token ids, their text and why it stopped. */
+  async generate(input: VlmInput, options?: GenerateOptions): Promise<GenerateResult> {
+    const { inputsEmbeds } = await this.prepareInputs(input);
+    return this.language.generate({ inputsEmbeds, inputIds: Array.from(input.inputIds) }, options);
   }
 
   /**
