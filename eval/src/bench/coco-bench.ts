@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COCO } from '../coco/coco.js';
 import { COCOeval } from '../coco/cocoeval.js';
@@ -95,6 +95,12 @@ export interface CocoBenchResult {
   /** End-to-end seconds (median over runs) — for spawned-cli this includes Node start-up. */
   seconds: number;
   runs: number[];
+  /** CPU seconds (user + system) of each run: the child's for spawned-cli (from /proc, Linux), else this process's; null where unknown. */
+  cpuSeconds: (number | null)[];
+  /** 1-minute load average when the runs started and ended (a loaded machine inflates wall time). */
+  loadAverage: [number, number];
+  /** Logical CPUs here. */
+  cpus: number;
   /** In-process phase times in seconds (one run): read+parse JSON, index+loadRes, evaluate, accumulate, summarize. */
   phases: { load: number; index: number; evaluate: number; accumulate: number; summarize: number };
   stats: number[];
@@ -145,33 +151,53 @@ export function runCocoBench(opts: CocoBenchOptions = {}): CocoBenchResult {
 
     const n = Math.max(1, opts.runs ?? 3);
     const runs: number[] = [];
+    const cpu: (number | null)[] = [];
+    const load0 = loadavg()[0]!;
     let mode: CocoBenchResult['mode'] = 'in-process';
     if (opts.cliPath) {
       mode = 'spawned-cli';
       for (let i = 0; i < n; i++) {
+        const c0 = childCpuSeconds();
         const s = performance.now();
         const p = spawnSync(process.execPath, [opts.cliPath, 'eval', 'coco', '--gt', gtPath, '--results', resPath, '--iou-type', 'bbox', '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
         runs.push((performance.now() - s) / 1e3);
+        const c1 = childCpuSeconds();
+        cpu.push(c0 !== null && c1 !== null ? c1 - c0 : null);
         if (p.status !== 0) throw new Error(`kestrel eval coco failed (${p.status}): ${p.stderr}`);
         const out = JSON.parse(p.stdout) as { stats: number[] };
         if (out.stats.some((v, j) => v !== stats[j])) throw new Error('spawned CLI and in-process stats differ');
       }
     } else {
       for (let i = 0; i < n; i++) {
+        const c0 = process.cpuUsage();
         const s = performance.now();
         const g = new COCO(JSON.parse(readFileSync(gtPath, 'utf8')), gtPath);
         const e = new COCOeval(g, g.loadRes(JSON.parse(readFileSync(resPath, 'utf8')), resPath), 'bbox');
         e.evaluate(); e.accumulate(); e.summarize();
         runs.push((performance.now() - s) / 1e3);
+        const c = process.cpuUsage(c0);
+        cpu.push((c.user + c.system) / 1e6);
       }
     }
     const sorted = [...runs].sort((a, b) => a - b);
     const seconds = sorted[Math.floor(sorted.length / 2)]!;
     return {
-      size, mode, seconds, runs, phases, stats, referenceSeconds: 25, speedup: 25 / seconds,
+      size, mode, seconds, runs, cpuSeconds: cpu, loadAverage: [load0, loadavg()[0]!], cpus: availableParallelism(), phases, stats, referenceSeconds: 25, speedup: 25 / seconds,
       gtBytes: gtText.length, resultsBytes: resText.length,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** User + system CPU seconds of waited-for children of this process (Linux /proc), or null. */
+function childCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the ")" that closes the command name; cutime and cstime are fields 16 and 17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100;
+  } catch {
+    return null;
   }
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { KestrelError } from '@kestrel/core';
 import { type Rle, rleArea, rleFrPoly, rleFrString, rleMerge, rleToBbox } from '../mask/rle.js';
 import {
-  fastGtDataset, fastResults, formatError, gtDatasetSchema, parseWith, resultsSchema, type GtDatasetInput, type ResultInput, type SegmentationInput,
+  fastGtDataset, fastResults, formatError, gtDatasetSchema, segmentationSchema, parseWith, resultsSchema, type GtDatasetInput, type ResultInput, type SegmentationInput,
 } from './schema.js';
 
 /** An annotation as held in a COCO object (GT or result). */
@@ -77,7 +77,7 @@ export class COCO {
     // Known fields only: keeps objects one shape, and input keys never reach internal fields.
     this.annotations = d.annotations.map((a, i): CocoAnnotation => ({
       id: a.id, image_id: a.image_id, category_id: a.category_id, area: a.area, iscrowd: a.iscrowd, bbox: a.bbox,
-      segmentation: a.segmentation, keypoints: a.keypoints, num_keypoints: a.num_keypoints, _index: i,
+      segmentation: a.segmentation as SegmentationInput | undefined, keypoints: a.keypoints, num_keypoints: a.num_keypoints, _index: i,
     }));
     this.annPathRoot = '$.annotations';
     this.createIndex();
@@ -158,6 +158,7 @@ export class COCO {
       segm = [[x1, y1, x1, y2, x2, y2, x2, y1]];
     }
     if (segm === undefined) formatError(this.source, this.annPath(ann, 'segmentation'), 'missing (needed for segm evaluation)');
+    segm = parseWith(segmentationSchema, segm, this.source, this.annPath(ann, 'segmentation'));
     let r: Rle;
     if (Array.isArray(segm)) {
       const { h, w } = this.imageSize(ann);

@@ -365,56 +365,77 @@ export class COCOeval {
     const recall = new Float64Array(T * K * A * M).fill(-1);
     const recThrs = p.recThrs;
     const AT = A * T;
+    const tpT = new Float64Array(T), fpT = new Float64Array(T);
     for (let k = 0; k < K; k++) {
       const S = this.stores[k];
       if (!S || S.img.length === 0) continue;
-      const nE = S.img.length;
+      const nE = S.img.length, total = S.n;
+      // One stable sort by score of every kept detection (arena indices ascend in image order, so
+      // ties break by image, then by per-image rank). Truncating each image to a smaller maxDet
+      // keeps a subsequence of this order, which is exactly the stable sort of that subset.
+      const idx = new Int32Array(total);
+      for (let i = 0; i < total; i++) idx[i] = i;
+      const sc = S.scores;
+      idx.sort((x, y) => (sc[y]! - sc[x]!) || (x - y));
+      const rank = new Int32Array(total);
+      let maxNd = 0;
+      for (let e = 0; e < nE; e++) {
+        const off = S.off[e]!, c = S.nd[e]!;
+        if (c > maxNd) maxNd = c;
+        for (let j = 0; j < c; j++) rank[off + j] = j;
+      }
+      // Codes gathered in sorted order so the loops below read memory sequentially.
+      const codes = new Uint8Array(total * AT), rankSorted = new Int32Array(total);
+      const src = S.codes;
+      for (let i = 0; i < total; i++) {
+        const from = idx[i]! * AT, to = i * AT;
+        for (let c = 0; c < AT; c++) codes[to + c] = src[from + c]!;
+        rankSorted[i] = rank[idx[i]!]!;
+      }
+      const npigA = new Int32Array(A);
+      for (let e = 0; e < nE; e++) for (let a = 0; a < A; a++) npigA[a] += S.npig[e * A + a]!;
       for (let m = 0; m < M; m++) {
         const lim = Math.max(0, p.maxDets[m]!);
-        // Concatenate per-image detections (image order, each truncated to maxDet): arena indices
-        // ascend in that order, so a stable sort by score breaks ties by index.
-        let nd = 0;
-        for (let e = 0; e < nE; e++) nd += Math.min(S.nd[e]!, lim);
-        const idx = new Int32Array(nd);
-        let n = 0;
-        for (let e = 0; e < nE; e++) {
-          const off = S.off[e]!, c = Math.min(S.nd[e]!, lim);
-          for (let j = 0; j < c; j++) idx[n++] = off + j;
+        let sel: Int32Array;
+        if (lim >= maxNd) {
+          sel = new Int32Array(total);
+          for (let i = 0; i < total; i++) sel[i] = i;
+        } else {
+          let n = 0;
+          for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) n++;
+          sel = new Int32Array(n);
+          n = 0;
+          for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) sel[n++] = i;
         }
-        const sc = S.scores;
-        idx.sort((a, b) => (sc[b]! - sc[a]!) || (a - b));
-        // Gather the codes in sorted order so the threshold loops read memory sequentially.
-        const codes = new Uint8Array(nd * AT);
-        const src = S.codes;
-        for (let i = 0; i < nd; i++) {
-          const from = idx[i]! * AT, to = i * AT;
-          for (let c = 0; c < AT; c++) codes[to + c] = src[from + c]!;
-        }
-        const rc = new Float64Array(nd), pr = new Float64Array(nd);
+        const nd = sel.length;
+        const rc = new Float64Array(T * nd), pr = new Float64Array(T * nd);
         for (let a = 0; a < A; a++) {
-          let npig = 0;
-          for (let e = 0; e < nE; e++) npig += S.npig[e * A + a]!;
+          const npig = npigA[a]!;
           if (npig === 0) continue;
-          for (let t = 0; t < T; t++) {
-            let tp = 0, fp = 0;
-            const col = a * T + t;
-            for (let i = 0; i < nd; i++) {
-              const code = codes[i * AT + col]!;
-              if (code === TP) tp++;
-              else if (code === FP) fp++;
-              rc[i] = tp / npig;
-              pr[i] = tp / (fp + tp + EPS);
+          tpT.fill(0); fpT.fill(0);
+          for (let q = 0; q < nd; q++) {
+            const base = sel[q]! * AT + a * T;
+            for (let t = 0; t < T; t++) {
+              const code = codes[base + t]!;
+              if (code === TP) tpT[t]++;
+              else if (code === FP) fpT[t]++;
+              const tp = tpT[t]!;
+              rc[t * nd + q] = tp / npig;
+              pr[t * nd + q] = tp / (fpT[t]! + tp + EPS);
             }
-            recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1]! : 0;
-            for (let i = nd - 1; i > 0; i--) if (pr[i]! > pr[i - 1]!) pr[i - 1] = pr[i]!;
+          }
+          for (let t = 0; t < T; t++) {
+            const o = t * nd;
+            recall[((t * K + k) * A + a) * M + m] = nd ? rc[o + nd - 1]! : 0;
+            for (let i = nd - 1; i > 0; i--) if (pr[o + i]! > pr[o + i - 1]!) pr[o + i - 1] = pr[o + i]!;
             for (let r = 0; r < R; r++) {
-              const pi = searchsortedLeft(rc, nd, recThrs[r]!);
+              const pi = searchsortedLeft(rc, o, nd, recThrs[r]!);
               // pycocotools stops filling at the first threshold beyond the reached recall; the rest stay 0.
               if (pi >= nd) {
                 for (let r2 = r; r2 < R; r2++) precision[(((t * R + r2) * K + k) * A + a) * M + m] = 0;
                 break;
               }
-              precision[(((t * R + r) * K + k) * A + a) * M + m] = pr[pi]!;
+              precision[(((t * R + r) * K + k) * A + a) * M + m] = pr[o + pi]!;
             }
           }
         }
@@ -509,12 +530,12 @@ export class COCOeval {
   }
 }
 
-/** First index i with `a[i] >= v` (`np.searchsorted(a, v, side='left')`). */
-function searchsortedLeft(a: Float64Array, n: number, v: number): number {
+/** First index i with `a[off+i] >= v` over n entries (`np.searchsorted(a, v, side='left')`). */
+function searchsortedLeft(a: Float64Array, off: number, n: number, v: number): number {
   let lo = 0, hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (a[mid]! < v) lo = mid + 1;
+    if (a[off + mid]! < v) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -14,9 +14,14 @@ const rle = z.object({
   counts: z.union([z.string(), z.array(z.number().int().nonnegative())]),
 });
 const polygons = z.array(z.array(num));
-const segmentation = z.union([polygons, rle]);
+/** Polygons (list of flat [x, y, ...] lists) or RLE (compressed or uncompressed counts). */
+export const segmentationSchema = z.union([polygons, rle]);
+const segmentation = segmentationSchema;
 
-/** A GT annotation; which fields are required is checked per IoU type after parsing. */
+/**
+ * A GT annotation; which fields are required is checked per IoU type after parsing. `segmentation` is
+ * checked only when segm evaluation reads it (pycocotools never looks at it for bbox / keypoints).
+ */
 export const gtAnnotationSchema = z.object({
   id: num,
   image_id: num,
@@ -24,7 +29,7 @@ export const gtAnnotationSchema = z.object({
   area: num.optional(),
   iscrowd: flag.optional(),
   bbox: box.optional(),
-  segmentation: segmentation.optional(),
+  segmentation: z.unknown().optional(),
   keypoints: z.array(num).optional(),
   num_keypoints: num.optional(),
 });
@@ -142,7 +147,7 @@ export function fastGtDataset(v: unknown): boolean {
   for (const c of v.categories) if (!isObj(c) || !isNum(c.id) || !optStr(c.name) || !optStr(c.supercategory)) return false;
   for (const a of v.annotations) {
     if (!isObj(a) || !isNum(a.id) || !isNum(a.image_id) || !isNum(a.category_id) || !optNum(a.area) || !optNum(a.iscrowd)) return false;
-    if (!fastBox(a.bbox, false) || !fastSegm(a.segmentation) || !optNum(a.num_keypoints)) return false;
+    if (!fastBox(a.bbox, false) || !optNum(a.num_keypoints)) return false;
     if (a.keypoints !== undefined && !numArray(a.keypoints)) return false;
   }
   return true;
