@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, parseOptions, reportProgress, type ProgressListener } from '@kestrel/core';
 import { loadCocoDataset } from '@kestrel/datasets';
+import { evaluateCoco } from '@kestrel/eval';
 import { createPipeline, type DetectPipeline, type SegmentPipeline, type Detection, type Segmentation } from './index.js';
 
 /** Options of {@link benchCoco}. */
@@ -77,8 +78,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
-type Evaluate = (o: { gt: unknown; results: unknown; iouType: 'bbox' | 'segm'; params?: { imgIds?: number[] }; gtSource?: string }) => { stats: number[]; summary: string };
-
 /**
  * Run a detector over a COCO-format data set, write the COCO results JSON and score it with
  * @kestrel/eval's COCOeval (pycocotools semantics).
@@ -114,11 +113,8 @@ export async function benchCoco(options: BenchCocoOptions): Promise<BenchCocoRes
   const wall = performance.now() - t0;
   const tm = pipe.timings();
   if (o.results) await writeFileAtomic(o.results, JSON.stringify(results));
-  const ev = (await import('@kestrel/eval')) as unknown as { evaluateCoco?: Evaluate };
-  if (!ev.evaluateCoco) throw new KestrelError('E_UNSUPPORTED', '@kestrel/eval in this build has no evaluateCoco');
-  const { readFile } = await import('node:fs/promises');
   const gt = JSON.parse(await readFile(ds.annotationsPath, 'utf8')) as unknown;
-  const scored = ev.evaluateCoco({
+  const scored = evaluateCoco({
     gt, results, iouType: o.iouType, gtSource: ds.annotationsPath,
     ...(o.limit ? { params: { imgIds: images.map((im) => im.id) } } : {}),
   });

@@ -155,7 +155,7 @@ export async function createPipeline(task: string, options: unknown): Promise<De
     let result: Detection[] | Segmentation[] = dets;
     if (task === 'segment') {
       const masks = out.masks ?? [];
-      result = await Promise.all(dets.map(async (d, i) => ({ ...d, mask: await maskToRle(masks[i], g) })));
+      result = dets.map((d, i) => ({ ...d, mask: maskToRle(masks[i], g) }));
     }
     const t3 = performance.now();
     t.images += 1;

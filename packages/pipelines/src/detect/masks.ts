@@ -1,24 +1,10 @@
-import { KestrelError } from '@kestrel/core';
+import { mask as cocoMask } from '@kestrel/eval';
 import type { LetterboxGeometry } from './geometry.js';
 
 /** COCO compressed RLE: `size` is [height, width], `counts` the ASCII run-length string. */
 export interface CocoRle {
   size: [number, number];
   counts: string;
-}
-
-type EncodeFn = (m: { height: number; width: number; data: ArrayLike<number> }) => CocoRle;
-let encodeFn: EncodeFn | undefined;
-
-/** COCO RLE encoding from @kestrel/eval's mask API (pycocotools `mask.encode`). */
-export async function rleEncoder(): Promise<EncodeFn> {
-  if (!encodeFn) {
-    const ev = (await import('@kestrel/eval')) as unknown as { encode?: EncodeFn; mask?: { encode?: EncodeFn } };
-    const f = ev.mask?.encode ?? ev.encode;
-    if (!f) throw new KestrelError('E_UNSUPPORTED', '@kestrel/eval in this build has no mask encoder');
-    encodeFn = f;
-  }
-  return encodeFn;
 }
 
 /**
@@ -39,9 +25,8 @@ export function unletterboxMask(mask: Uint8Array, g: LetterboxGeometry): Uint8Ar
   return out;
 }
 
-/** An input-pixel mask (or none: empty) -> image-sized COCO RLE. */
-export async function maskToRle(mask: Uint8Array | undefined, g: LetterboxGeometry): Promise<CocoRle> {
-  const enc = await rleEncoder();
+/** An input-pixel mask (or none: empty) -> image-sized COCO RLE (pycocotools `mask.encode` from @kestrel/eval). */
+export function maskToRle(mask: Uint8Array | undefined, g: LetterboxGeometry): CocoRle {
   const data = mask ? unletterboxMask(mask, g) : new Uint8Array(g.srcWidth * g.srcHeight);
-  return enc({ height: g.srcHeight, width: g.srcWidth, data });
+  return cocoMask.encode({ height: g.srcHeight, width: g.srcWidth, data });
 }

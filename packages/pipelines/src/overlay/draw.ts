@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { z } from 'zod';
 import { KestrelError, loadImage, parseOptions, type ImageInput } from '@kestrel/core';
+import { mask as cocoMask } from '@kestrel/eval';
 
 /** What the overlay draws for one object. */
 export interface OverlayObject {
@@ -8,7 +9,7 @@ export interface OverlayObject {
   label: string;
   score?: number;
   /** Optional instance mask (COCO RLE, image-sized). */
-  mask?: { size: [number, number]; counts: string | number[] };
+  mask?: { size: [number, number]; counts: string } | { size: [number, number]; counts: number[] };
 }
 
 /** Options of {@link drawOverlay}. */
@@ -41,8 +42,6 @@ function xmlEscape(s: string): string {
   return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
 }
 
-type DecodeRle = (r: { size: [number, number]; counts: string | number[] }) => { height: number; width: number; data: Uint8Array };
-
 /**
  * Draw boxes, labels and masks over an image (EXIF-rotated like the detector saw it) and return the
  * encoded picture. Boxes are COCO [x, y, w, h] in image pixels.
@@ -57,13 +56,10 @@ export async function drawOverlay(image: ImageInput, objects: readonly OverlayOb
 
   const withMasks = objects.filter((d) => d.mask);
   if (withMasks.length) {
-    const ev = (await import('@kestrel/eval')) as unknown as { mask?: { decode?: DecodeRle } };
-    const decode = ev.mask?.decode;
-    if (!decode) throw new KestrelError('E_UNSUPPORTED', '@kestrel/eval in this build has no mask decoder');
     const rgba = Buffer.alloc(W * H * 4);
     const a = Math.round(o.maskOpacity * 255);
     for (const d of withMasks) {
-      const m = decode(d.mask!);
+      const m = cocoMask.decode(d.mask!);
       if (m.width !== W || m.height !== H) throw new KestrelError('E_OPTIONS', `mask of "${d.label}" is ${m.width}x${m.height}, the image ${W}x${H}`);
       const [r, g, b] = labelColour(d.label);
       for (let i = 0; i < W * H; i++) {

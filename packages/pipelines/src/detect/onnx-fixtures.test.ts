@@ -1,0 +1,93 @@
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { isKestrelError } from '@kestrel/core';
+import { mask as evalMask } from '@kestrel/eval';
+import { pipeline } from '../registry.js';
+import { openOnnxSession } from '../runtime/onnx.js';
+
+const fx = (f: string): string => fileURLToPath(new URL(`../../../../test/fixtures/detect/${f}`, import.meta.url));
+const red = (w: number, h: number): Promise<Buffer> => sharp({ create: { width: w, height: h, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+
+// The fixtures' outputs are constants chosen in make_yolo_fixtures.py, except anchor 0's class-0 score,
+// which is 0.9 x mean of the input's first (R) channel.
+describe('YOLO ONNX detect fixture through pipeline("detect")', () => {
+  it('decodes boxes, per-class NMS and the RGB/255 input', async () => {
+    const detect = await pipeline('detect', { model: fx('yolo-detect.onnx'), labels: ['a', 'b', 'c'] });
+    try {
+      const [d] = await detect(await red(64, 64));
+      expect(d!.map((x) => [x.label, x.categoryId])).toEqual([['a', 1], ['b', 2], ['c', 3], ['b', 2]]);
+      expect(d![0]!.score).toBeCloseTo(0.9, 5); // red image: R channel = 255/255 = 1
+      expect(d![0]!.bbox).toEqual([15, 15, 10, 10]);
+      expect(d![1]!.bbox).toEqual([16, 15, 10, 10]);
+      expect(d![1]!.score).toBeCloseTo(0.7, 6);
+      expect(d![2]!.bbox).toEqual([46, 46, 8, 8]);
+      expect(d![3]!.bbox).toEqual([8, 48, 4, 4]);
+      expect(d![3]!.score).toBeCloseTo(0.4, 6);
+      expect(detect.runtime).toBe('onnx-cpu');
+    } finally {
+      await detect.dispose();
+    }
+  });
+  it('maps boxes back through the letterbox (128x64 image, gray 114 padding)', async () => {
+    const detect = await pipeline('detect', { model: fx('yolo-detect.onnx'), labels: ['a', 'b', 'c'], classes: ['c'] });
+    try {
+      const [d] = await detect(await red(128, 64));
+      // Input box [46,46,54,54]; image scaled by 0.5 and placed at top 16 -> [92, 60, 108, 76] clipped at 64.
+      expect(d).toHaveLength(1);
+      expect(d![0]!.bbox).toEqual([92, 60, 16, 4]);
+    } finally {
+      await detect.dispose();
+    }
+  });
+  it('validates options with zod', async () => {
+    await expect(pipeline('detect', { model: fx('yolo-detect.onnx'), scoreThreshold: 2 })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    await expect(pipeline('detect', { model: fx('yolo-detect.onnx'), classes: ['zebra'] })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    await expect(pipeline('detect', { model: fx('nope.onnx') })).rejects.toMatchObject({ code: 'E_MODEL_NOT_FOUND' });
+  });
+});
+
+describe('YOLO ONNX segment fixture through pipeline("segment")', () => {
+  it('returns COCO RLE masks from coefficients x prototypes', async () => {
+    const seg = await pipeline('segment', { model: fx('yolo-seg.onnx'), labels: ['a', 'b'] });
+    try {
+      const [d] = await seg(await red(64, 64));
+      expect(d!.map((x) => x.label)).toEqual(['a', 'b']);
+      const m0 = evalMask.decode(d![0]!.mask);
+      const m1 = evalMask.decode(d![1]!.mask);
+      expect([m0.height, m0.width]).toEqual([64, 64]);
+      for (let y = 0; y < 64; y++) {
+        for (let x = 0; x < 64; x++) {
+          expect(m0.data[y * 64 + x]).toBe(x < 32 ? 1 : 0); // p0: left half
+          // p0 + p1 (each +-4): the top-left quadrant. Bilinear upsampling blurs the summed logits
+          // over a 4-pixel band around the quadrant's edges, so check it outside that band.
+          if (x < 28 && y < 28) expect(m1.data[y * 64 + x]).toBe(1);
+          if (x >= 36 || y >= 36) expect(m1.data[y * 64 + x]).toBe(0);
+        }
+      }
+      // Through the letterbox: a 128x64 image -> the left half of the original image.
+      const [e] = await seg(await red(128, 64));
+      // (Gray padding lowers the R mean, so class a now scores 0.9 * (1 + 114/255) / 2 < b's 0.8.)
+      const a = e!.find((x) => x.label === 'a')!;
+      expect(a.score).toBeCloseTo(0.9 * (1 + 114 / 255) / 2, 3);
+      const n0 = evalMask.decode(a.mask);
+      expect([n0.height, n0.width]).toEqual([64, 128]);
+      expect(evalMask.area([a.mask])[0]).toBe(64 * 64);
+      expect(n0.data[10 * 128 + 63]).toBe(1);
+      expect(n0.data[10 * 128 + 64]).toBe(0);
+    } finally {
+      await seg.dispose();
+    }
+  });
+  it('refuses to segment with a boxes-only model', async () => {
+    await expect(pipeline('segment', { model: fx('yolo-detect.onnx') })).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+  });
+});
+
+describe('ONNX execution providers', () => {
+  it('cann is unavailable in the Node binding, with an explanation', async () => {
+    const e = await openOnnxSession(fx('yolo-detect.onnx'), 'cann').catch((x: unknown) => x);
+    expect(isKestrelError(e, 'E_BACKEND_UNAVAILABLE')).toBe(true);
+    expect((e as Error).message).toMatch(/CANN/);
+  });
+});
