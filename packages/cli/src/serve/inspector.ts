@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
@@ -75,51 +76,83 @@ const DefectsOutputSchema = z.object({
   defective: z.boolean(),
   score: z.number(),
   threshold: z.number(),
-  regions: z.array(z.object({ box: z.tuple([z.number(), z.number(), z.number(), z.number()]), score: z.number() })).optional(),
+  heatmap: z.object({ width: z.number().int().positive(), height: z.number().int().positive(), data: z.instanceof(Float32Array) }).optional(),
 }).loose();
+
+/**
+ * Regions of an anomaly heat map at or above the threshold (4-connected cells), as boxes in image pixels,
+ * strongest first, at most `max`.
+ */
+export function heatmapRegions(h: { width: number; height: number; data: Float32Array }, threshold: number, imageW: number, imageH: number, max = 16): Defect[] {
+  const { width: gw, height: gh, data } = h;
+  const seen = new Uint8Array(gw * gh);
+  const out: Defect[] = [];
+  const sx = imageW / gw, sy = imageH / gh;
+  for (let i = 0; i < gw * gh; i++) {
+    if (seen[i] || !(data[i]! >= threshold)) continue;
+    let x0 = gw, y0 = gh, x1 = -1, y1 = -1, best = -Infinity;
+    const stack = [i];
+    seen[i] = 1;
+    while (stack.length) {
+      const c = stack.pop()!;
+      const x = c % gw, y = (c - x) / gw;
+      x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+      best = Math.max(best, data[c]!);
+      for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]] as const) {
+        if (nx < 0 || ny < 0 || nx >= gw || ny >= gh) continue;
+        const n = ny * gw + nx;
+        if (!seen[n] && data[n]! >= threshold) { seen[n] = 1; stack.push(n); }
+      }
+    }
+    const bx = Math.round(x0 * sx), by = Math.round(y0 * sy);
+    out.push({ label: 'anomaly', score: best, box: [bx, by, Math.round((x1 + 1) * sx) - bx, Math.round((y1 + 1) * sy) - by] });
+  }
+  return out.sort((a, b) => b.score - a.score).slice(0, max);
+}
 
 type DefectsFn = (image: Buffer) => Promise<unknown>;
 
 /** Options of {@link createDefectsInspector}. */
 export const DefectsInspectorOptionsSchema = z.object({
-  /** A shipped model name (`models/<name>`), a pulled name, or a model directory. */
+  /** A shipped model name (`defects-elpv`, `anomaly-magnetic-tile`) or a model folder. */
   model: z.string().min(1),
-  /** Override the model's calibrated threshold (rarely right on a line: recalibrate instead). */
-  threshold: z.number().optional(),
 });
 export type DefectsInspectorOptions = z.input<typeof DefectsInspectorOptionsSchema>;
 
 /**
  * An {@link Inspector} over Kestrel's `defects` pipeline (`pipeline('defects', { model })`), loading the
- * model once. The verdict is the pipeline's `defective` flag; `defects` lists its regions when the model
- * gives any, else one whole-image `anomaly` finding for an NG part.
+ * model once. The verdict is the pipeline's `defective` flag at the model's calibrated threshold.
+ * `defects` lists the heat-map regions over the threshold for anomaly models, else one whole-image
+ * finding for an NG part. The model version is the sha256 of its weights file.
  */
 export async function createDefectsInspector(options: DefectsInspectorOptions): Promise<Inspector> {
   const o = parseOptions(DefectsInspectorOptionsSchema, options, 'defects inspector options');
-  const { pipeline } = await import('@kestrel/pipelines');
-  const models = (await import('@kestrel/pipelines')) as unknown as {
-    resolveModel?: (n: string) => Promise<{ name: string; dir: string; file: string }>;
+  const mod = (await import('@kestrel/pipelines')) as unknown as {
+    pipeline: (task: string, options: unknown) => Promise<unknown>;
+    resolveQcModelDir?: (nameOrDir: string) => string;
   };
   let name = o.model;
   let version = 'unknown';
-  if (typeof models.resolveModel === 'function') {
-    const r = await models.resolveModel(o.model);
-    name = r.name;
-    try {
-      if (statSync(r.file).isFile()) version = `sha256:${(await sha256File(r.file)).slice(0, 12)}`;
-    } catch { /* version stays unknown */ }
+  const dir = mod.resolveQcModelDir?.(o.model);
+  if (dir) {
+    name = basename(dir);
+    const weights = join(dir, 'weights.safetensors');
+    if (existsSync(weights) && statSync(weights).isFile()) version = `sha256:${(await sha256File(weights)).slice(0, 12)}`;
   }
-  const pipelineOptions: Record<string, unknown> = { model: o.model };
-  if (o.threshold !== undefined) pipelineOptions.threshold = o.threshold;
-  const run = (await pipeline('defects', pipelineOptions)) as DefectsFn;
+  const run = (await mod.pipeline('defects', { model: dir ?? o.model, heatmap: true })) as DefectsFn;
   return {
     model: { name, version },
     async inspect(image: Buffer): Promise<InspectionResult> {
       const raw = await run(image);
-      const out = DefectsOutputSchema.parse(Array.isArray(raw) ? raw[0] : raw);
-      const defects: Defect[] = out.regions?.length
-        ? out.regions.map((r) => ({ label: 'anomaly', score: r.score, box: r.box }))
-        : out.defective ? [{ label: 'anomaly', score: out.score }] : [];
+      const out = DefectsOutputSchema.parse(raw);
+      let defects: Defect[] = [];
+      if (out.defective) {
+        if (out.heatmap) {
+          const meta = await sharp(image).metadata();
+          defects = heatmapRegions(out.heatmap, out.threshold, meta.autoOrient?.width ?? meta.width ?? out.heatmap.width, meta.autoOrient?.height ?? meta.height ?? out.heatmap.height);
+        }
+        if (!defects.length) defects = [{ label: 'defect', score: out.score }];
+      }
       return { verdict: out.defective ? 'NG' : 'OK', score: out.score, threshold: out.threshold, defects };
     },
   };
