@@ -317,7 +317,7 @@ export class COCOeval {
     const vars = sigmas.map((s) => (s * 2) * (s * 2));
     const kp = (c: COCO, a: CocoAnnotation): number[] => {
       const v = a.keypoints;
-      if (!v || Math.ceil(v.length / 3) !== k) formatError(c.source, c.annPath(a, 'keypoints'), `missing or not ${k} (x, y, v) triples (one per kpt_oks_sigmas entry)`);
+      if (!v || v.length !== 3 * k) formatError(c.source, c.annPath(a, 'keypoints'), `missing or not ${k} (x, y, v) triples (one per kpt_oks_sigmas entry)`);
       return v;
     };
     const G = gts.length;
