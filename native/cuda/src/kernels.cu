@@ -1,0 +1,1143 @@
+// CUDA kernels of Kestrel's kernel contract and the C ABI around them (see kestrel_cuda.h).
+// Numerics follow native/lib/portable (the reference): f32 activations; q8 weights are multiplied with
+// activations quantized per block of 32 (as the C++ CPU addon does, bit-identical quantization), bf16
+// matrix products on tensor cores split each activation into two bf16 halves so the result keeps ~16
+// significant bits of the f32 input instead of 8.
+#include "kestrel_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int kQ8Block = 32;
+constexpr int kRowsPerTile = 8;   // activation rows a warp multiplies with one weight row it reads once
+constexpr int kWarpsPerBlock = 8;  // output columns per block in the row kernel
+
+thread_local std::string g_err;
+std::mutex g_mu;  // host-array calls share one workspace
+bool g_ready = false;
+
+struct WDev {
+  int fmt;
+  int64_t n, k, kp;
+  const void* data;
+  const float* scales;
+};
+
+struct Tile {
+  int expert;
+  int row0;
+  int rows;
+};
+
+int set_err(const std::string& s) {
+  g_err = s;
+  return 1;
+}
+
+#define KC_CHECK(call)                                                                     \
+  do {                                                                                     \
+    cudaError_t e_ = (call);                                                               \
+    if (e_ != cudaSuccess) return set_err(std::string(#call ": ") + cudaGetErrorString(e_)); \
+  } while (0)
+
+#define KC_LAUNCHED() KC_CHECK(cudaGetLastError())
+
+// ---------------------------------------------------------------------------------------------
+// device helpers
+
+__device__ __forceinline__ float bf2f(uint16_t u) { return __uint_as_float(static_cast<uint32_t>(u) << 16); }
+
+__device__ __forceinline__ float load_w(const WDev& w, int64_t r, int64_t c) {
+  if (w.fmt == KC_F32) return static_cast<const float*>(w.data)[r * w.k + c];
+  if (w.fmt == KC_BF16) return bf2f(static_cast<const uint16_t*>(w.data)[r * w.k + c]);
+  const int64_t i = r * w.kp + c;
+  return static_cast<float>(static_cast<const int8_t*>(w.data)[i]) * w.scales[i / kQ8Block];
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum/max (blockDim a multiple of 32, at most 1024); every thread gets the result.
+__device__ float block_sum(float v) {
+  __shared__ float sh[32];
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum(v);
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  float t = lane < nw ? sh[lane] : 0.f;
+  t = warp_sum(t);
+  return t;
+}
+
+__device__ float block_max(float v) {
+  __shared__ float sh[32];
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  float t = lane < nw ? sh[lane] : -INFINITY;
+  t = warp_max(t);
+  return t;
+}
+
+__device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
+
+// ---------------------------------------------------------------------------------------------
+// element-wise, norms, softmax, embedding, rope
+
+__global__ void unary_kernel(int op, const float* __restrict__ x, int64_t len, float* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < len; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    float r;
+    if (op == KC_GELU_TANH) {
+      r = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    } else if (op == KC_GELU_ERF) {
+      r = 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
+    } else {
+      r = silu_f(v);
+    }
+    out[i] = r;
+  }
+}
+
+__global__ void binary_kernel(int op, const float* a, const float* b, int64_t len, float* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < len; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float x = a[i], y = b[i];
+    out[i] = op == KC_ADD ? x + y : op == KC_MUL ? x * y : silu_f(x) * y;
+  }
+}
+
+__global__ void rmsnorm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w, float eps, float* __restrict__ out) {
+  const float* xr = x + blockIdx.x * n;
+  float* orow = out + blockIdx.x * n;
+  float ss = 0.f;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) ss += xr[c] * xr[c];
+  ss = block_sum(ss);
+  const float inv = 1.f / sqrtf(ss / static_cast<float>(n) + eps);
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) orow[c] = w[c] * (xr[c] * inv);
+}
+
+__global__ void layernorm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w, const float* __restrict__ b, float eps,
+                                 float* __restrict__ out) {
+  const float* xr = x + blockIdx.x * n;
+  float* orow = out + blockIdx.x * n;
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) s += xr[c];
+  const float mean = block_sum(s) / static_cast<float>(n);
+  float v = 0.f;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
+    const float d = xr[c] - mean;
+    v += d * d;
+  }
+  const float inv = 1.f / sqrtf(block_sum(v) / static_cast<float>(n) + eps);
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) orow[c] = (xr[c] - mean) * inv * w[c] + b[c];
+}
+
+__global__ void softmax_kernel(float* x, int64_t n) {
+  float* r = x + blockIdx.x * n;
+  float mx = -INFINITY;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) mx = fmaxf(mx, r[c]);
+  mx = block_max(mx);
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
+    const float e = expf(r[c] - mx);
+    r[c] = e;
+    s += e;
+  }
+  const float inv = 1.f / block_sum(s);
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) r[c] *= inv;
+}
+
+__global__ void embedding_kernel(const WDev* __restrict__ wp, const int32_t* __restrict__ ids, float* __restrict__ out) {
+  const WDev w = *wp;
+  const int64_t id = ids[blockIdx.x];
+  float* o = out + blockIdx.x * w.k;
+  if (id < 0 || id >= w.n) {
+    // ids are validated on the host; a bad one on the device path yields NaN rows rather than a wild read
+    for (int64_t c = threadIdx.x; c < w.k; c += blockDim.x) o[c] = NAN;
+    return;
+  }
+  for (int64_t c = threadIdx.x; c < w.k; c += blockDim.x) o[c] = load_w(w, id, c);
+}
+
+// One block per (row, head): the head's rotated channels are read into shared memory first because the
+// de-interleaved variant writes channel i from channels 2i and 2i+1.
+// cs/sn: compact tables [m, dim/2] (the host gathers the rows of the positions in use).
+__global__ void rope_kernel(float* x, int nHeads, int64_t headStride, int64_t rowStride, int offset, int dim, int interleaved,
+                            const float* __restrict__ cs, const float* __restrict__ sn) {
+  extern __shared__ float t[];
+  const int r = blockIdx.x / nHeads, h = blockIdx.x % nHeads;
+  const int half = dim / 2;
+  float* o = x + r * rowStride + h * headStride + offset;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    if (interleaved) {
+      t[i] = o[2 * i];
+      t[half + i] = o[2 * i + 1];
+    } else {
+      t[i] = o[i];
+      t[half + i] = o[half + i];
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float c = cs[static_cast<int64_t>(r) * half + i], s = sn[static_cast<int64_t>(r) * half + i];
+    const float a = t[i], b = t[half + i];
+    o[i] = a * c - b * s;
+    o[half + i] = b * c + a * s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// quantization of activations (per block of 32, like the CPU addon: d = amax/127, q = rint(x/d))
+
+// One warp per (row, block). rowIdx (optional) gathers the input rows.
+__global__ void quantize_kernel(const float* __restrict__ x, int64_t ldx, const int* __restrict__ rowIdx, int T, int64_t k, int64_t kp,
+                                int8_t* __restrict__ xq, float* __restrict__ xs) {
+  const int64_t nb = kp / kQ8Block;
+  const int64_t gw = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (gw >= T * nb) return;
+  const int64_t t = gw / nb, b = gw % nb;
+  const int64_t src = rowIdx ? rowIdx[t] : t;
+  const int64_t c = b * kQ8Block + lane;
+  const float v = c < k ? x[src * ldx + c] : 0.f;
+  const float amax = warp_max(fabsf(v));
+  const float d = amax / 127.f;
+  const float id = d > 0.f ? 1.f / d : 0.f;
+  xq[t * kp + c] = static_cast<int8_t>(__float2int_rn(v * id));
+  if (lane == 0) xs[t * nb + b] = d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the row kernel: matrix-vector (decode) and few-row products, grouped over experts
+//
+// Each warp owns one output column j (one weight row, read once) and multiplies it with up to 8
+// activation rows of its tile. A tile is (expert, first logical row, row count); without a tile table
+// the tiles are consecutive groups of 8 rows of one weight. Logical row t reads activation row rowIdx[t]
+// (gather) or t. DUAL computes gate and up together and writes silu(gate)·up.
+
+struct RowsArgs {
+  const WDev* wtab;  // weights, indexed tile.expert * wstride + woff (DUAL also uses woff + 1)
+  int wstride, woff;
+  const Tile* tiles;
+  int T;
+  const int* rowIdx;
+  const float* x;
+  int64_t ldx;
+  const int8_t* xq;  // q8: quantized logical rows, stride kp
+  const float* xs;
+  const float* bias;
+  float* out;
+  int64_t ldo;
+};
+
+template <int FMT, bool VEC>
+__device__ __forceinline__ void dot_rows(const WDev& w, int64_t j, const RowsArgs& a, const int64_t (&xrow)[kRowsPerTile], int row0, int rows,
+                                         float (&acc)[kRowsPerTile]) {
+  const int lane = threadIdx.x & 31;
+  if (FMT == KC_Q8) {
+    const int64_t kp = w.kp, nb = kp / kQ8Block;
+    const int8_t* wr = static_cast<const int8_t*>(w.data) + j * kp;
+    const float* wsr = w.scales + j * nb;
+    for (int64_t c = lane * 16; c < kp; c += 32 * 16) {
+      const int4 wv = *reinterpret_cast<const int4*>(wr + c);
+      const float wsc = wsr[c / kQ8Block];
+#pragma unroll
+      for (int r = 0; r < kRowsPerTile; ++r) {
+        if (r < rows) {
+          const int64_t t = row0 + r;
+          const int4 xv = *reinterpret_cast<const int4*>(a.xq + t * kp + c);
+          int s = __dp4a(wv.x, xv.x, 0);
+          s = __dp4a(wv.y, xv.y, s);
+          s = __dp4a(wv.z, xv.z, s);
+          s = __dp4a(wv.w, xv.w, s);
+          acc[r] += static_cast<float>(s) * (wsc * a.xs[t * nb + c / kQ8Block]);
+        }
+      }
+    }
+  } else if (VEC) {
+    // k % 8 == 0 and 16-byte aligned rows: 8 weights per lane per step
+    for (int64_t c = lane * 8; c < w.k; c += 32 * 8) {
+      float wv[8];
+      if (FMT == KC_F32) {
+        const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(w.data) + j * w.k + c);
+        const float4 u = p[0], v = p[1];
+        wv[0] = u.x; wv[1] = u.y; wv[2] = u.z; wv[3] = u.w;
+        wv[4] = v.x; wv[5] = v.y; wv[6] = v.z; wv[7] = v.w;
+      } else {
+        const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w.data) + j * w.k + c);
+        const uint32_t q[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          wv[2 * i] = __uint_as_float(q[i] << 16);
+          wv[2 * i + 1] = __uint_as_float(q[i] & 0xffff0000u);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kRowsPerTile; ++r) {
+        if (r < rows) {
+          const float4* xp = reinterpret_cast<const float4*>(a.x + xrow[r] * a.ldx + c);
+          const float4 u = xp[0], v = xp[1];
+          float s = acc[r];
+          s = fmaf(wv[0], u.x, s); s = fmaf(wv[1], u.y, s); s = fmaf(wv[2], u.z, s); s = fmaf(wv[3], u.w, s);
+          s = fmaf(wv[4], v.x, s); s = fmaf(wv[5], v.y, s); s = fmaf(wv[6], v.z, s); s = fmaf(wv[7], v.w, s);
+          acc[r] = s;
+        }
+      }
+    }
+  } else {
+    for (int64_t c = lane; c < w.k; c += 32) {
+      const float wv = FMT == KC_F32 ? static_cast<const float*>(w.data)[j * w.k + c] : bf2f(static_cast<const uint16_t*>(w.data)[j * w.k + c]);
+#pragma unroll
+      for (int r = 0; r < kRowsPerTile; ++r)
+        if (r < rows) acc[r] = fmaf(wv, a.x[xrow[r] * a.ldx + c], acc[r]);
+    }
+  }
+}
+
+template <int FMT, bool VEC, bool DUAL>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) rows_kernel(RowsArgs a) {
+  Tile tile;
+  if (a.tiles) {
+    tile = a.tiles[blockIdx.y];
+  } else {
+    tile.expert = 0;
+    tile.row0 = static_cast<int>(blockIdx.y) * kRowsPerTile;
+    tile.rows = min(kRowsPerTile, a.T - tile.row0);
+  }
+  const WDev w = a.wtab[tile.expert * a.wstride + a.woff];
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (j >= w.n) return;
+  int64_t xrow[kRowsPerTile];
+#pragma unroll
+  for (int r = 0; r < kRowsPerTile; ++r) {
+    const int t = tile.row0 + (r < tile.rows ? r : 0);
+    xrow[r] = a.rowIdx ? a.rowIdx[t] : t;
+  }
+  float acc[kRowsPerTile], acc2[kRowsPerTile];
+#pragma unroll
+  for (int r = 0; r < kRowsPerTile; ++r) acc[r] = acc2[r] = 0.f;
+  dot_rows<FMT, VEC>(w, j, a, xrow, tile.row0, tile.rows, acc);
+  if (DUAL) {
+    const WDev w2 = a.wtab[tile.expert * a.wstride + a.woff + 1];
+    dot_rows<FMT, VEC>(w2, j, a, xrow, tile.row0, tile.rows, acc2);
+  }
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int r = 0; r < kRowsPerTile; ++r) {
+    if (r < tile.rows) {
+      const float s = warp_sum(acc[r]);
+      if (DUAL) {
+        const float u = warp_sum(acc2[r]);
+        if (lane == 0) a.out[(tile.row0 + r) * a.ldo + j] = silu_f(s) * u;
+      } else if (lane == 0) {
+        a.out[(tile.row0 + r) * a.ldo + j] = s + (a.bias ? a.bias[j] : 0.f);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bf16 matrix-matrix product on tensor cores (wmma m16n16k16, f32 accumulate). x is split into
+// hi = bf16(x), lo = bf16(x - hi); out = hi·Wᵀ + lo·Wᵀ.
+
+constexpr int kBM = 64, kBN = 64, kBK = 32, kLdS = kBK + 8, kLdC = kBN + 4;
+
+__global__ void __launch_bounds__(128) gemm_bf16_wmma_kernel(const float* __restrict__ x, int64_t m, const uint16_t* __restrict__ w, int64_t n,
+                                                              int64_t k, const float* __restrict__ bias, float* __restrict__ out) {
+  using namespace nvcuda;
+  constexpr int kTileBytes = kBM * kLdS * 2;
+  constexpr int kSmem = (3 * kTileBytes > kBM * kLdC * 4) ? 3 * kTileBytes : kBM * kLdC * 4;
+  __shared__ __align__(128) unsigned char smem[kSmem];
+  __nv_bfloat16* ahi = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* alo = reinterpret_cast<__nv_bfloat16*>(smem + kTileBytes);
+  __nv_bfloat16* bs = reinterpret_cast<__nv_bfloat16*>(smem + 2 * kTileBytes);
+  float* cs = reinterpret_cast<float*>(smem);
+
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, n0 = static_cast<int64_t>(blockIdx.x) * kBN;
+  const int warp = threadIdx.x >> 5, wm = warp >> 1, wn = warp & 1;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) wmma::fill_fragment(acc[i][jj], 0.f);
+
+  for (int64_t k0 = 0; k0 < k; k0 += kBK) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < kBM * kBK; idx += blockDim.x) {
+      const int r = idx / kBK, c = idx % kBK;
+      const int64_t gr = m0 + r, gc = k0 + c;
+      const float v = (gr < m && gc < k) ? x[gr * k + gc] : 0.f;
+      const __nv_bfloat16 hi = __float2bfloat16_rn(v);
+      ahi[r * kLdS + c] = hi;
+      alo[r * kLdS + c] = __float2bfloat16_rn(v - __bfloat162float(hi));
+      const int64_t gn = n0 + r;
+      __nv_bfloat16_raw raw;
+      raw.x = (gn < n && gc < k) ? w[gn * k + gc] : static_cast<unsigned short>(0);
+      bs[r * kLdS + c] = __nv_bfloat16(raw);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fh[2], fl[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::load_matrix_sync(fh[i], ahi + (wm * 32 + i * 16) * kLdS + kk, kLdS);
+        wmma::load_matrix_sync(fl[i], alo + (wm * 32 + i * 16) * kLdS + kk, kLdS);
+        wmma::load_matrix_sync(fb[i], bs + (wn * 32 + i * 16) * kLdS + kk, kLdS);
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+          wmma::mma_sync(acc[i][jj], fl[i], fb[jj], acc[i][jj]);
+          wmma::mma_sync(acc[i][jj], fh[i], fb[jj], acc[i][jj]);
+        }
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj)
+      wmma::store_matrix_sync(cs + (wm * 32 + i * 16) * kLdC + wn * 32 + jj * 16, acc[i][jj], kLdC, wmma::mem_row_major);
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kBM * kBN; idx += blockDim.x) {
+    const int r = idx / kBN, c = idx % kBN;
+    const int64_t gr = m0 + r, gc = n0 + c;
+    if (gr < m && gc < n) out[gr * n + gc] = cs[r * kLdC + c] + (bias ? bias[gc] : 0.f);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention (causal with KV cache, or bidirectional); MLA decode is the nKvHeads = 1 case with the
+// compressed latent (+ rope part) as k and the latent as v. One block per (query row, head).
+
+__global__ void attention_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ out,
+                                 float* __restrict__ scratch, int tk, int nHeads, int group, int dqk, int dv, int64_t qStride, int64_t kStride,
+                                 int64_t vStride, int64_t outStride, float scale, int causal, int qPos0) {
+  extern __shared__ float qs[];
+  const int h = blockIdx.x, i = blockIdx.y, g = h / group;
+  const int visible = causal ? min(tk, qPos0 + i + 1) : tk;
+  float* s = scratch + (static_cast<int64_t>(i) * nHeads + h) * tk;
+  const float* qh = q + i * qStride + static_cast<int64_t>(h) * dqk;
+  for (int c = threadIdx.x; c < dqk; c += blockDim.x) qs[c] = qh[c];
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int j = warp; j < visible; j += nw) {
+    const float* kr = k + j * kStride + static_cast<int64_t>(g) * dqk;
+    float d = 0.f;
+    for (int c = lane; c < dqk; c += 32) d = fmaf(qs[c], kr[c], d);
+    d = warp_sum(d);
+    if (lane == 0) s[j] = d * scale;
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < visible; j += blockDim.x) mx = fmaxf(mx, s[j]);
+  mx = block_max(mx);
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < visible; j += blockDim.x) {
+    const float e = expf(s[j] - mx);
+    s[j] = e;
+    sum += e;
+  }
+  sum = block_sum(sum);  // its barrier also publishes the s[j] writes
+  const float inv = visible > 0 ? 1.f / sum : 0.f;
+  float* o = out + i * outStride + static_cast<int64_t>(h) * dv;
+  for (int c = threadIdx.x; c < dv; c += blockDim.x) {
+    const float* vc = v + static_cast<int64_t>(g) * dv + c;
+    float acc = 0.f;
+    for (int j = 0; j < visible; ++j) acc = fmaf(s[j], vc[j * vStride], acc);
+    o[c] = acc * inv;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MoE router (one block per token) and the weighted combine of the grouped expert outputs
+
+__global__ void moe_route_kernel(const float* __restrict__ logits, int E, int topK, int scoring, int method, int nGroup, int topkGroup,
+                                 int normTopk, float scaling, const float* __restrict__ bias, int32_t* __restrict__ idx,
+                                 float* __restrict__ weight, float* __restrict__ scores) {
+  extern __shared__ float sm[];
+  float* s = sm;        // [E] scores
+  float* sel = sm + E;  // [E] selection scores
+  float* gs = sm + 2 * E;  // [nGroup]
+  const float* lr = logits + static_cast<int64_t>(blockIdx.x) * E;
+  if (scoring == 0) {
+    float mx = -INFINITY;
+    for (int e = threadIdx.x; e < E; e += blockDim.x) mx = fmaxf(mx, lr[e]);
+    mx = block_max(mx);
+    float sum = 0.f;
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+      const float x = expf(lr[e] - mx);
+      s[e] = x;
+      sum += x;
+    }
+    sum = block_sum(sum);
+    for (int e = threadIdx.x; e < E; e += blockDim.x) s[e] /= sum;
+  } else {
+    for (int e = threadIdx.x; e < E; e += blockDim.x) s[e] = 1.f / (1.f + expf(-lr[e]));
+  }
+  for (int e = threadIdx.x; e < E; e += blockDim.x) {
+    scores[static_cast<int64_t>(blockIdx.x) * E + e] = s[e];
+    sel[e] = method == 2 ? s[e] + (bias ? bias[e] : 0.f) : s[e];
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  // Selection is serial: E is at most a few hundred and K small; ties keep the lower index (as the reference).
+  if (method != 0) {
+    const int per = E / nGroup;
+    for (int gi = 0; gi < nGroup; ++gi) {
+      float a = -INFINITY, b2 = -INFINITY;
+      for (int e = 0; e < per; ++e) {
+        const float x = sel[gi * per + e];
+        if (x > a) {
+          b2 = a;
+          a = x;
+        } else if (x > b2) {
+          b2 = x;
+        }
+      }
+      gs[gi] = method == 1 ? a : (per >= 2 ? a + b2 : a);
+    }
+    // keep the topkGroup best groups: mark them by setting their score to +inf, then zero the rest
+    for (int t = 0; t < topkGroup; ++t) {
+      int best = -1;
+      for (int gi = 0; gi < nGroup; ++gi)
+        if (gs[gi] != INFINITY && (best < 0 || gs[gi] > gs[best])) best = gi;
+      if (best >= 0) gs[best] = INFINITY;
+    }
+    for (int gi = 0; gi < nGroup; ++gi)
+      if (gs[gi] != INFINITY)
+        for (int e = 0; e < per; ++e) sel[gi * per + e] = 0.f;
+  }
+  int32_t* ir = idx + static_cast<int64_t>(blockIdx.x) * topK;
+  float* wr = weight + static_cast<int64_t>(blockIdx.x) * topK;
+  float sum = 0.f;
+  for (int t = 0; t < topK; ++t) {
+    int best = -1;
+    for (int e = 0; e < E; ++e)
+      if (sel[e] != -INFINITY && (best < 0 || sel[e] > sel[best])) best = e;
+    if (best < 0) best = 0;
+    const float w = method == 2 ? s[best] : sel[best];
+    sel[best] = -INFINITY;
+    ir[t] = best;
+    wr[t] = w;
+    sum += w;
+  }
+  const float denom = sum + 1e-20f;
+  const bool norm = topK > 1 && normTopk;
+  for (int t = 0; t < topK; ++t) wr[t] = norm ? (wr[t] / denom) * scaling : wr[t] * scaling;
+}
+
+// out[r, c] = Σ_j weight[r, j] · y[pos[r*topK + j], c]
+__global__ void combine_kernel(const float* __restrict__ y, const int* __restrict__ pos, const float* __restrict__ weight, int64_t m, int64_t h,
+                               int topK, float* __restrict__ out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < m * h; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / h, c = i % h;
+    float acc = 0.f;
+    for (int j = 0; j < topK; ++j) acc = fmaf(weight[r * topK + j], y[static_cast<int64_t>(pos[r * topK + j]) * h + c], acc);
+    out[i] = acc;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// host side
+
+int grid_for(int64_t len, int threads) {
+  const int64_t b = (len + threads - 1) / threads;
+  return static_cast<int>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 8));
+}
+
+// Growable device buffers, one per role, reused across calls (guarded by g_mu for the host-array path).
+enum Slot { S_A, S_B, S_C, S_D, S_OUT, S_QX, S_QS, S_HQ, S_HS, S_H, S_Y, S_I0, S_I1, S_I2, S_W, S_COUNT };
+struct Buf {
+  void* p = nullptr;
+  size_t cap = 0;
+};
+Buf g_ws[S_COUNT];
+
+void* ws(int slot, size_t bytes) {
+  Buf& b = g_ws[slot];
+  if (bytes == 0) bytes = 16;
+  if (b.cap >= bytes) return b.p;
+  if (b.p) cudaFree(b.p);
+  b.p = nullptr;
+  b.cap = 0;
+  const size_t cap = std::max(bytes, b.cap * 3 / 2);
+  if (cudaMalloc(&b.p, cap) != cudaSuccess) {
+    b.p = nullptr;
+    return nullptr;
+  }
+  b.cap = cap;
+  return b.p;
+}
+
+template <class T>
+T* wsT(int slot, size_t count) {
+  return static_cast<T*>(ws(slot, count * sizeof(T)));
+}
+
+int up(void* d, const void* h, size_t bytes) {
+  if (bytes) KC_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+  return 0;
+}
+int down(void* h, const void* d, size_t bytes) {
+  if (bytes) KC_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+  return 0;
+}
+
+#define KC_WS(var, T, slot, count)                                                  \
+  T* var = wsT<T>(slot, static_cast<size_t>(count));                                \
+  if (!(var)) return set_err("out of device memory (workspace " #var ")")
+
+#define KC_TRY(expr)         \
+  do {                       \
+    if ((expr) != 0) return 1; \
+  } while (0)
+
+bool ready() { return g_ready; }
+
+template <int FMT, bool DUAL>
+void launch_rows(const RowsArgs& a, bool vec, int64_t n, int tiles) {
+  const dim3 grid(static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(tiles));
+  if (vec) rows_kernel<FMT, true, DUAL><<<grid, kWarpsPerBlock * 32>>>(a);
+  else rows_kernel<FMT, false, DUAL><<<grid, kWarpsPerBlock * 32>>>(a);
+}
+
+template <bool DUAL>
+void launch_rows_fmt(int fmt, const RowsArgs& a, bool vec, int64_t n, int tiles) {
+  if (fmt == KC_F32) launch_rows<KC_F32, DUAL>(a, vec, n, tiles);
+  else if (fmt == KC_BF16) launch_rows<KC_BF16, DUAL>(a, vec, n, tiles);
+  else launch_rows<KC_Q8, DUAL>(a, false, n, tiles);
+}
+
+int quantize_rows(const float* x, int64_t ldx, const int* rowIdx, int64_t T, int64_t k, int64_t kp, int8_t* xq, float* xs) {
+  const int64_t warps = T * (kp / kQ8Block);
+  if (warps == 0) return 0;
+  quantize_kernel<<<grid_for(warps * 32, 256), 256>>>(x, ldx, rowIdx, static_cast<int>(T), k, kp, xq, xs);
+  KC_LAUNCHED();
+  return 0;
+}
+
+}  // namespace
+
+struct kc_weight {
+  WDev h;       // host copy of the descriptor
+  WDev* d;      // device copy (the kernels read it)
+  int64_t bytes;
+};
+
+namespace {
+
+// Grid dims for the row kernel must stay within limits: tiles go on grid.y (<= 65535).
+int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+  const WDev& wd = w->h;
+  if (m <= 0 || wd.n <= 0) return 0;
+  if (wd.fmt == KC_BF16 && m > 2 * kRowsPerTile) {
+    const dim3 grid(static_cast<unsigned>((wd.n + kBN - 1) / kBN), static_cast<unsigned>((m + kBM - 1) / kBM));
+    if (grid.y > 65535) return set_err("linear: too many rows for one launch");
+    gemm_bf16_wmma_kernel<<<grid, 128>>>(x, m, static_cast<const uint16_t*>(wd.data), wd.n, wd.k, bias, out);
+    KC_LAUNCHED();
+    return 0;
+  }
+  RowsArgs a{};
+  a.wtab = w->d;
+  a.wstride = 1;
+  a.woff = 0;
+  a.tiles = nullptr;
+  a.T = static_cast<int>(m);
+  a.rowIdx = nullptr;
+  a.x = x;
+  a.ldx = wd.k;
+  a.bias = bias;
+  a.out = out;
+  a.ldo = wd.n;
+  if (wd.fmt == KC_Q8) {
+    KC_WS(xq, int8_t, S_QX, m * wd.kp);
+    KC_WS(xs, float, S_QS, m * wd.kp / kQ8Block);
+    KC_TRY(quantize_rows(x, wd.k, nullptr, m, wd.k, wd.kp, xq, xs));
+    a.xq = xq;
+    a.xs = xs;
+  }
+  const int64_t tiles = (m + kRowsPerTile - 1) / kRowsPerTile;
+  if (tiles > 65535) return set_err("linear: too many rows for one launch");
+  // 16-byte vector loads need k % 8 == 0 and an aligned x (device-pointer callers may pass views)
+  const bool vec = wd.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  launch_rows_fmt<false>(wd.fmt, a, vec, wd.n, static_cast<int>(tiles));
+  KC_LAUNCHED();
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int kc_abi_version(void) { return KC_ABI_VERSION; }
+
+const char* kc_last_error(void) { return g_err.c_str(); }
+
+int kc_init(void) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_ready) return 0;
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky status so a later call reports afresh
+    // The runtime reports a missing driver as "insufficient"; say which it is.
+    void* drv = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (!drv) return set_err("no NVIDIA driver found (libcuda.so.1 cannot be loaded); a GPU and its driver are needed for device 'cuda'");
+    dlclose(drv);
+    return set_err(std::string("no usable CUDA GPU: ") + cudaGetErrorString(e) + " (the CUDA 13 runtime needs driver 580 or newer)");
+  }
+  if (count == 0) return set_err("no CUDA-capable GPU found");
+  cudaDeviceProp p{};
+  KC_CHECK(cudaGetDeviceProperties(&p, 0));
+  if (p.major < 8) {
+    return set_err(std::string("GPU ") + p.name + " has compute capability " + std::to_string(p.major) + "." + std::to_string(p.minor) +
+                   "; the Kestrel CUDA kernels need 8.0 or newer (bf16 tensor cores)");
+  }
+  KC_CHECK(cudaSetDevice(0));
+  KC_CHECK(cudaFree(nullptr));  // creates the context now, so the first op does not pay for it
+  g_ready = true;
+  return 0;
+}
+
+int kc_device_info(char* name, size_t name_len, int* cc_major, int* cc_minor, size_t* total_mem, int* sm_count) {
+  if (!ready()) return set_err("kc_init has not succeeded");
+  cudaDeviceProp p{};
+  KC_CHECK(cudaGetDeviceProperties(&p, 0));
+  if (name && name_len) {
+    std::strncpy(name, p.name, name_len - 1);
+    name[name_len - 1] = '\0';
+  }
+  if (cc_major) *cc_major = p.major;
+  if (cc_minor) *cc_minor = p.minor;
+  if (total_mem) *total_mem = p.totalGlobalMem;
+  if (sm_count) *sm_count = p.multiProcessorCount;
+  return 0;
+}
+
+kc_weight* kc_prepare_linear(int format, int64_t n, int64_t k, const void* data, const float* scales) {
+  if (!ready()) {
+    set_err("kc_init has not succeeded");
+    return nullptr;
+  }
+  if (n <= 0 || k <= 0 || (format != KC_F32 && format != KC_BF16 && format != KC_Q8) || !data || (format == KC_Q8 && !scales)) {
+    set_err("prepare_linear: bad format or shape");
+    return nullptr;
+  }
+  const int64_t kp = (k + kQ8Block - 1) / kQ8Block * kQ8Block;
+  const size_t dbytes = static_cast<size_t>(format == KC_F32 ? n * k * 4 : format == KC_BF16 ? n * k * 2 : n * kp);
+  const size_t sbytes = format == KC_Q8 ? static_cast<size_t>(n * kp / kQ8Block * 4) : 0;
+  kc_weight* w = new kc_weight();
+  void* dd = nullptr;
+  float* ds = nullptr;
+  WDev* desc = nullptr;
+  cudaError_t e = cudaMalloc(&dd, dbytes);
+  if (e == cudaSuccess && sbytes) e = cudaMalloc(reinterpret_cast<void**>(&ds), sbytes);
+  if (e == cudaSuccess) e = cudaMalloc(reinterpret_cast<void**>(&desc), sizeof(WDev));
+  if (e == cudaSuccess) e = cudaMemcpy(dd, data, dbytes, cudaMemcpyHostToDevice);
+  if (e == cudaSuccess && sbytes) e = cudaMemcpy(ds, scales, sbytes, cudaMemcpyHostToDevice);
+  w->h = WDev{format, n, k, kp, dd, ds};
+  if (e == cudaSuccess) e = cudaMemcpy(desc, &w->h, sizeof(WDev), cudaMemcpyHostToDevice);
+  if (e != cudaSuccess) {
+    set_err(std::string("prepare_linear: ") + cudaGetErrorString(e));
+    cudaFree(dd);
+    cudaFree(ds);
+    cudaFree(desc);
+    delete w;
+    return nullptr;
+  }
+  w->d = desc;
+  w->bytes = static_cast<int64_t>(dbytes + sbytes);
+  return w;
+}
+
+void kc_release_linear(kc_weight* w) {
+  if (!w) return;
+  cudaFree(const_cast<void*>(w->h.data));
+  cudaFree(const_cast<float*>(w->h.scales));
+  cudaFree(w->d);
+  delete w;
+}
+
+int64_t kc_weight_bytes(const kc_weight* w) { return w ? w->bytes : 0; }
+
+// ---- device-pointer ops
+
+void* kc_d_alloc(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes ? bytes : 16) != cudaSuccess) {
+    set_err("out of device memory");
+    return nullptr;
+  }
+  return p;
+}
+void kc_d_free(void* p) { cudaFree(p); }
+int kc_d_upload(void* dst, const void* src, size_t bytes) { return up(dst, src, bytes); }
+int kc_d_download(void* dst, const void* src, size_t bytes) { return down(dst, src, bytes); }
+int kc_d_sync(void) {
+  KC_CHECK(cudaDeviceSynchronize());
+  return 0;
+}
+
+int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return d_linear_impl(x, m, w, bias, out);
+}
+
+int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float eps, float* out) {
+  if (m <= 0) return 0;
+  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(x, n, weight, eps, out);
+  KC_LAUNCHED();
+  return 0;
+}
+
+int kc_d_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out) {
+  if (m <= 0) return 0;
+  embedding_kernel<<<static_cast<unsigned>(m), 256>>>(table->d, ids, out);
+  KC_LAUNCHED();
+  return 0;
+}
+
+double kc_d_copy_bandwidth(size_t bytes, int reps) {
+  void *a = nullptr, *b = nullptr;
+  cudaEvent_t e0, e1;
+  if (cudaMalloc(&a, bytes) != cudaSuccess) return -1;
+  if (cudaMalloc(&b, bytes) != cudaSuccess) {
+    cudaFree(a);
+    return -1;
+  }
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);  // warm-up
+  cudaEventRecord(e0);
+  for (int i = 0; i < reps; ++i) cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(e1);
+  cudaEventSynchronize(e1);
+  float ms = 0.f;
+  cudaEventElapsedTime(&ms, e0, e1);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(a);
+  cudaFree(b);
+  // a copy reads and writes every byte
+  return ms > 0.f ? 2.0 * static_cast<double>(bytes) * reps / (static_cast<double>(ms) * 1e6) : -1;
+}
+
+// ---- host-array ops
+
+#define KC_READY()                                        \
+  std::lock_guard<std::mutex> lock(g_mu);                 \
+  if (!ready()) return set_err("kc_init has not succeeded")
+
+int kc_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+  KC_READY();
+  if (m <= 0) return 0;
+  const int64_t n = w->h.n, k = w->h.k;
+  KC_WS(dx, float, S_A, m * k);
+  KC_WS(dout, float, S_OUT, m * n);
+  float* db = nullptr;
+  if (bias) {
+    KC_WS(t, float, S_B, n);
+    KC_TRY(up(t, bias, n * 4));
+    db = t;
+  }
+  KC_TRY(up(dx, x, m * k * 4));
+  KC_TRY(d_linear_impl(dx, m, w, db, dout));
+  return down(out, dout, m * n * 4);
+}
+
+int kc_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float eps, float* out) {
+  KC_READY();
+  if (m <= 0 || n <= 0) return 0;
+  KC_WS(dx, float, S_A, m * n);
+  KC_WS(dw, float, S_B, n);
+  KC_WS(dout, float, S_OUT, m * n);
+  KC_TRY(up(dx, x, m * n * 4));
+  KC_TRY(up(dw, weight, n * 4));
+  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n, dw, eps, dout);
+  KC_LAUNCHED();
+  return down(out, dout, m * n * 4);
+}
+
+int kc_layernorm(const float* x, int64_t m, int64_t n, const float* weight, const float* bias, float eps, float* out) {
+  KC_READY();
+  if (m <= 0 || n <= 0) return 0;
+  KC_WS(dx, float, S_A, m * n);
+  KC_WS(dw, float, S_B, n);
+  KC_WS(db, float, S_C, n);
+  KC_WS(dout, float, S_OUT, m * n);
+  KC_TRY(up(dx, x, m * n * 4));
+  KC_TRY(up(dw, weight, n * 4));
+  KC_TRY(up(db, bias, n * 4));
+  layernorm_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n, dw, db, eps, dout);
+  KC_LAUNCHED();
+  return down(out, dout, m * n * 4);
+}
+
+int kc_unary(int op, const float* x, int64_t len, float* out) {
+  KC_READY();
+  if (len <= 0) return 0;
+  KC_WS(dx, float, S_A, len);
+  KC_TRY(up(dx, x, len * 4));
+  unary_kernel<<<grid_for(len, 256), 256>>>(op, dx, len, dx);
+  KC_LAUNCHED();
+  return down(out, dx, len * 4);
+}
+
+int kc_binary(int op, const float* a, const float* b, int64_t len, float* out) {
+  KC_READY();
+  if (len <= 0) return 0;
+  KC_WS(da, float, S_A, len);
+  KC_WS(db, float, S_B, len);
+  KC_TRY(up(da, a, len * 4));
+  KC_TRY(up(db, b, len * 4));
+  binary_kernel<<<grid_for(len, 256), 256>>>(op, da, db, len, da);
+  KC_LAUNCHED();
+  return down(out, da, len * 4);
+}
+
+int kc_softmax(float* x, int64_t m, int64_t n) {
+  KC_READY();
+  if (m <= 0 || n <= 0) return 0;
+  KC_WS(dx, float, S_A, m * n);
+  KC_TRY(up(dx, x, m * n * 4));
+  softmax_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n);
+  KC_LAUNCHED();
+  return down(x, dx, m * n * 4);
+}
+
+int kc_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out) {
+  KC_READY();
+  if (m <= 0) return 0;
+  for (int64_t i = 0; i < m; ++i)
+    if (ids[i] < 0 || ids[i] >= table->h.n) return set_err("embedding: token id " + std::to_string(ids[i]) + " outside [0, " + std::to_string(table->h.n) + ")");
+  const int64_t k = table->h.k;
+  KC_WS(dids, int32_t, S_I0, m);
+  KC_WS(dout, float, S_OUT, m * k);
+  KC_TRY(up(dids, ids, m * 4));
+  embedding_kernel<<<static_cast<unsigned>(m), 256>>>(table->d, dids, dout);
+  KC_LAUNCHED();
+  return down(out, dout, m * k * 4);
+}
+
+int kc_rope(float* x, int64_t xlen, const int32_t* geom, const int32_t* positions, const float* cos, const float* sin, int64_t max_pos) {
+  KC_READY();
+  const int m = geom[0], nHeads = geom[1], headStride = geom[2], rowStride = geom[3], offset = geom[4], dim = geom[5], interleaved = geom[6];
+  if (m <= 0 || nHeads <= 0) return 0;
+  const int half = dim / 2;
+  // Gather the table rows of the positions in use, so only m rows cross the bus.
+  std::vector<float> cs(static_cast<size_t>(m) * half), sn(static_cast<size_t>(m) * half);
+  for (int r = 0; r < m; ++r) {
+    const int64_t p = positions[r];
+    if (p < 0 || p >= max_pos) return set_err("rope: position " + std::to_string(p) + " outside the table [0, " + std::to_string(max_pos) + ")");
+    std::memcpy(&cs[static_cast<size_t>(r) * half], cos + p * half, static_cast<size_t>(half) * 4);
+    std::memcpy(&sn[static_cast<size_t>(r) * half], sin + p * half, static_cast<size_t>(half) * 4);
+  }
+  KC_WS(dx, float, S_A, xlen);
+  KC_WS(dc, float, S_B, cs.size());
+  KC_WS(ds, float, S_C, sn.size());
+  KC_TRY(up(dx, x, xlen * 4));
+  KC_TRY(up(dc, cs.data(), cs.size() * 4));
+  KC_TRY(up(ds, sn.data(), sn.size() * 4));
+  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4>>>(dx, nHeads, headStride, rowStride, offset, dim, interleaved, dc, ds);
+  KC_LAUNCHED();
+  return down(x, dx, xlen * 4);
+}
+
+int kc_attention(const float* q, int64_t qlen, const float* k, int64_t klen, const float* v, int64_t vlen, float* out, int64_t outlen,
+                 const int32_t* geom, float scale) {
+  KC_READY();
+  const int tq = geom[0], tk = geom[1], nHeads = geom[2], nKvHeads = geom[3], dqk = geom[4], dv = geom[5];
+  const int64_t qStride = geom[6], kStride = geom[7], vStride = geom[8], outStride = geom[9];
+  const int causal = geom[10], qPos0 = geom[11];
+  if (tq <= 0 || nHeads <= 0) return 0;
+  if (dqk * 4 > 48 * 1024) return set_err("attention: head dim too large");
+  KC_WS(dq, float, S_A, qlen);
+  KC_WS(dk, float, S_B, klen);
+  KC_WS(dvv, float, S_C, vlen);
+  KC_WS(dout, float, S_OUT, outlen);
+  KC_WS(scr, float, S_D, static_cast<int64_t>(tq) * nHeads * std::max(tk, 1));
+  KC_TRY(up(dq, q, qlen * 4));
+  KC_TRY(up(dk, k, klen * 4));
+  KC_TRY(up(dvv, v, vlen * 4));
+  // rows of out not written by this call (strided views) must keep their contents
+  KC_TRY(up(dout, out, outlen * 4));
+  const dim3 grid(static_cast<unsigned>(nHeads), static_cast<unsigned>(tq));
+  attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4>>>(dq, dk, dvv, dout, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv, qStride, kStride, vStride,
+                                                                 outStride, scale, causal, qPos0);
+  KC_LAUNCHED();
+  return down(out, dout, outlen * 4);
+}
+
+int kc_moe_route(const float* logits, int64_t m, int32_t n_experts, const int32_t* cfg, const float* bias, float scaling, int32_t* idx, float* weight,
+                 float* scores) {
+  KC_READY();
+  const int E = n_experts, topK = cfg[0], scoring = cfg[1], method = cfg[2], nGroup = cfg[3], topkGroup = cfg[4], normTopk = cfg[5];
+  if (m <= 0) return 0;
+  KC_WS(dl, float, S_A, m * E);
+  KC_WS(ds, float, S_B, m * E);
+  KC_WS(dw, float, S_C, m * topK);
+  KC_WS(di, int32_t, S_I0, m * topK);
+  float* db = nullptr;
+  if (bias) {
+    KC_WS(t, float, S_D, E);
+    KC_TRY(up(t, bias, static_cast<size_t>(E) * 4));
+    db = t;
+  }
+  KC_TRY(up(dl, logits, m * E * 4));
+  const size_t smem = static_cast<size_t>(2 * E + std::max(nGroup, 1)) * 4;
+  moe_route_kernel<<<static_cast<unsigned>(m), 128, smem>>>(dl, E, topK, scoring, method, std::max(nGroup, 1), topkGroup, normTopk, scaling, db, di, dw, ds);
+  KC_LAUNCHED();
+  KC_TRY(down(idx, di, m * topK * 4));
+  KC_TRY(down(weight, dw, m * topK * 4));
+  return down(scores, ds, m * E * 4);
+}
+
+int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const* experts, int32_t n_experts, const int32_t* idx, const float* weight,
+                   int32_t top_k, float* out) {
+  KC_READY();
+  if (m <= 0) return 0;
+  const int64_t slots = m * top_k;
+  // the grouped launch needs one format per projection and one intermediate size
+  int64_t inter = -1;
+  int fmtGU = -1, fmtD = -1;
+  std::vector<int> count(static_cast<size_t>(n_experts), 0);
+  for (int64_t s = 0; s < slots; ++s) {
+    const int e = idx[s];
+    if (e < 0 || e >= n_experts) return set_err("moeExperts: expert index " + std::to_string(e) + " outside [0, " + std::to_string(n_experts) + ")");
+    ++count[static_cast<size_t>(e)];
+  }
+  std::vector<WDev> tab(static_cast<size_t>(n_experts) * 3);
+  for (int e = 0; e < n_experts; ++e) {
+    const kc_weight* g = experts[3 * e];
+    const kc_weight* u = experts[3 * e + 1];
+    const kc_weight* d = experts[3 * e + 2];
+    tab[3 * static_cast<size_t>(e)] = g->h;
+    tab[3 * static_cast<size_t>(e) + 1] = u->h;
+    tab[3 * static_cast<size_t>(e) + 2] = d->h;
+    if (count[static_cast<size_t>(e)] == 0) continue;
+    if (fmtGU < 0) {
+      fmtGU = g->h.fmt;
+      fmtD = d->h.fmt;
+      inter = g->h.n;
+    }
+    if (g->h.fmt != fmtGU || u->h.fmt != fmtGU || d->h.fmt != fmtD || g->h.n != inter || u->h.n != inter || d->h.k != inter || g->h.k != h ||
+        u->h.k != h || d->h.n != h)
+      return set_err("moeExperts: the routed experts differ in format or shape; the grouped launch needs them alike");
+  }
+  // counting sort of the slots by expert: logical row t = the t-th (expert, slot) pair
+  if (fmtGU < 0) {  // top_k == 0: nothing is routed
+    std::memset(out, 0, static_cast<size_t>(m * h) * 4);
+    return 0;
+  }
+  std::vector<int> start(static_cast<size_t>(n_experts) + 1, 0);
+  for (int e = 0; e < n_experts; ++e) start[static_cast<size_t>(e) + 1] = start[static_cast<size_t>(e)] + count[static_cast<size_t>(e)];
+  std::vector<int> fill(start.begin(), start.end() - 1);
+  std::vector<int> rowIdx(static_cast<size_t>(slots)), pos(static_cast<size_t>(slots));
+  for (int64_t s = 0; s < slots; ++s) {
+    const int t = fill[static_cast<size_t>(idx[s])]++;
+    rowIdx[static_cast<size_t>(t)] = static_cast<int>(s / top_k);
+    pos[static_cast<size_t>(s)] = t;
+  }
+  std::vector<Tile> tiles;
+  for (int e = 0; e < n_experts; ++e)
+    for (int o = 0; o < count[static_cast<size_t>(e)]; o += kRowsPerTile)
+      tiles.push_back(Tile{e, start[static_cast<size_t>(e)] + o, std::min(kRowsPerTile, count[static_cast<size_t>(e)] - o)});
+  if (tiles.size() > 65535) return set_err("moeExperts: too many rows for one launch");
+
+  KC_WS(dx, float, S_A, m * h);
+  KC_WS(dwt, float, S_B, slots);
+  KC_WS(dH, float, S_H, slots * inter);
+  KC_WS(dY, float, S_Y, slots * h);
+  KC_WS(dout, float, S_OUT, m * h);
+  KC_WS(dRow, int, S_I0, slots);
+  KC_WS(dPos, int, S_I1, slots);
+  KC_WS(dTiles, Tile, S_I2, tiles.size());
+  KC_WS(dTab, WDev, S_W, tab.size());
+  KC_TRY(up(dx, x, m * h * 4));
+  KC_TRY(up(dwt, weight, slots * 4));
+  KC_TRY(up(dRow, rowIdx.data(), slots * 4));
+  KC_TRY(up(dPos, pos.data(), slots * 4));
+  KC_TRY(up(dTiles, tiles.data(), tiles.size() * sizeof(Tile)));
+  KC_TRY(up(dTab, tab.data(), tab.size() * sizeof(WDev)));
+
+  // gate and up of every expert in one launch: H[t] = silu(x[row t]·gateᵀ) * (x[row t]·upᵀ)
+  RowsArgs a{};
+  a.wtab = dTab;
+  a.wstride = 3;
+  a.woff = 0;
+  a.tiles = dTiles;
+  a.T = static_cast<int>(slots);
+  a.rowIdx = dRow;
+  a.x = dx;
+  a.ldx = h;
+  a.out = dH;
+  a.ldo = inter;
+  if (fmtGU == KC_Q8) {
+    const int64_t kp = (h + kQ8Block - 1) / kQ8Block * kQ8Block;
+    KC_WS(xq, int8_t, S_QX, slots * kp);
+    KC_WS(xs, float, S_QS, slots * kp / kQ8Block);
+    KC_TRY(quantize_rows(dx, h, dRow, slots, h, kp, xq, xs));
+    a.xq = xq;
+    a.xs = xs;
+  }
+  launch_rows_fmt<true>(fmtGU, a, h % 8 == 0, inter, static_cast<int>(tiles.size()));
+  KC_LAUNCHED();
+
+  // down of every expert in one launch: Y[t] = H[t]·downᵀ
+  RowsArgs b{};
+  b.wtab = dTab;
+  b.wstride = 3;
+  b.woff = 2;
+  b.tiles = dTiles;
+  b.T = static_cast<int>(slots);
+  b.rowIdx = nullptr;
+  b.x = dH;
+  b.ldx = inter;
+  b.out = dY;
+  b.ldo = h;
+  if (fmtD == KC_Q8) {
+    const int64_t kp = (inter + kQ8Block - 1) / kQ8Block * kQ8Block;
+    KC_WS(hq, int8_t, S_HQ, slots * kp);
+    KC_WS(hs, float, S_HS, slots * kp / kQ8Block);
+    KC_TRY(quantize_rows(dH, inter, nullptr, slots, inter, kp, hq, hs));
+    b.xq = hq;
+    b.xs = hs;
+  }
+  launch_rows_fmt<false>(fmtD, b, inter % 8 == 0, h, static_cast<int>(tiles.size()));
+  KC_LAUNCHED();
+
+  combine_kernel<<<grid_for(m * h, 256), 256>>>(dY, dPos, dwt, m, h, top_k, dout);
+  KC_LAUNCHED();
+  return down(out, dout, m * h * 4);
+}
+
+}  // extern "C"

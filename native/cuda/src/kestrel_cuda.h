@@ -1,0 +1,82 @@
+/*
+ * C ABI of libkestrel_cuda.so: the CUDA backend of Kestrel's kernel contract (native/lib/contract.ts).
+ *
+ * Two layers:
+ * - kc_* (host arrays): each call uploads its inputs to a device workspace, runs the kernels and copies
+ *   the output back. This is what the N-API shim (shim.c) exposes, so the contract's Float32Array ops work.
+ * - kc_d_* (device pointers): the same kernels on buffers that already live on the GPU (no copies), for
+ *   a device-resident decode loop.
+ * Weights are uploaded once by kc_prepare_linear; the returned handle owns the device copy.
+ * Every int-returning function returns 0 on success and non-zero on failure, with the reason in
+ * kc_last_error() (thread-local).
+ */
+#ifndef KESTREL_CUDA_H
+#define KESTREL_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KC_API __attribute__((visibility("default")))
+
+/** Bumped whenever a signature below changes; the shim refuses a library with another version. */
+#define KC_ABI_VERSION 1
+
+enum kc_format { KC_F32 = 0, KC_BF16 = 1, KC_Q8 = 2 };
+enum kc_unary_op { KC_GELU_TANH = 0, KC_GELU_ERF = 1, KC_SILU = 2 };
+enum kc_binary_op { KC_ADD = 0, KC_MUL = 1, KC_SWIGLU = 2 };
+
+typedef struct kc_weight kc_weight;
+
+KC_API int kc_abi_version(void);
+KC_API const char* kc_last_error(void);
+/** Finds a device and creates the context. Non-zero (reason in kc_last_error) without a driver or GPU. */
+KC_API int kc_init(void);
+/** Name, compute capability, memory and multiprocessor count of the device in use (after kc_init). */
+KC_API int kc_device_info(char* name, size_t name_len, int* cc_major, int* cc_minor, size_t* total_mem, int* sm_count);
+
+/** Uploads W [n, k] once. q8: data is n*kp int8 (rows padded to kp = ceil(k/32)*32), scales n*kp/32. */
+KC_API kc_weight* kc_prepare_linear(int format, int64_t n, int64_t k, const void* data, const float* scales);
+KC_API void kc_release_linear(kc_weight* w);
+KC_API int64_t kc_weight_bytes(const kc_weight* w);
+
+/* ---- host-array ops (contract semantics) ---- */
+KC_API int kc_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out);
+KC_API int kc_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float eps, float* out);
+KC_API int kc_layernorm(const float* x, int64_t m, int64_t n, const float* weight, const float* bias, float eps, float* out);
+KC_API int kc_unary(int op, const float* x, int64_t len, float* out);
+KC_API int kc_binary(int op, const float* a, const float* b, int64_t len, float* out);
+KC_API int kc_softmax(float* x, int64_t m, int64_t n);
+KC_API int kc_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out);
+/** geom: m, nHeads, headStride, rowStride, offset, dim, interleaved. x has xlen floats; cos/sin [maxPos, dim/2]. */
+KC_API int kc_rope(float* x, int64_t xlen, const int32_t* geom, const int32_t* positions, const float* cos, const float* sin, int64_t max_pos);
+/** geom: tq, tk, nHeads, nKvHeads, dqk, dv, qStride, kStride, vStride, outStride, causal, qPos0. */
+KC_API int kc_attention(const float* q, int64_t qlen, const float* k, int64_t klen, const float* v, int64_t vlen, float* out,
+                        int64_t outlen, const int32_t* geom, float scale);
+/** cfg: topK, scoring (0 softmax, 1 sigmoid), method (0 greedy, 1 group_limited_greedy, 2 noaux_tc), nGroup, topkGroup, normTopkProb. */
+KC_API int kc_moe_route(const float* logits, int64_t m, int32_t n_experts, const int32_t* cfg, const float* bias, float scaling,
+                        int32_t* idx, float* weight, float* scores);
+/** experts: 3*n_experts handles (gate, up, down of expert 0, then expert 1, ...). */
+KC_API int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const* experts, int32_t n_experts, const int32_t* idx,
+                          const float* weight, int32_t top_k, float* out);
+
+/* ---- device-pointer ops (no copies; stream = the library's stream) ---- */
+KC_API void* kc_d_alloc(size_t bytes);
+KC_API void kc_d_free(void* p);
+KC_API int kc_d_upload(void* dst, const void* src, size_t bytes);
+KC_API int kc_d_download(void* dst, const void* src, size_t bytes);
+KC_API int kc_d_sync(void);
+KC_API int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out);
+KC_API int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float eps, float* out);
+KC_API int kc_d_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out);
+/** Copy bandwidth (GB/s) of a device-to-device copy of `bytes`, for the decode bandwidth bound. */
+KC_API double kc_d_copy_bandwidth(size_t bytes, int reps);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

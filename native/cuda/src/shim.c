@@ -1,0 +1,462 @@
+/*
+ * kestrel_cuda.node: a thin N-API module that dlopen()s libkestrel_cuda.so at run time, so it loads
+ * (and can say why the GPU path is unavailable) on machines without the library, a driver or a GPU.
+ * Shape checks happen in native/lib/cuda.ts before any call reaches here; this layer only converts
+ * JavaScript values to pointers and turns library failures into exceptions carrying kc_last_error().
+ */
+#include <dlfcn.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kestrel_cuda.h"
+
+typedef struct {
+  int (*abi_version)(void);
+  const char* (*last_error)(void);
+  int (*init)(void);
+  int (*device_info)(char*, size_t, int*, int*, size_t*, int*);
+  kc_weight* (*prepare_linear)(int, int64_t, int64_t, const void*, const float*);
+  void (*release_linear)(kc_weight*);
+  int64_t (*weight_bytes)(const kc_weight*);
+  int (*linear)(const float*, int64_t, const kc_weight*, const float*, float*);
+  int (*rmsnorm)(const float*, int64_t, int64_t, const float*, float, float*);
+  int (*layernorm)(const float*, int64_t, int64_t, const float*, const float*, float, float*);
+  int (*unary)(int, const float*, int64_t, float*);
+  int (*binary)(int, const float*, const float*, int64_t, float*);
+  int (*softmax)(float*, int64_t, int64_t);
+  int (*embedding)(const kc_weight*, const int32_t*, int64_t, float*);
+  int (*rope)(float*, int64_t, const int32_t*, const int32_t*, const float*, const float*, int64_t);
+  int (*attention)(const float*, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, const int32_t*, float);
+  int (*moe_route)(const float*, int64_t, int32_t, const int32_t*, const float*, float, int32_t*, float*, float*);
+  int (*moe_experts)(const float*, int64_t, int64_t, const kc_weight* const*, int32_t, const int32_t*, const float*, int32_t, float*);
+  double (*copy_bandwidth)(size_t, int);
+} Lib;
+
+static Lib lib;
+static int lib_ready = 0;
+
+/* A prepared weight: released once, either explicitly or by the garbage collector. */
+typedef struct {
+  kc_weight* w;
+} Handle;
+
+#define CALL(env, call)                                   \
+  do {                                                    \
+    if ((call) != napi_ok) {                              \
+      napi_throw_error((env), NULL, "N-API call failed: " #call); \
+      return NULL;                                        \
+    }                                                     \
+  } while (0)
+
+static napi_value throw_lib(napi_env env) {
+  napi_throw_error(env, "E_CUDA", lib.last_error());
+  return NULL;
+}
+
+static int need_lib(napi_env env) {
+  if (!lib_ready) {
+    napi_throw_error(env, "E_CUDA", "the CUDA library is not open (call open() first)");
+    return 0;
+  }
+  return 1;
+}
+
+/* Data pointer and element count of a TypedArray; null/undefined gives NULL when allowed. */
+static int typed(napi_env env, napi_value v, void** data, size_t* len, int nullable) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return 0;
+  if (nullable && (t == napi_null || t == napi_undefined)) {
+    *data = NULL;
+    if (len) *len = 0;
+    return 1;
+  }
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) {
+    napi_throw_type_error(env, NULL, "expected a TypedArray");
+    return 0;
+  }
+  napi_typedarray_type tt;
+  size_t n;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &tt, &n, data, &ab, &off) != napi_ok) return 0;
+  if (len) *len = n;
+  return 1;
+}
+
+static int num(napi_env env, napi_value v, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+static int handle_of(napi_env env, napi_value v, kc_weight** w) {
+  Handle* h = NULL;
+  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h) {
+    napi_throw_type_error(env, NULL, "expected a CUDA weight handle");
+    return 0;
+  }
+  if (!h->w) {
+    napi_throw_error(env, "E_CUDA", "this weight was released");
+    return 0;
+  }
+  *w = h->w;
+  return 1;
+}
+
+#define ARGS(n)                                                   \
+  size_t argc = (n);                                              \
+  napi_value argv[(n) > 0 ? (n) : 1];                             \
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
+  if (argc < (n)) {                                               \
+    napi_throw_type_error(env, NULL, "too few arguments");        \
+    return NULL;                                                  \
+  }                                                               \
+  if (!need_lib(env)) return NULL
+
+#define TA(i, var, nullable)        \
+  void* var;                        \
+  size_t var##_len;                 \
+  if (!typed(env, argv[i], &var, &var##_len, nullable)) return NULL
+#define NUM(i, var) \
+  double var;       \
+  if (!num(env, argv[i], &var)) return NULL
+#define WEIGHT(i, var) \
+  kc_weight* var;      \
+  if (!handle_of(env, argv[i], &var)) return NULL
+#define DONE(rc)                      \
+  if ((rc) != 0) return throw_lib(env); \
+  return NULL
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4096];
+  size_t plen = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok) {
+    napi_throw_type_error(env, NULL, "open(path: string)");
+    return NULL;
+  }
+  if (lib_ready) return NULL;
+  void* so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!so) {
+    napi_throw_error(env, "E_CUDA_LIBRARY", dlerror());
+    return NULL;
+  }
+  Lib l;
+#define SYM(field, name)                                                  \
+  *(void**)(&l.field) = dlsym(so, name);                                  \
+  if (!l.field) {                                                         \
+    char msg[4400];                                                       \
+    snprintf(msg, sizeof msg, "%.4000s lacks the symbol %.64s (stale build?)", path, name); \
+    dlclose(so);                                                          \
+    napi_throw_error(env, "E_CUDA_LIBRARY", msg);                         \
+    return NULL;                                                          \
+  }
+  SYM(abi_version, "kc_abi_version")
+  SYM(last_error, "kc_last_error")
+  SYM(init, "kc_init")
+  SYM(device_info, "kc_device_info")
+  SYM(prepare_linear, "kc_prepare_linear")
+  SYM(release_linear, "kc_release_linear")
+  SYM(weight_bytes, "kc_weight_bytes")
+  SYM(linear, "kc_linear")
+  SYM(rmsnorm, "kc_rmsnorm")
+  SYM(layernorm, "kc_layernorm")
+  SYM(unary, "kc_unary")
+  SYM(binary, "kc_binary")
+  SYM(softmax, "kc_softmax")
+  SYM(embedding, "kc_embedding")
+  SYM(rope, "kc_rope")
+  SYM(attention, "kc_attention")
+  SYM(moe_route, "kc_moe_route")
+  SYM(moe_experts, "kc_moe_experts")
+  SYM(copy_bandwidth, "kc_d_copy_bandwidth")
+#undef SYM
+  if (l.abi_version() != KC_ABI_VERSION) {
+    dlclose(so);
+    napi_throw_error(env, "E_CUDA_LIBRARY", "libkestrel_cuda.so was built for another ABI version; rebuild it (npm run build:cuda)");
+    return NULL;
+  }
+  /* No driver or no GPU: keep the library closed and report why (the library's own message). */
+  if (l.init() != 0) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", l.last_error());
+    dlclose(so);
+    napi_throw_error(env, "E_CUDA_DEVICE", msg);
+    return NULL;
+  }
+  lib = l;
+  lib_ready = 1;
+  return NULL;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!need_lib(env)) return NULL;
+  char name[256];
+  int ma = 0, mi = 0, sms = 0;
+  size_t mem = 0;
+  if (lib.device_info(name, sizeof name, &ma, &mi, &mem, &sms) != 0) return throw_lib(env);
+  napi_value o, v;
+  CALL(env, napi_create_object(env, &o));
+  CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v));
+  CALL(env, napi_set_named_property(env, o, "name", v));
+  CALL(env, napi_create_int32(env, ma, &v));
+  CALL(env, napi_set_named_property(env, o, "ccMajor", v));
+  CALL(env, napi_create_int32(env, mi, &v));
+  CALL(env, napi_set_named_property(env, o, "ccMinor", v));
+  CALL(env, napi_create_double(env, (double)mem, &v));
+  CALL(env, napi_set_named_property(env, o, "totalMem", v));
+  CALL(env, napi_create_int32(env, sms, &v));
+  CALL(env, napi_set_named_property(env, o, "smCount", v));
+  return o;
+}
+
+static void finalize_handle(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  Handle* h = (Handle*)data;
+  if (h->w && lib_ready) lib.release_linear(h->w);
+  free(h);
+}
+
+/* prepareLinear(format, n, k, data, scales|null) -> external handle */
+static napi_value js_prepare(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  NUM(0, fmt);
+  NUM(1, n);
+  NUM(2, k);
+  TA(3, data, 0);
+  TA(4, scales, 1);
+  (void)data_len;
+  (void)scales_len;
+  kc_weight* w = lib.prepare_linear((int)fmt, (int64_t)n, (int64_t)k, data, (const float*)scales);
+  if (!w) return throw_lib(env);
+  Handle* h = (Handle*)malloc(sizeof(Handle));
+  if (!h) {
+    lib.release_linear(w);
+    napi_throw_error(env, NULL, "out of host memory");
+    return NULL;
+  }
+  h->w = w;
+  napi_value ext;
+  if (napi_create_external(env, h, finalize_handle, NULL, &ext) != napi_ok) {
+    lib.release_linear(w);
+    free(h);
+    napi_throw_error(env, NULL, "napi_create_external failed");
+    return NULL;
+  }
+  /* tell the GC about the device memory the small external object holds */
+  int64_t adj;
+  napi_adjust_external_memory(env, lib.weight_bytes(w), &adj);
+  return ext;
+}
+
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  Handle* h = NULL;
+  if (napi_get_value_external(env, argv[0], (void**)&h) != napi_ok || !h) {
+    napi_throw_type_error(env, NULL, "expected a CUDA weight handle");
+    return NULL;
+  }
+  if (h->w) {
+    int64_t adj;
+    napi_adjust_external_memory(env, -lib.weight_bytes(h->w), &adj);
+    lib.release_linear(h->w);
+    h->w = NULL;
+  }
+  return NULL;
+}
+
+/* linear(x, m, handle, bias|null, out) */
+static napi_value js_linear(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  TA(0, x, 0);
+  NUM(1, m);
+  WEIGHT(2, w);
+  TA(3, bias, 1);
+  TA(4, out, 0);
+  DONE(lib.linear(x, (int64_t)m, w, bias, out));
+}
+
+/* rmsnorm(x, m, n, w, eps, out) */
+static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  TA(0, x, 0);
+  NUM(1, m);
+  NUM(2, n);
+  TA(3, w, 0);
+  NUM(4, eps);
+  TA(5, out, 0);
+  DONE(lib.rmsnorm(x, (int64_t)m, (int64_t)n, w, (float)eps, out));
+}
+
+/* layernorm(x, m, n, w, b, eps, out) */
+static napi_value js_layernorm(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  TA(0, x, 0);
+  NUM(1, m);
+  NUM(2, n);
+  TA(3, w, 0);
+  TA(4, b, 0);
+  NUM(5, eps);
+  TA(6, out, 0);
+  DONE(lib.layernorm(x, (int64_t)m, (int64_t)n, w, b, (float)eps, out));
+}
+
+/* unary(op, x, out) */
+static napi_value js_unary(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  NUM(0, op);
+  TA(1, x, 0);
+  TA(2, out, 0);
+  (void)out_len;
+  DONE(lib.unary((int)op, x, (int64_t)x_len, out));
+}
+
+/* binary(op, a, b, out) */
+static napi_value js_binary(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  NUM(0, op);
+  TA(1, a, 0);
+  TA(2, b, 0);
+  TA(3, out, 0);
+  (void)b_len;
+  (void)out_len;
+  DONE(lib.binary((int)op, a, b, (int64_t)a_len, out));
+}
+
+/* softmax(x, m, n) */
+static napi_value js_softmax(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  TA(0, x, 0);
+  NUM(1, m);
+  NUM(2, n);
+  DONE(lib.softmax(x, (int64_t)m, (int64_t)n));
+}
+
+/* embedding(handle, ids, out) */
+static napi_value js_embedding(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  WEIGHT(0, w);
+  TA(1, ids, 0);
+  TA(2, out, 0);
+  DONE(lib.embedding(w, ids, (int64_t)ids_len, out));
+}
+
+/* rope(x, geom Int32Array(7), positions, cos, sin) */
+static napi_value js_rope(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  TA(0, x, 0);
+  TA(1, geom, 0);
+  TA(2, pos, 0);
+  TA(3, cs, 0);
+  TA(4, sn, 0);
+  int32_t* g = (int32_t*)geom;
+  const int64_t half = g[5] / 2;
+  DONE(lib.rope(x, (int64_t)x_len, g, pos, cs, sn, half > 0 ? (int64_t)cs_len / half : 0));
+}
+
+/* attention(q, k, v, out, geom Int32Array(12), scale) */
+static napi_value js_attention(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  TA(0, q, 0);
+  TA(1, k, 0);
+  TA(2, v, 0);
+  TA(3, out, 0);
+  TA(4, geom, 0);
+  NUM(5, scale);
+  DONE(lib.attention(q, (int64_t)q_len, k, (int64_t)k_len, v, (int64_t)v_len, out, (int64_t)out_len, geom, (float)scale));
+}
+
+/* moeRoute(logits, m, E, cfg Int32Array(6), bias|null, scaling, idx, weight, scores) */
+static napi_value js_moe_route(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  TA(0, logits, 0);
+  NUM(1, m);
+  NUM(2, e);
+  TA(3, cfg, 0);
+  TA(4, bias, 1);
+  NUM(5, scaling);
+  TA(6, idx, 0);
+  TA(7, weight, 0);
+  TA(8, scores, 0);
+  DONE(lib.moe_route(logits, (int64_t)m, (int32_t)e, cfg, bias, (float)scaling, idx, weight, scores));
+}
+
+/* moeExperts(x, m, h, handles[3E], idx, weight, topK, out) */
+static napi_value js_moe_experts(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  TA(0, x, 0);
+  NUM(1, m);
+  NUM(2, h);
+  uint32_t count = 0;
+  CALL(env, napi_get_array_length(env, argv[3], &count));
+  TA(4, idx, 0);
+  TA(5, weight, 0);
+  NUM(6, topk);
+  TA(7, out, 0);
+  if (count % 3 != 0) {
+    napi_throw_type_error(env, NULL, "moeExperts: expected 3 handles per expert");
+    return NULL;
+  }
+  const kc_weight** hs = (const kc_weight**)malloc(sizeof(kc_weight*) * (count ? count : 1));
+  if (!hs) {
+    napi_throw_error(env, NULL, "out of host memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value el;
+    kc_weight* w;
+    if (napi_get_element(env, argv[3], i, &el) != napi_ok || !handle_of(env, el, &w)) {
+      free(hs);
+      return NULL;
+    }
+    hs[i] = w;
+  }
+  const int rc = lib.moe_experts(x, (int64_t)m, (int64_t)h, hs, (int32_t)(count / 3), idx, weight, (int32_t)topk, out);
+  free(hs);
+  DONE(rc);
+}
+
+/* copyBandwidth(bytes, reps) -> GB/s */
+static napi_value js_copy_bandwidth(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  NUM(0, bytes);
+  NUM(1, reps);
+  napi_value r;
+  CALL(env, napi_create_double(env, lib.copy_bandwidth((size_t)bytes, (int)reps), &r));
+  return r;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
+      {"prepareLinear", NULL, js_prepare, NULL, NULL, NULL, napi_default, NULL},
+      {"releaseLinear", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
+      {"linear", NULL, js_linear, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsnorm", NULL, js_rmsnorm, NULL, NULL, NULL, napi_default, NULL},
+      {"layernorm", NULL, js_layernorm, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
+      {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
+      {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
+      {"embedding", NULL, js_embedding, NULL, NULL, NULL, napi_default, NULL},
+      {"rope", NULL, js_rope, NULL, NULL, NULL, napi_default, NULL},
+      {"attention", NULL, js_attention, NULL, NULL, NULL, napi_default, NULL},
+      {"moeRoute", NULL, js_moe_route, NULL, NULL, NULL, napi_default, NULL},
+      {"moeExperts", NULL, js_moe_experts, NULL, NULL, NULL, napi_default, NULL},
+      {"copyBandwidth", NULL, js_copy_bandwidth, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
