@@ -78,3 +78,17 @@ describe('YOLO decoding', () => {
     expect(Array.from(cropped)).toEqual([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
 });
+
+describe('person mask decoding (selfie)', () => {
+  it('thresholds at 0.5, boxes the mask, scores by mean probability', async () => {
+    const { decodePersonMask } = await import('./selfie.js');
+    const p = new Float32Array(16);
+    p[5] = 0.9; p[6] = 0.7; p[10] = 0.5; // 0.5 is not over the threshold
+    const r = decodePersonMask(p, 4, S);
+    expect(r.cands).toHaveLength(1);
+    expect(r.cands[0]!.box).toEqual([1, 1, 3, 2]);
+    expect(r.cands[0]!.score).toBeCloseTo(0.8, 6);
+    expect(Array.from(r.masks[0]!)).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(decodePersonMask(new Float32Array(16), 4, S).cands).toHaveLength(0);
+  });
+});

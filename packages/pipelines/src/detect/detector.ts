@@ -30,6 +30,8 @@ export interface Detector {
   readonly inputHeight: number;
   /** Gray level of the letterbox padding the model was trained with. */
   readonly padValue: number;
+  /** How images reach the input size: `letterbox` (default, aspect kept) or `stretch`. */
+  readonly resize?: 'letterbox' | 'stretch';
   /** Class names, index = model class index. */
   readonly labels: readonly string[];
   /** COCO category id of each class index. */

@@ -30,6 +30,11 @@ export function letterboxGeometry(srcWidth: number, srcHeight: number, dstWidth:
   return { srcWidth, srcHeight, dstWidth, dstHeight, width, height, left, top };
 }
 
+/** Geometry of stretching the whole image onto the input (no padding, aspect not kept). */
+export function stretchGeometry(srcWidth: number, srcHeight: number, dstWidth: number, dstHeight: number): LetterboxGeometry {
+  return { srcWidth, srcHeight, dstWidth, dstHeight, width: dstWidth, height: dstHeight, left: 0, top: 0 };
+}
+
 /**
  * Map a corner box from model-input pixels back to original-image pixels, clipped to the image;
  * returns COCO [x, y, w, h].

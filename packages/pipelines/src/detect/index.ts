@@ -5,18 +5,18 @@
 import { z } from 'zod';
 import { KestrelError, loadImage, parseOptions, DEFAULT_MAX_PIXELS, type ImageInput } from '@kestrel/core';
 import { resolveModel, type ResolvedModel } from '../models/store.js';
-import { letterboxGeometry, unletterboxBox, type LetterboxGeometry } from './geometry.js';
+import { letterboxGeometry, stretchGeometry, unletterboxBox, type LetterboxGeometry } from './geometry.js';
 import { letterboxPixels } from './preprocess.js';
 import type { Detector, DecodeSettings } from './detector.js';
 import { maskToRle, type CocoRle } from './masks.js';
 
 export { COCO80_LABELS, COCO80_TO_91 } from './coco-classes.js';
-export { letterboxGeometry, unletterboxBox, iou, nms, type LetterboxGeometry, type Candidate } from './geometry.js';
+export { letterboxGeometry, stretchGeometry, unletterboxBox, iou, nms, type LetterboxGeometry, type Candidate } from './geometry.js';
 export type { CocoRle } from './masks.js';
 
 /** Options of `pipeline('detect' | 'segment', ...)`. */
 export const DetectOptionsSchema = z.object({
-  /** Built-in name (`centernet`, `nanodet`), a model directory, a model.json or a *.onnx file. */
+  /** Built-in name (`centernet`, `nanodet`; `selfie` for segment), a model directory, a model.json or a *.onnx file. */
   model: z.string().min(1),
   /** Drop detections scoring below this. Keep it low (e.g. 0.001) for mAP, higher (0.3) for display. */
   scoreThreshold: z.number().min(0).max(1).default(0.05),
@@ -102,7 +102,8 @@ async function loadDetector(m: ResolvedModel, o: DetectOptions, task: string): P
     const kind = m.entry?.name ?? m.name;
     if (/centernet/i.test(kind)) return (await import('./centernet.js')).createCenterNet(m.file, o.backend);
     if (/nanodet/i.test(kind)) return (await import('./nanodet.js')).createNanoDet(m.file, o.backend);
-    throw new KestrelError('E_UNSUPPORTED', `tfjs model "${m.name}" is not a known detector (centernet, nanodet); ONNX exports in the Ultralytics YOLO layout are supported for custom models`);
+    if (/selfie/i.test(kind)) return (await import('./selfie.js')).createSelfie(m.file, o.backend);
+    throw new KestrelError('E_UNSUPPORTED', `tfjs model "${m.name}" is not a known detector (centernet, nanodet, selfie); ONNX exports in the Ultralytics YOLO layout are supported for custom models`);
   }
   throw new KestrelError('E_UNSUPPORTED', `cannot run ${m.file}: expected a tfjs model.json or an *.onnx file`);
 }
@@ -129,10 +130,11 @@ export async function createPipeline(task: string, options: unknown): Promise<De
   if (task !== 'detect' && task !== 'segment') throw new KestrelError('E_OPTIONS', `detect module cannot make a "${task}" pipeline`);
   const o = parseOptions(DetectOptionsSchema, options, `${task} options`);
   const model = await resolveModel(o.model, o.home !== undefined ? { home: o.home } : {});
-  if (task === 'segment' && model.format !== 'onnx') {
-    throw new KestrelError('E_UNSUPPORTED', `segment needs an instance-segmentation model (Ultralytics YOLO-seg ONNX export); "${model.name}" only detects boxes`);
-  }
   const det = await loadDetector(model, o, task);
+  if (task === 'segment' && det.kind !== 'selfie' && det.kind !== 'yolo-segment') {
+    await det.dispose();
+    throw new KestrelError('E_UNSUPPORTED', `segment needs a segmentation model (selfie, or an Ultralytics YOLO-seg ONNX export); "${model.name}" only detects boxes`);
+  }
   const settings: DecodeSettings = {
     scoreThreshold: o.scoreThreshold, iou: o.iou ?? det.defaultIou, maxDetections: o.maxDetections, classes: classFilter(o.classes, det),
   };
@@ -141,7 +143,7 @@ export async function createPipeline(task: string, options: unknown): Promise<De
   const runOne = async (input: ImageInput): Promise<Detection[] | Segmentation[]> => {
     const t0 = performance.now();
     const img = await loadImage(input, { maxPixels: o.maxPixels });
-    const g: LetterboxGeometry = letterboxGeometry(img.width, img.height, det.inputWidth, det.inputHeight);
+    const g: LetterboxGeometry = (det.resize === 'stretch' ? stretchGeometry : letterboxGeometry)(img.width, img.height, det.inputWidth, det.inputHeight);
     const pixels = await letterboxPixels(img, g, det.padValue);
     const t1 = performance.now();
     const out = await det.run(pixels, settings);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evaluateCoco } from '@kestrel/eval';
+import { evaluateCoco, mask as evalMask } from '@kestrel/eval';
 import { pipeline } from '../registry.js';
 import { pullModel } from '../models/store.js';
 import { loadTfjsGraphModel, tf } from '../runtime/tfjs.js';
@@ -129,6 +129,28 @@ describe('NanoDet (real weights)', () => {
       expect(bestIou(d!, 72)).toBeGreaterThan(0.8);
     } finally {
       await nd.dispose();
+    }
+  }, 120_000);
+});
+
+describe('selfie person segmentation (real weights)', () => {
+  it('segments the person of image 4395 (mask IoU with the COCO polygons > 0.9)', async () => {
+    await pullModel('selfie', { home });
+    const seg = await pipeline('segment', { model: 'selfie', home });
+    try {
+      const [d] = await seg(join(data, 'images', '000000004395.jpg'));
+      expect(d).toHaveLength(1);
+      expect(d![0]).toMatchObject({ label: 'person', categoryId: 1 });
+      const g = JSON.parse(readFileSync(join(data, 'annotations', 'instances_seg_val2017_100.json'), 'utf8')) as {
+        images: Array<{ id: number; width: number; height: number }>; annotations: Array<{ image_id: number; category_id: number; segmentation: number[][] }>;
+      };
+      const im = g.images.find((x) => x.id === 4395)!;
+      const polys = g.annotations.filter((a) => a.image_id === 4395 && a.category_id === 1).flatMap((a) => a.segmentation);
+      const gtMask = evalMask.merge(evalMask.frPolygons(polys, im.height, im.width));
+      const [[overlap]] = evalMask.iou([d![0]!.mask], [gtMask], [0]) as number[][] as [[number]];
+      expect(overlap).toBeGreaterThan(0.9);
+    } finally {
+      await seg.dispose();
     }
   }, 120_000);
 });

@@ -92,6 +92,7 @@ export async function createYoloDetector(file: string, o: YoloOptions): Promise<
   }
   const segment = session.outputNames.length >= 2;
   if (o.task === 'segment' && !segment) {
+    await session.release();
     throw new KestrelError('E_UNSUPPORTED', `${file} has one output (boxes only); segment needs a YOLO-seg export with mask prototypes`);
   }
   const outMeta = session.outputMetadata[0];
