@@ -2,7 +2,7 @@
 // results follow by hand from cocoeval.py, plus the numpy / Python numerics the port reproduces.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { evaluateCoco, formatFixed, pairwiseSum, linspace } from '@kestrel/eval';
+import { argsortDescStable, evaluateCoco, formatFixed, pairwiseSum, linspace } from '@kestrel/eval';
 
 const images = (ids: number[]): { id: number; width: number; height: number }[] => ids.map((id) => ({ id, width: 640, height: 480 }));
 const cats = [{ id: 1, name: 'thing' }];
@@ -19,6 +19,18 @@ describe('numerics', () => {
     // Values printed by CPython 3 for '{:0.3f}'.format(x) / '{:0.2f}'.
     expect([0.3125, 0.1875, 0.0625, -1, 0.5005, 2.675].map((x) => formatFixed(x, 3))).toEqual(['0.312', '0.188', '0.062', '-1.000', '0.500', '2.675']);
     expect([0.125, 0.375].map((x) => formatFixed(x, 2))).toEqual(['0.12', '0.38']);
+  });
+
+  it('argsortDescStable is a stable descending argsort (ties keep input order)', () => {
+    let seed = 12345;
+    const rnd = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    for (const n of [0, 1, 2, 7, 64, 1000, 4097]) {
+      const key = Float64Array.from({ length: n }, () => Math.round(rnd() * 20) / 20);
+      const idx = Int32Array.from({ length: n }, (_, i) => i);
+      argsortDescStable(key, idx, new Int32Array(n));
+      const ref = Array.from({ length: n }, (_, i) => i).sort((a, b) => (key[b]! - key[a]!) || (a - b));
+      expect(Array.from(idx)).toEqual(ref);
+    }
   });
 
   it('linspace matches np.linspace(.5, .95, 10) including 0.8999999999999999', () => {

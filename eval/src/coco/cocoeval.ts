@@ -5,7 +5,7 @@
  * image and category only, so memory stays proportional to the number of detections.
  */
 import { KestrelError } from '@kestrel/core';
-import { bbIouInto, rleIou } from '../mask/rle.js';
+import { rleIou } from '../mask/rle.js';
 import type { COCO, CocoAnnotation } from './coco.js';
 import { formatError } from './schema.js';
 import { type CocoParams, type IouType, defaultParams, npUnique } from './params.js';
@@ -107,6 +107,10 @@ export class COCOeval {
   summaryLines: string[] = [];
   private stores: CatStore[] = [];
   private thr = new Float64Array(0);
+  private areaLo = new Float64Array(0);
+  private areaHi = new Float64Array(0);
+  private iouBuf = new Float64Array(256);
+  private crowdBuf = new Uint8Array(64);
   private scratch = { iscrowd: new Uint8Array(16), baseIgnore: new Uint8Array(16), gtArea: new Float64Array(16), dtArea: new Float64Array(16), gtind: new Int32Array(16), gtIg: new Uint8Array(16), gtm: new Uint8Array(160), gIdNonzero: new Uint8Array(16) };
 
   /** Reusable per-pair buffers (allocating small typed arrays per image-category is what costs). */
@@ -149,6 +153,8 @@ export class COCOeval {
     const gtOf = imageLists(this.cocoGt, p.imgIds, useCats ? p.catIds : []);
     const dtOf = imageLists(this.cocoDt, p.imgIds, useCats ? p.catIds : []);
     this.thr = Float64Array.from(p.iouThrs, (t) => Math.min(t, 1 - 1e-10));
+    this.areaLo = Float64Array.from(p.areaRng, (r) => r[0]);
+    this.areaHi = Float64Array.from(p.areaRng, (r) => r[1]);
 
     const AT = p.areaRng.length * p.iouThrs.length;
     const stores: CatStore[] = Array.from({ length: K }, () => new CatStore(AT));
@@ -227,7 +233,7 @@ export class COCOeval {
     for (let d = 0; d < D; d++) store.scores[at + d] = dts[d]!.score!;
     const thr = this.thr;
     for (let a = 0; a < A; a++) {
-      const [lo, hi] = p.areaRng[a]!;
+      const lo = this.areaLo[a]!, hi = this.areaHi[a]!;
       // Non-ignored GT first, stable (np.argsort(_ignore, kind='mergesort')).
       let n = 0, np = 0;
       for (let j = 0; j < G; j++) if (!(baseIgnore[j] || gtArea[j]! < lo || gtArea[j]! > hi)) gtind[n++] = j;
@@ -296,7 +302,7 @@ export class COCOeval {
       return o && kd.length === dts.length && iouGt.length === gt.length ? o : null;
     }
     if (dts.length === 0 || gt.length === 0) return null;
-    const crowd = new Uint8Array(gt.length);
+    const crowd = this.crowdBuf.length >= gt.length ? this.crowdBuf : (this.crowdBuf = new Uint8Array(gt.length * 2));
     for (let j = 0; j < gt.length; j++) crowd[j] = gt[j]!.iscrowd ? 1 : 0;
     if (p.iouType === 'segm') {
       const o = rleIou(dts.map((d) => this.cocoDt.annToRLE(d)), gt.map((g) => this.cocoGt.annToRLE(g)), crowd);
@@ -304,9 +310,29 @@ export class COCOeval {
       for (let d = 0; d < dts.length; d++) flat.set(o[d]!, d * gt.length);
       return flat;
     }
-    const out = new Float64Array(dts.length * gt.length);
-    bbIouInto(dts.map((d) => this.box(this.cocoDt, d)), gt.map((g) => this.box(this.cocoGt, g)), crowd, out);
-    return out;
+    // bbIou (maskApi.c) inline, into a reused buffer: same operations in the same order.
+    const G = gt.length, D = dts.length;
+    if (this.iouBuf.length < D * G) this.iouBuf = new Float64Array(Math.max(D * G, this.iouBuf.length * 2));
+    const o = this.iouBuf;
+    for (let d = 0; d < D; d++) {
+      const Db = this.box(this.cocoDt, dts[d]!);
+      const dx = Db[0]!, dy = Db[1]!, dw = Db[2]!, dh = Db[3]!, da = dw * dh;
+      for (let g = 0; g < G; g++) {
+        const Gb = this.box(this.cocoGt, gt[g]!);
+        const gx = Gb[0]!, gy = Gb[1]!, gw = Gb[2]!, gh = Gb[3]!;
+        let v = 0;
+        const w = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
+        if (w > 0) {
+          const h = Math.min(dh + dy, gh + gy) - Math.max(dy, gy);
+          if (h > 0) {
+            const i = w * h;
+            v = i / (crowd[g] ? da : da + gw * gh - i);
+          }
+        }
+        o[d * G + g] = v;
+      }
+    }
+    return o;
   }
 
   private computeOks(gts: CocoAnnotation[], dts: CocoAnnotation[]): Float64Array | null {
@@ -366,6 +392,12 @@ export class COCOeval {
     const recThrs = p.recThrs;
     const AT = A * T;
     const tpT = new Float64Array(T), fpT = new Float64Array(T);
+    // Work buffers sized for the largest category, reused (allocating them per category costs more than the work).
+    let maxTotal = 0;
+    for (const S of this.stores) if (S && S.n > maxTotal) maxTotal = S.n;
+    const idxBuf = new Int32Array(maxTotal), tmpBuf = new Int32Array(maxTotal), rankBuf = new Int32Array(maxTotal), rankSorted = new Int32Array(maxTotal);
+    const selBuf = new Int32Array(maxTotal), codes = new Uint8Array(maxTotal * AT);
+    const rc = new Float64Array(T * maxTotal), pr = new Float64Array(T * maxTotal);
     for (let k = 0; k < K; k++) {
       const S = this.stores[k];
       if (!S || S.img.length === 0) continue;
@@ -373,11 +405,10 @@ export class COCOeval {
       // One stable sort by score of every kept detection (arena indices ascend in image order, so
       // ties break by image, then by per-image rank). Truncating each image to a smaller maxDet
       // keeps a subsequence of this order, which is exactly the stable sort of that subset.
-      const idx = new Int32Array(total);
+      const idx = idxBuf.subarray(0, total);
       for (let i = 0; i < total; i++) idx[i] = i;
-      const sc = S.scores;
-      idx.sort((x, y) => (sc[y]! - sc[x]!) || (x - y));
-      const rank = new Int32Array(total);
+      argsortDescStable(S.scores, idx, tmpBuf);
+      const rank = rankBuf;
       let maxNd = 0;
       for (let e = 0; e < nE; e++) {
         const off = S.off[e]!, c = S.nd[e]!;
@@ -385,7 +416,6 @@ export class COCOeval {
         for (let j = 0; j < c; j++) rank[off + j] = j;
       }
       // Codes gathered in sorted order so the loops below read memory sequentially.
-      const codes = new Uint8Array(total * AT), rankSorted = new Int32Array(total);
       const src = S.codes;
       for (let i = 0; i < total; i++) {
         const from = idx[i]! * AT, to = i * AT;
@@ -396,47 +426,17 @@ export class COCOeval {
       for (let e = 0; e < nE; e++) for (let a = 0; a < A; a++) npigA[a] += S.npig[e * A + a]!;
       for (let m = 0; m < M; m++) {
         const lim = Math.max(0, p.maxDets[m]!);
-        let sel: Int32Array;
-        if (lim >= maxNd) {
-          sel = new Int32Array(total);
-          for (let i = 0; i < total; i++) sel[i] = i;
-        } else {
-          let n = 0;
-          for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) n++;
-          sel = new Int32Array(n);
-          n = 0;
-          for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) sel[n++] = i;
-        }
-        const nd = sel.length;
-        const rc = new Float64Array(T * nd), pr = new Float64Array(T * nd);
+        const sel = selBuf;
+        let nd = 0;
+        if (lim >= maxNd) for (let i = 0; i < total; i++) sel[nd++] = i;
+        else for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) sel[nd++] = i;
         for (let a = 0; a < A; a++) {
           const npig = npigA[a]!;
           if (npig === 0) continue;
-          tpT.fill(0); fpT.fill(0);
-          for (let q = 0; q < nd; q++) {
-            const base = sel[q]! * AT + a * T;
-            for (let t = 0; t < T; t++) {
-              const code = codes[base + t]!;
-              if (code === TP) tpT[t]++;
-              else if (code === FP) fpT[t]++;
-              const tp = tpT[t]!;
-              rc[t * nd + q] = tp / npig;
-              pr[t * nd + q] = tp / (fpT[t]! + tp + EPS);
-            }
-          }
+          cumulate(codes, sel, nd, AT, a * T, T, npig, tpT, fpT, rc, pr);
           for (let t = 0; t < T; t++) {
-            const o = t * nd;
-            recall[((t * K + k) * A + a) * M + m] = nd ? rc[o + nd - 1]! : 0;
-            for (let i = nd - 1; i > 0; i--) if (pr[o + i]! > pr[o + i - 1]!) pr[o + i - 1] = pr[o + i]!;
-            for (let r = 0; r < R; r++) {
-              const pi = searchsortedLeft(rc, o, nd, recThrs[r]!);
-              // pycocotools stops filling at the first threshold beyond the reached recall; the rest stay 0.
-              if (pi >= nd) {
-                for (let r2 = r; r2 < R; r2++) precision[(((t * R + r2) * K + k) * A + a) * M + m] = 0;
-                break;
-              }
-              precision[(((t * R + r) * K + k) * A + a) * M + m] = pr[o + pi]!;
-            }
+            recall[((t * K + k) * A + a) * M + m] = nd ? rc[t * nd + nd - 1]! : 0;
+            interpolate(pr, t * nd, nd, rc, recThrs, precision, ((t * R * K + k) * A + a) * M + m, K * A * M);
           }
         }
       }
@@ -527,6 +527,69 @@ export class COCOeval {
   private requireEval(): AccumulatedEval {
     if (!this.eval) throw new KestrelError('E_OPTIONS', 'run accumulate() first');
     return this.eval;
+  }
+}
+
+/**
+ * Stable sort of the indices in `idx` by descending `key` (ties keep their order), i.e.
+ * `np.argsort(-key, kind='mergesort')`: a bottom-up merge sort without comparator calls.
+ */
+export function argsortDescStable(key: Float64Array, idx: Int32Array, tmp: Int32Array): void {
+  const n = idx.length;
+  let src = idx, dst = tmp.subarray(0, n);
+  for (let width = 1; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(lo + width, n), hi = Math.min(lo + 2 * width, n);
+      let i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) {
+        // Take from the right run only when strictly greater: equal keys keep left-first order.
+        if (key[src[j]!]! > key[src[i]!]!) dst[o++] = src[j++]!;
+        else dst[o++] = src[i++]!;
+      }
+      while (i < mid) dst[o++] = src[i++]!;
+      while (j < hi) dst[o++] = src[j++]!;
+    }
+    const t = src; src = dst; dst = t;
+  }
+  if (src !== idx) idx.set(src);
+}
+
+/**
+ * Cumulative TP / FP over the score-sorted detections `sel` for one area range, all IoU thresholds:
+ * `rc[t*nd+q] = tp/npig`, `pr[t*nd+q] = tp/(fp+tp+eps)` (a small function so V8 optimises it early).
+ */
+function cumulate(codes: Uint8Array, sel: Int32Array, nd: number, AT: number, col0: number, T: number, npig: number,
+  tpT: Float64Array, fpT: Float64Array, rc: Float64Array, pr: Float64Array): void {
+  tpT.fill(0); fpT.fill(0);
+  for (let q = 0; q < nd; q++) {
+    const base = sel[q]! * AT + col0;
+    for (let t = 0; t < T; t++) {
+      const code = codes[base + t]!;
+      if (code === TP) tpT[t]++;
+      else if (code === FP) fpT[t]++;
+      const tp = tpT[t]!;
+      rc[t * nd + q] = tp / npig;
+      pr[t * nd + q] = tp / (fpT[t]! + tp + EPS);
+    }
+  }
+}
+
+/**
+ * Make precision monotone from the right, then read it at each recall threshold (searchsorted left)
+ * into `precision[out + r*stride]`; pycocotools stops at the first threshold beyond the reached
+ * recall and leaves the rest at 0.
+ */
+function interpolate(pr: Float64Array, o: number, nd: number, rc: Float64Array, recThrs: readonly number[],
+  precision: Float64Array, out: number, stride: number): void {
+  for (let i = nd - 1; i > 0; i--) if (pr[o + i]! > pr[o + i - 1]!) pr[o + i - 1] = pr[o + i]!;
+  const R = recThrs.length;
+  for (let r = 0; r < R; r++) {
+    const pi = searchsortedLeft(rc, o, nd, recThrs[r]!);
+    if (pi >= nd) {
+      for (let r2 = r; r2 < R; r2++) precision[out + r2 * stride] = 0;
+      return;
+    }
+    precision[out + r * stride] = pr[o + pi]!;
   }
 }
 
