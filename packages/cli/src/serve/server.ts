@@ -176,6 +176,11 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send(body('E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
+  // While draining, ask keep-alive clients to hang up after this answer, so close() is not held open.
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (draining) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.inc('kestrel_http_requests_total', 'HTTP requests by route and status.', { route, status: String(reply.statusCode) });
@@ -223,10 +228,15 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
       station = f.station ?? station;
       partId = f.partId ?? partId;
     } else if (Buffer.isBuffer(req.body)) {
+      // The route's limit is the (larger) JSON one; raw images get the image limit.
+      if (req.body.length > config.bodyLimitBytes) throw new HttpError(413, 'E_PAYLOAD_TOO_LARGE', `image over the limit of ${config.bodyLimitBytes} bytes`);
       bytes = req.body;
+    } else if (typeof req.body === 'string') {
+      throw new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', `Content-Type ${req.headers['content-type'] ?? '(none)'} is not an image: send image/*, multipart/form-data or application/json with base64`);
     } else if (req.body !== undefined && req.body !== null && typeof req.body === 'object') {
       const j = parseOptions(InspectJsonSchema, req.body, 'JSON body');
       bytes = decodeBase64Image(j.image);
+      if (bytes.length > config.bodyLimitBytes) throw new HttpError(413, 'E_PAYLOAD_TOO_LARGE', `image over the limit of ${config.bodyLimitBytes} bytes`);
       station = j.station;
       partId = j.partId ?? partId;
     }
