@@ -18,6 +18,10 @@ export const VlmLoadOptionsSchema = z.object({
   threads: z.number().int().positive().optional(),
   /** in-memory format of the language model's weights */
   dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+  /** where the language model runs (as @kestrel/moe) */
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** MLA attention form of the language model (as @kestrel/moe) */
+  mlaMode: z.enum(['auto', 'absorbed', 'naive']).default('auto'),
 }).strict();
 export type VlmLoadOptions = z.input<typeof VlmLoadOptionsSchema>;
 
@@ -149,7 +153,7 @@ export class VisionLanguageModel {
       await file.close();
     }
     const language = await MoeLanguageModel.load(dir, {
-      config: lc, prefix: 'language.', backend: o.backend, dtype: o.dtype, ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      config: lc, prefix: 'language.', backend: o.backend, dtype: o.dtype, device: o.device, mlaMode: o.mlaMode, ...(o.threads !== undefined ? { threads: o.threads } : {}),
     });
     if (language.config.hidden !== projector.outDim) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `projector n_embed ${projector.outDim} differs from the language model's hidden_size ${language.config.hidden}`);
