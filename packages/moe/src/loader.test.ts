@@ -79,6 +79,13 @@ describe('config validation', () => {
     await expectCode(MoeLanguageModel.load(d3, { backend: 'portable' }), 'E_CHECKPOINT_FORMAT', /shape/);
   });
 
+  it('reports one progress event per layer', async () => {
+    const seen: number[] = [];
+    const m = await MoeLanguageModel.load(`${FIX}C`, { backend: 'portable', onProgress: (e) => seen.push(e.done) });
+    expect(seen).toEqual([1, 2, 3, 4]);
+    m.dispose();
+  });
+
   it('option errors: cuda, bad dtype, missing directory, bad token ids', async () => {
     await expectCode(MoeLanguageModel.load(`${FIX}A`, { device: 'cuda' }), 'E_BACKEND_UNAVAILABLE');
     await expectCode(MoeLanguageModel.load(`${FIX}A`, { dtype: 'fp4' as 'f32' }), 'E_OPTIONS');

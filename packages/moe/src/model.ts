@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { KestrelError, Tensor, openSafetensors, parseOptions, type SafetensorsFile } from '@kestrel/core';
+import { KestrelError, Tensor, openSafetensors, parseOptions, reportProgress, type SafetensorsFile, type ProgressListener } from '@kestrel/core';
 import { getKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
@@ -31,6 +31,8 @@ export const loadOptionsSchema = z.object({
    * (decompress k/v), or 'auto' (cheaper of the two per call; decode is always absorbed).
    */
   mlaMode: z.enum(['auto', 'absorbed', 'naive']).default('auto'),
+  /** receives 'load language model' progress events (one per layer); they also go to the core progress bus */
+  onProgress: z.custom<ProgressListener>((v) => typeof v === 'function', 'onProgress must be a function').optional(),
 }).strict();
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
@@ -135,7 +137,7 @@ export class MoeLanguageModel implements GenerationHost {
         else if (file.has('language.model.embed_tokens.weight')) prefix = 'language.';
         else throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: no model.embed_tokens.weight (nor language.model.embed_tokens.weight); not a DeepSeek-V2 checkpoint`);
       }
-      const model = await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode);
+      const model = await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode, o.onProgress);
       model.tokenizer = await TextTokenizer.load(dir);
       model.eosIds = cfg.eosIds;
       const gen = await readFile(join(dir, 'generation_config.json'), 'utf8').then((t) => JSON.parse(t) as { eos_token_id?: unknown }, () => null);
@@ -148,7 +150,7 @@ export class MoeLanguageModel implements GenerationHost {
     }
   }
 
-  private static async build(dir: string, cfg: ModelConfig, file: SafetensorsFile, prefix: string, dtype: ModelDType, kernels: Kernels, mlaMode: 'auto' | 'absorbed' | 'naive'): Promise<MoeLanguageModel> {
+  private static async build(dir: string, cfg: ModelConfig, file: SafetensorsFile, prefix: string, dtype: ModelDType, kernels: Kernels, mlaMode: 'auto' | 'absorbed' | 'naive', onProgress?: ProgressListener): Promise<MoeLanguageModel> {
     const w = new WeightReader(file, prefix, dtype, kernels, dir);
     const H = cfg.hidden;
     const embed = await w.linear('model.embed_tokens.weight', cfg.vocab, H);
@@ -241,6 +243,7 @@ export class MoeLanguageModel implements GenerationHost {
         postNorm: await w.vector(`${p}.post_attention_layernorm.weight`, H),
         attn, mlp: m,
       });
+      reportProgress({ task: 'load language model', done: l + 1, total: cfg.nLayers, message: `layer ${l + 1}/${cfg.nLayers} (${dtype})` }, onProgress);
     }
     const finalNorm = await w.vector('model.norm.weight', H);
     let lmHead: PreparedLinear;
