@@ -85,6 +85,8 @@ describe('VLM pipelines (model A, test tokenizer)', () => {
     const r = await vlm.chat([{ role: 'user', content: [{ type: 'image', image: IMG0 }, { type: 'text', text: 'Describe this image in one sentence.' }] }], { maxNewTokens: 5 });
     expect(r.text.trim()).toBe(a!.caption);
     expect(r.message).toEqual({ role: 'assistant', content: r.text });
+    const viaAsk = await ask.chat([{ role: 'user', content: [{ type: 'image', image: IMG0 }, { type: 'text', text: 'Describe this image in one sentence.' }] }], { maxNewTokens: 5 });
+    expect(viaAsk.text).toBe(r.text);
   });
 
   it('bad input: E_OPTIONS for empty question / bad roles, E_IMAGE_TOKENS for a stray <image>', async () => {

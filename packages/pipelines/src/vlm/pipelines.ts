@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
 import { VisionLanguageModel } from './vision-language-model.js';
 import type { VlmImage } from './processor.js';
-import { chat, type ChatMessage, type ChatUsage } from './chat.js';
+import { chat, type ChatMessage, type ChatResult, type ChatUsage } from './chat.js';
 
 const modelOptions = {
   /** checkpoint directory, or an already loaded VisionLanguageModel (shared between pipelines) */
@@ -57,7 +57,12 @@ export interface AskPipeline {
   (images: VlmImage | readonly VlmImage[], question: string, options?: CallOptions): Promise<AskResult>;
   /** the same, yielding the answer piece by piece; the generator's return value is the full result */
   stream(images: VlmImage | readonly VlmImage[], question: string, options?: CallOptions): AsyncGenerator<string, AskResult, undefined>;
-  /** the loaded model (use it for `chat`, `generate`, ...) */
+  /**
+   * OpenAI-style messages with the pipeline's generation defaults:
+   * `ask.chat([{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text }] }])`.
+   */
+  chat(messages: readonly ChatMessage[], options?: CallOptions): Promise<ChatResult>;
+  /** the loaded model (use it for `generate`, `forward`, ...) */
   readonly model: VisionLanguageModel;
   /** release the model (only when the pipeline loaded it) */
   dispose(): void;
@@ -137,7 +142,11 @@ async function createAsk(options: unknown): Promise<AskPipeline> {
     }
     return await p;
   }
-  return Object.assign(run, { stream, model, dispose: () => { if (owned) model.dispose(); } }) as AskPipeline;
+  const chatWith = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => {
+    const msgs = o.systemPrompt && !messages.some((m) => m?.role === 'system') ? [{ role: 'system' as const, content: o.systemPrompt }, ...messages] : messages;
+    return chat(model, msgs, genOptions(o, call));
+  };
+  return Object.assign(run, { stream, chat: chatWith, model, dispose: () => { if (owned) model.dispose(); } }) as AskPipeline;
 }
 
 async function createCaption(options: unknown): Promise<CaptionPipeline> {
