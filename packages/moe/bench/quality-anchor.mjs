@@ -1,15 +1,18 @@
 // int8 / bf16 vs f32 on a large checkpoint: top-1 agreement over a prompt of the perf-anchor ids
 // (BOS + LCG ids, as `kestrel bench lm`), max logit error, and the f32 top-1 margin distribution.
-// Usage: node packages/moe/bench/quality-anchor.mjs FLOAT_DIR [Q8_DIR] [--tokens 512] [--threads 2]
+// Usage: node packages/moe/bench/quality-anchor.mjs FLOAT_DIR [Q8_DIR] [--tokens 512] [--threads 2] [--backend native]
+// (backend defaults to native: the portable kernels would take hours on a 1B model)
 import { MoeLanguageModel } from '@kestrel/moe';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? Number(args.splice(i, 2)[1]) : d; };
 const N = opt('--tokens', 512), threads = opt('--threads', 2);
+const bi = args.indexOf('--backend');
+const backend = bi >= 0 ? args.splice(bi, 2)[1] : 'native';
 const [floatDir, q8Dir = floatDir] = args;
 async function run(dir, dtype) {
   const t0 = performance.now();
-  const lm = await MoeLanguageModel.load(dir, { dtype, threads });
+  const lm = await MoeLanguageModel.load(dir, { dtype, threads, backend });
   const V = lm.config.vocab;
   const ids = [lm.config.bosId ?? 0];
   let x = 12345 >>> 0;
