@@ -76,6 +76,11 @@ export const commands: CommandSpec[] = [
       if (images.length === 0) throw new KestrelError('E_OPTIONS', 'at least one --image FILE is required. Run "kestrel ask --help".');
       const question = ctx.positionals.join(' ').trim();
       if (!question) throw new KestrelError('E_OPTIONS', 'the question is missing: kestrel ask --model DIR --image a.jpg "What is wrong with this part?"');
+      const { stat } = await import('node:fs/promises');
+      for (const f of images) {
+        const st = await stat(f).catch(() => null);
+        if (!st?.isFile()) throw new KestrelError('E_IO', `cannot read image ${f}: no such file`);
+      }
       const { pipeline } = await import('@kestrel/pipelines');
       const ask = await pipeline('ask', { model, ...(await modelFlags(ctx.values)) });
       try {

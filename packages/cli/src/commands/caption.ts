@@ -41,6 +41,12 @@ export const commands: CommandSpec[] = [
         if (seen.has(id)) throw new KestrelError('E_OPTIONS', `two images map to image_id ${JSON.stringify(id)} (${ctx.positionals[i]}); rename one`);
         seen.add(id);
       }
+      // Check the files before loading the model, so a typo fails in milliseconds.
+      const { stat } = await import('node:fs/promises');
+      for (const f of ctx.positionals) {
+        const st = await stat(f).catch(() => null);
+        if (!st?.isFile()) throw new KestrelError('E_IO', `cannot read image ${f}: no such file`);
+      }
       const { pipeline } = await import('@kestrel/pipelines');
       const prompt = ctx.values.prompt;
       const caption = await pipeline('caption', { model, ...(await modelFlags(ctx.values)), ...(typeof prompt === 'string' ? { prompt } : {}) });
