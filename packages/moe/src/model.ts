@@ -576,20 +576,29 @@ export class MoeLanguageModel implements GenerationHost {
     return { idx, weight, scores };
   }
 
-  /** Approximate bytes of weights held in memory. */
-  get weightBytes(): number {
-    let b = 0;
-    const add = (w: LinearWeight | PreparedLinear): void => { b += w.data.byteLength + (w.format === 'q8' ? w.scales.byteLength : 0); };
-    add(this.embedTable);
-    if (this.lmHead !== this.embedTable) add(this.lmHead);
+  /** Every prepared weight of the model (shared ones once). */
+  private allWeights(): PreparedLinear[] {
+    const all: PreparedLinear[] = [this.embedTable, this.lmHead];
     for (const l of this.layers) {
       const a = l.attn;
-      if (a.kind === 'mha') [a.q, a.k, a.v, a.o].forEach(add);
-      else { [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o].forEach((w) => w && add(w)); a.ukT.forEach(add); }
+      if (a.kind === 'mha') all.push(a.q, a.k, a.v, a.o);
+      else { for (const w of [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o]) if (w) all.push(w); all.push(...a.ukT, ...a.uv); }
       const m = l.mlp;
-      if (m.kind === 'dense') [m.gate, m.up, m.down].forEach(add);
-      else { add(m.router); m.experts.forEach((e) => [e.gate, e.up, e.down].forEach(add)); if (m.shared) [m.shared.gate, m.shared.up, m.shared.down].forEach(add); }
+      if (m.kind === 'dense') all.push(m.gate, m.up, m.down);
+      else { all.push(m.router); for (const e of m.experts) all.push(e.gate, e.up, e.down); if (m.shared) all.push(m.shared.gate, m.shared.up, m.shared.down); }
     }
+    return [...new Set(all)];
+  }
+
+  /** Bytes of weight matrices held in memory (buffers shared between views counted once). */
+  get weightBytes(): number {
+    const bufs = new Set<ArrayBufferLike>();
+    for (const w of this.allWeights()) {
+      bufs.add(w.data.buffer);
+      if (w.format === 'q8') bufs.add(w.scales.buffer);
+    }
+    let b = 0;
+    for (const x of bufs) b += x.byteLength;
     return b;
   }
 
@@ -598,18 +607,7 @@ export class MoeLanguageModel implements GenerationHost {
     if (this.disposed) return;
     this.disposed = true;
     const release = this.kernels.releaseLinear;
-    if (release) {
-      const all: PreparedLinear[] = [this.embedTable, this.lmHead];
-      for (const l of this.layers) {
-        const a = l.attn;
-        if (a.kind === 'mha') all.push(a.q, a.k, a.v, a.o);
-        else { for (const w of [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o]) if (w) all.push(w); all.push(...a.ukT, ...a.uv); }
-        const m = l.mlp;
-        if (m.kind === 'dense') all.push(m.gate, m.up, m.down);
-        else { all.push(m.router); for (const e of m.experts) all.push(e.gate, e.up, e.down); if (m.shared) all.push(m.shared.gate, m.shared.up, m.shared.down); }
-      }
-      for (const w of new Set(all)) release.call(this.kernels, w);
-    }
+    if (release) for (const w of this.allWeights()) release.call(this.kernels, w);
     (this as unknown as { layers: Layer[] }).layers.length = 0;
   }
 
