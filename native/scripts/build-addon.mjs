@@ -33,13 +33,15 @@ function fail(msg) {
 const gyp = gypScript();
 if (!gyp) fail('node-gyp not found');
 
-const args = [gyp];
-args.push(existsSync(join(root, 'build', 'Makefile')) ? 'build' : 'rebuild');
-// Use the headers of the running Node when they are installed next to it, so no download is needed.
+// Headers of the running Node when they are installed next to it, so no download is needed.
 const prefix = resolve(dirname(process.execPath), '..');
-if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-args.push('--jobs', '2');
+const extra = [];
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) extra.push(`--nodedir=${prefix}`);
+extra.push('--jobs', '2');
 
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+const gypRun = (cmd) => spawnSync(process.execPath, [gyp, cmd, ...extra], { cwd: root, stdio: 'inherit' });
+// Incremental when configured; a stale configuration (e.g. node-addon-api updated) falls back to a rebuild.
+let r = existsSync(join(root, 'build', 'Makefile')) ? gypRun('build') : null;
+if (!r || r.error || r.status !== 0) r = gypRun('rebuild');
 if (r.error) fail(r.error.message);
 if (r.status !== 0) fail(`node-gyp exited with ${r.status}`);

@@ -34,6 +34,7 @@ struct Q {
   using Acc = __m256;
   struct WB { __m256i w, aw; };
   using XB = __m256i;
+  static inline void prefetch(const int8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
   static inline Acc zero() { return _mm256_setzero_ps(); }
   static inline WB prep_w(const int8_t* p) {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));

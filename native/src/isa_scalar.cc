@@ -29,6 +29,7 @@ struct Q {
   using Acc = float;
   using WB = const int8_t*;
   using XB = const int8_t*;
+  static inline void prefetch(const int8_t* p) { __builtin_prefetch(p); }
   static inline Acc zero() { return 0.f; }
   static inline WB prep_w(const int8_t* p) { return p; }
   static inline XB load_x(const int8_t* p) { return p; }

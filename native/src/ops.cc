@@ -24,6 +24,7 @@ constexpr int64_t kParallelElems = 1 << 15;
 // Weight rows per task of a linear: small enough to balance threads, large enough to amortise the x reads.
 constexpr int64_t kMinRowsPerTask = 16;
 constexpr int64_t kExpertRowChunk = 64;
+constexpr int64_t kSmallLinear = 1 << 17;  // multiply-adds
 
 bool cpu_has(const char* isa) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -195,6 +196,8 @@ void Engine::linear(const float* x, int64_t m, const Weight& w, const float* bia
   const int nt = pool_->size();
   int64_t rows = std::max(kMinRowsPerTask, ceil_div(w.n, static_cast<int64_t>(nt) * 4));
   rows = ceil_div(rows, 4) * 4;
+  // Small products (MLA's per-head matrices in decode) finish faster than a pool wake-up: one task.
+  if (m * w.n * w.k < kSmallLinear) rows = w.n;
   const int64_t tasks = ceil_div(w.n, rows);
   pool_->run(tasks, [&](int64_t t, int thread) {
     const int64_t r0 = t * rows, r1 = std::min(w.n, r0 + rows);
