@@ -64,7 +64,14 @@ export class MlpProjector {
     } else if (cfg.projector_type !== 'identity') {
       // nn.Sequential(Linear, GELU, Linear, GELU, ..., Linear): Linear modules sit at even indices.
       let k = cfg.projector_type === 'downsample_mlp_gelu' ? cfg.input_dim * r * r : cfg.input_dim;
-      for (let i = 0; i < cfg.depth; i++) {
+      // DeepSeek-VL2's downsample_mlp_gelu always appends GELU + Linear after the first Linear, so a
+      // depth-1 config built by the original code has two Linears; take what the checkpoint holds.
+      let n = cfg.depth;
+      if (cfg.projector_type === 'downsample_mlp_gelu' && n === 1 && src.has(`${prefix}layers.2.weight`)) n = 2;
+      if (src.has(`${prefix}layers.${2 * n}.weight`)) {
+        throw new KestrelError('E_CHECKPOINT_FORMAT', `checkpoint has ${prefix}layers.${2 * n}.weight but projector_config.depth is ${cfg.depth}`);
+      }
+      for (let i = 0; i < n; i++) {
         const l = await readLayer(src, kernels, `${prefix}layers.${2 * i}`, k);
         layers.push(l);
         k = l.w.n;
