@@ -38,7 +38,7 @@ describe('kestrel eval coco', () => {
     const r = JSON.parse(await run(base)) as { stats: number[]; precision?: unknown; per_category: unknown[]; summary: string };
     r.stats.forEach((v, i) => expect(Math.abs(v - exp.stats[i]!)).toBeLessThanOrEqual(1e-9));
     expect(r.precision).toBeUndefined();
-    expect(r.per_category.length).toBe(7);
+    expect(r.per_category.length).toBe((JSON.parse(readFileSync(fx('det_gt.json'), 'utf8')) as { categories: unknown[] }).categories.length);
     expect(r.summary).toBe(exp.summary_text);
     const f = JSON.parse(await run({ ...base, full: true })) as { precision: unknown[][][][][]; recall: unknown[][][][] };
     expect([f.precision.length, f.precision[0]!.length, f.precision[0]![0]!.length, f.precision[0]![0]![0]!.length, f.precision[0]![0]![0]![0]!.length]).toEqual(exp.precision_shape);
@@ -50,11 +50,17 @@ describe('kestrel eval coco', () => {
     expect(await run(base, false)).toBe(exp.summary_text);
   });
 
-  it('--params overrides pycocotools Params fields by name (catIds subset case)', async () => {
-    const exp = JSON.parse(readFileSync(fx('det_expected_bbox_catids_subset.json'), 'utf8')) as { stats: number[] };
-    const params = file('params.json', JSON.stringify({ catIds: [13, 1, 11, 3] }));
-    const r = JSON.parse(await run({ ...base, params })) as { stats: number[] };
-    r.stats.forEach((v, i) => expect(Math.abs(v - exp.stats[i]!)).toBeLessThanOrEqual(1e-9));
+  it('--params overrides pycocotools Params fields by name (every golden case with overrides)', async () => {
+    const { cases } = JSON.parse(readFileSync(fx('det_cases.json'), 'utf8')) as { cases: { gt: string; res: string; iouType: string; params_override: object; expected: string }[] };
+    const withParams = cases.filter((c) => Object.keys(c.params_override).length > 0);
+    expect(withParams.length).toBeGreaterThan(0);
+    for (const c of withParams) {
+      const exp = JSON.parse(readFileSync(fx(c.expected), 'utf8')) as { stats: number[] };
+      const params = file('params.json', JSON.stringify(c.params_override));
+      const r = JSON.parse(await run({ gt: fx(c.gt), results: fx(c.res), 'iou-type': c.iouType, params })) as { stats: number[] };
+      expect(r.stats.length).toBe(exp.stats.length);
+      r.stats.forEach((v, i) => expect(Math.abs(v - exp.stats[i]!)).toBeLessThanOrEqual(1e-9));
+    }
     expect((await failure({ ...base, params: file('p2.json', '{"maxDet": [1]}') })).code).toBe('E_OPTIONS');
     expect((await failure({ ...base, params: file('p3.json', '{"iouThrs": "x"}') })).code).toBe('E_OPTIONS');
   });
