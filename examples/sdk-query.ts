@@ -7,12 +7,15 @@
  *   node examples/dist/sdk-query.js [MODEL_DIR] [IMAGE] ["question"]
  * Defaults use the tiny random-weight test checkpoint, so the answer is gibberish but the calls are real.
  */
+import { pathToFileURL } from 'node:url';
 import { pipeline, VisionLanguageModel } from '@kestrel/pipelines';
 
+// Command-line arguments only when run directly (the test suite imports this file).
+const args = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href ? process.argv.slice(2) : [];
 // Defaults are relative to the repository root (run it from there).
-const modelDir = process.argv[2] ?? 'test/fixtures/vlm/A';
-const image = process.argv[3] ?? 'test/fixtures/vlm/A/img0.png';
-const question = process.argv[4] ?? 'What is wrong with this part?';
+const modelDir = args[0] ?? 'test/fixtures/vlm/A';
+const image = args[1] ?? 'test/fixtures/vlm/A/img0.png';
+const question = args[2] ?? 'What is wrong with this part?';
 
 // 1. Load once; pipelines can share the loaded model.
 const model = await VisionLanguageModel.load(modelDir);
