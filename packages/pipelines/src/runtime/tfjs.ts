@@ -22,7 +22,12 @@ const ready = new Map<TfjsBackend, Promise<void>>();
 
 /** The tfjs-core module (loaded on first use). */
 export function tf(): Tf {
-  tfCore ??= require('@tensorflow/tfjs-core') as Tf;
+  if (!tfCore) {
+    tfCore = require('@tensorflow/tfjs-core') as Tf;
+    // PROD silences tfjs's console banners (e.g. "install tfjs-node" when cpu is chosen on purpose)
+    // and skips its debug-mode checks.
+    tfCore.env().set('PROD', true);
+  }
   return tfCore;
 }
 
