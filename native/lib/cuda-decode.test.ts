@@ -1,0 +1,59 @@
+/**
+ * Decode speed of the MoE LM on device 'cuda' against the HBM bandwidth bound, on the perf-anchor model
+ * (HF checkpoint made by ../shared/tools/perf-anchor/gen_deepseek2_moe.py). Runs only with a GPU and
+ * KESTREL_ANCHOR_DIR set (check-on-gpu.sh does both); KESTREL_CUDA_BENCH_OUT names the JSON result file.
+ * Bound: bytes of the weights one token reads (attention, dense MLP, top-k + shared experts, router, lm_head)
+ * divided by the measured device copy bandwidth.
+ */
+import { describe, it, expect } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cudaAvailability, loadCudaKernels } from './cuda.js';
+
+const avail = await cudaAvailability();
+const dir = process.env.KESTREL_ANCHOR_DIR;
+const why = !avail.available ? avail.reason : !dir ? 'KESTREL_ANCHOR_DIR is not set' : '';
+
+/** Bytes of weights read per decoded token, from the HF config (bf16 linears, f32 router). */
+export function activeWeightBytes(c: Record<string, number | null>, bytesPerParam: number): number {
+  const h = c.hidden_size!, nh = c.num_attention_heads!, nope = c.qk_nope_head_dim!, rope = c.qk_rope_head_dim!, v = c.v_head_dim!, kvr = c.kv_lora_rank!;
+  const q = c.q_lora_rank ? c.q_lora_rank * h + nh * (nope + rope) * c.q_lora_rank : nh * (nope + rope) * h;
+  const attn = q + (kvr + rope) * h + nh * (nope + v) * kvr + h * nh * v;
+  const dense = 3 * h * c.intermediate_size!;
+  const moe = (c.num_experts_per_tok! + (c.n_shared_experts ?? 0)) * 3 * h * c.moe_intermediate_size!;
+  const layers = c.num_hidden_layers!, nDense = c.first_k_dense_replace ?? 0;
+  const params = layers * attn + nDense * dense + (layers - nDense) * moe + c.vocab_size! * h;
+  return params * bytesPerParam + (layers - nDense) * c.n_routed_experts! * h * 4;
+}
+
+describe.skipIf(why !== '')(`decode on device 'cuda' vs the bandwidth bound${why ? ` (skipped: ${why})` : ''}`, () => {
+  it('times decode on the anchor model', async () => {
+    const { MoeLanguageModel } = await import('@kestrel/moe');
+    const k = await loadCudaKernels();
+    const cfg = JSON.parse(readFileSync(join(dir!, 'config.json'), 'utf8')) as Record<string, number | null>;
+    const bw = k.copyBandwidthGBs(1 << 30, 20);
+    const model = await MoeLanguageModel.load(dir!, { device: 'cuda', dtype: 'bf16' });
+    const prompt = Array.from({ length: 32 }, (_, i) => 2 + ((i * 37) % 250));
+    const steps = 64;
+    const cache = model.createCache();
+    let logits = model.forward({ inputIds: prompt, cache }, { lastOnly: true }).logits.data;
+    for (let s = 0; s < 4; s++) logits = model.forward({ inputIds: [argmax(logits)], cache }, { lastOnly: true }).logits.data; // warm-up
+    const t0 = process.hrtime.bigint();
+    for (let s = 0; s < steps; s++) logits = model.forward({ inputIds: [argmax(logits)], cache }, { lastOnly: true }).logits.data;
+    const sec = Number(process.hrtime.bigint() - t0) / 1e9;
+    model.dispose();
+    const bytes = activeWeightBytes(cfg, 2);
+    const tokS = steps / sec;
+    const boundTokS = (bw * 1e9) / bytes;
+    const result = { device: k.device.name, copyBandwidthGBs: bw, activeWeightBytes: bytes, boundTokS, decodeTokS: tokS, fractionOfBound: tokS / boundTokS, steps, promptTokens: prompt.length };
+    if (process.env.KESTREL_CUDA_BENCH_OUT) writeFileSync(process.env.KESTREL_CUDA_BENCH_OUT, `${JSON.stringify(result, null, 1)}\n`);
+    console.log(JSON.stringify(result));
+    expect(tokS).toBeGreaterThan(0);
+  }, 600_000);
+});
+
+function argmax(a: Float32Array): number {
+  let b = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[b]!) b = i;
+  return b;
+}
