@@ -395,41 +395,21 @@ export class COCOeval {
     // Work buffers sized for the largest category, reused (allocating them per category costs more than the work).
     let maxTotal = 0;
     for (const S of this.stores) if (S && S.n > maxTotal) maxTotal = S.n;
-    const idxBuf = new Int32Array(maxTotal), tmpBuf = new Int32Array(maxTotal), rankBuf = new Int32Array(maxTotal), rankSorted = new Int32Array(maxTotal);
+    const idxBuf = new Int32Array(maxTotal), tmpBuf = new Int32Array(maxTotal);
+    const rankBuf = new Int32Array(maxTotal), rankSorted = new Int32Array(maxTotal);
     const selBuf = new Int32Array(maxTotal), codes = new Uint8Array(maxTotal * AT);
     const rc = new Float64Array(T * maxTotal), pr = new Float64Array(T * maxTotal);
     for (let k = 0; k < K; k++) {
       const S = this.stores[k];
       if (!S || S.img.length === 0) continue;
-      const nE = S.img.length, total = S.n;
-      // One stable sort by score of every kept detection (arena indices ascend in image order, so
-      // ties break by image, then by per-image rank). Truncating each image to a smaller maxDet
-      // keeps a subsequence of this order, which is exactly the stable sort of that subset.
-      const idx = idxBuf.subarray(0, total);
-      for (let i = 0; i < total; i++) idx[i] = i;
-      argsortDescStable(S.scores, idx, tmpBuf);
-      const rank = rankBuf;
-      let maxNd = 0;
-      for (let e = 0; e < nE; e++) {
-        const off = S.off[e]!, c = S.nd[e]!;
-        if (c > maxNd) maxNd = c;
-        for (let j = 0; j < c; j++) rank[off + j] = j;
-      }
-      // Codes gathered in sorted order so the loops below read memory sequentially.
-      const src = S.codes;
-      for (let i = 0; i < total; i++) {
-        const from = idx[i]! * AT, to = i * AT;
-        for (let c = 0; c < AT; c++) codes[to + c] = src[from + c]!;
-        rankSorted[i] = rank[idx[i]!]!;
-      }
+      const total = S.n;
+      const maxNd = sortCategory(S, AT, idxBuf, tmpBuf, rankBuf, rankSorted, codes);
       const npigA = new Int32Array(A);
-      for (let e = 0; e < nE; e++) for (let a = 0; a < A; a++) npigA[a] += S.npig[e * A + a]!;
+      for (let e = 0; e < S.img.length; e++) for (let a = 0; a < A; a++) npigA[a] += S.npig[e * A + a]!;
       for (let m = 0; m < M; m++) {
         const lim = Math.max(0, p.maxDets[m]!);
         const sel = selBuf;
-        let nd = 0;
-        if (lim >= maxNd) for (let i = 0; i < total; i++) sel[nd++] = i;
-        else for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) sel[nd++] = i;
+        const nd = selectTop(rankSorted, total, lim, maxNd, sel);
         for (let a = 0; a < A; a++) {
           const npig = npigA[a]!;
           if (npig === 0) continue;
@@ -552,6 +532,41 @@ export function argsortDescStable(key: Float64Array, idx: Int32Array, tmp: Int32
     const t = src; src = dst; dst = t;
   }
   if (src !== idx) idx.set(src);
+}
+
+/**
+ * One stable sort by score of every kept detection of a category (arena indices ascend in image
+ * order, so ties break by image, then by per-image rank). Truncating each image to a smaller maxDet
+ * keeps a subsequence of this order, which is exactly the stable sort of that subset. Writes the
+ * codes in sorted order (so later loops read memory sequentially) and each detection's per-image
+ * rank; returns the largest per-image count.
+ */
+function sortCategory(S: CatStore, AT: number, idxBuf: Int32Array, tmpBuf: Int32Array, rank: Int32Array, rankSorted: Int32Array, codes: Uint8Array): number {
+  const total = S.n, nE = S.img.length;
+  const idx = idxBuf.subarray(0, total);
+  for (let i = 0; i < total; i++) idx[i] = i;
+  argsortDescStable(S.scores, idx, tmpBuf);
+  let maxNd = 0;
+  for (let e = 0; e < nE; e++) {
+    const off = S.off[e]!, c = S.nd[e]!;
+    if (c > maxNd) maxNd = c;
+    for (let j = 0; j < c; j++) rank[off + j] = j;
+  }
+  const src = S.codes;
+  for (let i = 0; i < total; i++) {
+    const from = idx[i]! * AT, to = i * AT;
+    for (let c = 0; c < AT; c++) codes[to + c] = src[from + c]!;
+    rankSorted[i] = rank[idx[i]!]!;
+  }
+  return maxNd;
+}
+
+/** Sorted positions of the detections within the first `lim` of their image (pycocotools' `[0:maxDet]`). */
+function selectTop(rankSorted: Int32Array, total: number, lim: number, maxNd: number, sel: Int32Array): number {
+  let nd = 0;
+  if (lim >= maxNd) for (let i = 0; i < total; i++) sel[nd++] = i;
+  else for (let i = 0; i < total; i++) if (rankSorted[i]! < lim) sel[nd++] = i;
+  return nd;
 }
 
 /**
