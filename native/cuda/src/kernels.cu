@@ -218,18 +218,20 @@ __global__ void rope_kernel(float* x, int nHeads, int64_t headStride, int64_t ro
 __global__ void quantize_kernel(const float* __restrict__ x, int64_t ldx, const int* __restrict__ rowIdx, int T, int64_t k, int64_t kp,
                                 int8_t* __restrict__ xq, float* __restrict__ xs) {
   const int64_t nb = kp / kQ8Block;
-  const int64_t gw = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5;
   const int lane = threadIdx.x & 31;
-  if (gw >= T * nb) return;
-  const int64_t t = gw / nb, b = gw % nb;
-  const int64_t src = rowIdx ? rowIdx[t] : t;
-  const int64_t c = b * kQ8Block + lane;
-  const float v = c < k ? x[src * ldx + c] : 0.f;
-  const float amax = warp_max(fabsf(v));
-  const float d = amax / 127.f;
-  const float id = d > 0.f ? 1.f / d : 0.f;
-  xq[t * kp + c] = static_cast<int8_t>(__float2int_rn(v * id));
-  if (lane == 0) xs[t * nb + b] = d;
+  const int64_t stride = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  // grid-stride over warps (the grid is capped); the loop condition is uniform within a warp
+  for (int64_t gw = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5; gw < T * nb; gw += stride) {
+    const int64_t t = gw / nb, b = gw % nb;
+    const int64_t src = rowIdx ? rowIdx[t] : t;
+    const int64_t c = b * kQ8Block + lane;
+    const float v = c < k ? x[src * ldx + c] : 0.f;
+    const float amax = warp_max(fabsf(v));
+    const float d = amax / 127.f;
+    const float id = d > 0.f ? 1.f / d : 0.f;
+    xq[t * kp + c] = static_cast<int8_t>(__float2int_rn(v * id));
+    if (lane == 0) xs[t * nb + b] = d;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,10 +588,11 @@ void* ws(int slot, size_t bytes) {
   Buf& b = g_ws[slot];
   if (bytes == 0) bytes = 16;
   if (b.cap >= bytes) return b.p;
+  // grow by half again at least, so a KV cache that gains a row per decode step does not reallocate each step
+  const size_t cap = std::max(bytes, b.cap * 3 / 2);
   if (b.p) cudaFree(b.p);
   b.p = nullptr;
   b.cap = 0;
-  const size_t cap = std::max(bytes, b.cap * 3 / 2);
   if (cudaMalloc(&b.p, cap) != cudaSuccess) {
     b.p = nullptr;
     return nullptr;
