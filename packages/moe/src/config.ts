@@ -6,7 +6,7 @@ const nonNegInt = z.number().int().nonnegative();
 const tokenIds = z.union([nonNegInt, z.array(nonNegInt)]).nullable();
 
 /** rope_scaling of the DeepSeek-V2 family: YaRN (with mscale), linear, or none. */
-const ropeScalingSchema = z.union([
+const ropeScalingObject = z.union([
   z.object({
     type: z.literal('yarn'),
     factor: z.number().positive(),
@@ -22,6 +22,14 @@ const ropeScalingSchema = z.union([
     mscale_all_dim: z.number().default(0),
   }).strict(),
 ]);
+/** Newer transformers also write (or only write) `rope_type`; it must agree with `type`. */
+const ropeScalingSchema = z.preprocess((v) => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const { rope_type: rt, ...rest } = v as Record<string, unknown>;
+  if (rt === undefined) return v;
+  if (rest.type !== undefined && rest.type !== rt) return { ...rest, type: `${String(rest.type)} (rope_type ${String(rt)})` };
+  return { ...rest, type: rt };
+}, ropeScalingObject);
 
 /**
  * config.json of a `DeepseekV2ForCausalLM` checkpoint (also the `language_config` of DeepSeek-VL2).
@@ -37,6 +45,8 @@ export const deepseekV2ConfigSchema = z.object({
   auto_map: z.record(z.string(), z.string()).optional(),
   _name_or_path: z.string().optional(),
   initializer_range: z.number().optional(),
+  // attention kernel choice of transformers (eager/sdpa/flash): same math
+  _attn_implementation: z.string().nullable().optional(),
   // training-only keys: no effect on inference
   aux_loss_alpha: z.number().optional(),
   seq_aux: z.boolean().optional(),

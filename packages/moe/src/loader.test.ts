@@ -46,7 +46,15 @@ describe('config validation', () => {
     expect(parseModelConfig(await config('A')).isMoeLayer).toEqual([false, true, true]);
     expect(parseModelConfig(await config('C')).isMoeLayer).toEqual([true, false, true, false]);
   });
+  it('accepts rope_type as an alias of rope_scaling.type', async () => {
+    const b = await config('B');
+    const rs = b.rope_scaling as Record<string, unknown>;
+    const { type: _t, ...rest } = rs;
+    expect(parseModelConfig({ ...b, rope_scaling: { ...rest, rope_type: 'yarn' } }).raw.rope_scaling).toEqual(parseModelConfig(b).raw.rope_scaling);
+    expect(parseModelConfig({ ...b, rope_scaling: { ...rs, rope_type: 'yarn' } }).raw.rope_scaling?.type).toBe('yarn');
+  });
   const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['rope_type disagreeing with type', { rope_scaling: { type: 'linear', rope_type: 'yarn', factor: 2 } }, /rope_scaling/],
     ['unknown key', { some_new_key: 1 }, /some_new_key/],
     ['unknown topk_method', { topk_method: 'bogus' }, /topk_method/],
     ['unknown scoring_func', { scoring_func: 'relu' }, /scoring_func/],
