@@ -100,7 +100,10 @@ function messagesFor(system: string, images: readonly VlmImage[], text: string):
 }
 
 async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model: VisionLanguageModel; owned: boolean }> {
-  if (o.model instanceof VisionLanguageModel) return { model: o.model, owned: false };
+  if (o.model instanceof VisionLanguageModel) {
+    if (!o.model.tokenizer) throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model.dir} has no tokenizer.json; the ask and caption pipelines need one`);
+    return { model: o.model, owned: false };
+  }
   const model = await VisionLanguageModel.load(o.model, { backend: o.backend, dtype: o.dtype, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   if (!model.tokenizer) {
     model.dispose();
