@@ -253,9 +253,8 @@ static napi_value js_prepare(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "napi_create_external failed");
     return NULL;
   }
-  /* tell the GC about the device memory the small external object holds */
-  int64_t adj;
-  napi_adjust_external_memory(env, lib.weight_bytes(w), &adj);
+  /* Device memory is not reported to V8 as external memory: it is not host heap, and GBs of weights would
+     only make V8 collect more often. Models free it eagerly with releaseLinear (dispose). */
   return ext;
 }
 
@@ -267,8 +266,6 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (h->w) {
-    int64_t adj;
-    napi_adjust_external_memory(env, -lib.weight_bytes(h->w), &adj);
     lib.release_linear(h->w);
     h->w = NULL;
   }
