@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { KestrelError, parseOptions, reportProgress, type ProgressListener } from '@kestrel/core';
 import { readLabelledImages, listImageFiles, type LabelledImage, type LabelsLayout } from '@kestrel/datasets';
-import { CENTERNET_NODES } from '../training/backbone.js';
+import { CENTERNET_STAGES, POOL_STATS } from '../training/backbone.js';
 import { classifierFromFiles, saveClassifier, trainClassifier, type ClassifierMeta } from '../training/classifier.js';
 import { binaryBenchReport, type BinaryBenchReport } from '../training/report.js';
 import { stratifiedSplit } from '../training/split.js';
@@ -112,6 +112,10 @@ export const TrainDefectsOptionsSchema = z.object({
   /** Threshold for this FPR on the calibration split (default: 0.5 on the class-balanced head). */
   targetFpr: z.number().min(0).max(1).optional(),
   size: z.number().int().min(32).max(1024).default(224),
+  /** Backbone stages pooled (output strides). */
+  stages: z.array(z.enum(['s4', 's8', 's16', 's32'])).min(1).default(['s8', 's16', 's32']),
+  /** Per-channel statistics of each stage. */
+  pooling: z.array(z.enum(POOL_STATS)).min(1).default(['mean', 'max']),
   l2Grid: z.array(z.number().positive()).min(1).default([0.01, 0.1, 0.3, 1]),
   steps: z.number().int().positive().default(300),
   command: z.string().optional(),
@@ -135,7 +139,7 @@ export async function trainDefects(options: TrainDefectsOptions): Promise<{ dir:
     task: 'defects',
     labels: ['functional', 'defective'],
     items: train.map((i) => ({ file: i.file, label: i.label, stratum: i.stratum })),
-    features: { width: o.size, height: o.size, nodes: Object.values(CENTERNET_NODES), pooling: 'mean+max' },
+    features: { width: o.size, height: o.size, nodes: o.stages.map((st) => CENTERNET_STAGES[st]), pooling: o.pooling },
     calibrationFraction: o.calibrationFraction,
     seed: o.seed,
     l2Grid: o.l2Grid,

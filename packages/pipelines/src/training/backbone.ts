@@ -23,6 +23,15 @@ export interface FeatureMap {
 }
 
 /** Node names of the MobileNetV3 stages inside the CenterNet graph, by output stride. */
+export const CENTERNET_STAGES = {
+  s4: 'tower_0/MobilenetV3/expanded_conv_2/add',
+  s8: 'tower_0/MobilenetV3/expanded_conv_5/add',
+  s16: 'tower_0/MobilenetV3/expanded_conv_11/add',
+  s32: 'tower_0/MobilenetV3/expanded_conv_14/add',
+} as const;
+export type CenternetStage = keyof typeof CENTERNET_STAGES;
+
+/** The default stages pooled for classification (strides 8, 16, 32). */
 export const CENTERNET_NODES = {
   stride8: 'tower_0/MobilenetV3/expanded_conv_5/add',
   stride16: 'tower_0/MobilenetV3/expanded_conv_11/add',
@@ -123,30 +132,58 @@ function makeInputSizeAgnostic(topology: unknown): void {
   input.attr!.shape!.shape!.dim = dims.map((d, i) => ({ size: i === 3 ? d.size : '-1' }));
 }
 
+/** Per-channel statistics a feature map can be pooled into. */
+export const POOL_STATS = ['mean', 'max', 'std', 'top5', 'grid2max'] as const;
+export type PoolStat = (typeof POOL_STATS)[number];
+
 /**
- * Pool feature maps into one vector: per channel, the spatial mean and the spatial maximum of each
- * map (means describe texture, maxima catch small local defects).
+ * Pool feature maps into one vector: for each map, per channel, the chosen statistics in order —
+ * `mean` (texture), `max` (small local defects), `std` (contrast), `top5` (mean of the top 5 % of
+ * positions: a max that one noisy pixel cannot set), `grid2max` (max over each quadrant, 4 values).
  */
-export function poolFeatures(maps: readonly FeatureMap[]): Float32Array {
-  const dim = maps.reduce((n, m) => n + 2 * m.channels, 0);
-  const out = new Float32Array(dim);
+export function poolFeatures(maps: readonly FeatureMap[], stats: readonly PoolStat[] = ['mean', 'max']): Float32Array {
+  const width = (c: number): number => stats.reduce((n, s) => n + (s === 'grid2max' ? 4 * c : c), 0);
+  const out = new Float32Array(maps.reduce((n, m) => n + width(m.channels), 0));
   let o = 0;
   for (const m of maps) {
     const n = m.height * m.width;
     const c = m.channels;
-    const mean = new Float64Array(c);
+    const sum = new Float64Array(c);
+    const sq = new Float64Array(c);
     const max = new Float64Array(c).fill(-Infinity);
-    for (let p = 0; p < n; p++) {
-      const base = p * c;
-      for (let k = 0; k < c; k++) {
-        const v = m.data[base + k]!;
-        mean[k] += v;
-        if (v > max[k]!) max[k] = v;
+    const grid = new Float64Array(4 * c).fill(-Infinity);
+    for (let y = 0; y < m.height; y++) {
+      const qy = y < m.height / 2 ? 0 : 2;
+      for (let x = 0; x < m.width; x++) {
+        const q = (qy + (x < m.width / 2 ? 0 : 1)) * c;
+        const base = (y * m.width + x) * c;
+        for (let k = 0; k < c; k++) {
+          const v = m.data[base + k]!;
+          sum[k] += v;
+          sq[k] += v * v;
+          if (v > max[k]!) max[k] = v;
+          if (v > grid[q + k]!) grid[q + k] = v;
+        }
       }
     }
-    for (let k = 0; k < c; k++) out[o + k] = mean[k]! / n;
-    for (let k = 0; k < c; k++) out[o + c + k] = max[k]!;
-    o += 2 * c;
+    for (const s of stats) {
+      if (s === 'mean') for (let k = 0; k < c; k++) out[o + k] = sum[k]! / n;
+      else if (s === 'max') for (let k = 0; k < c; k++) out[o + k] = max[k]!;
+      else if (s === 'std') for (let k = 0; k < c; k++) out[o + k] = Math.sqrt(Math.max(0, sq[k]! / n - (sum[k]! / n) ** 2));
+      else if (s === 'grid2max') for (let k = 0; k < 4 * c; k++) out[o + k] = grid[k]!;
+      else {
+        const top = Math.max(1, Math.round(n * 0.05));
+        const col = new Float32Array(n);
+        for (let k = 0; k < c; k++) {
+          for (let p = 0; p < n; p++) col[p] = m.data[p * c + k]!;
+          col.sort();
+          let t = 0;
+          for (let p = n - top; p < n; p++) t += col[p]!;
+          out[o + k] = t / top;
+        }
+      }
+      o += s === 'grid2max' ? 4 * c : c;
+    }
   }
   return out;
 }

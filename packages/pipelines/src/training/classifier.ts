@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KestrelError, reportProgress, type ProgressListener, type Tensor } from '@kestrel/core';
 import { rocAuc, accuracy, thresholdForTargetFpr } from '@kestrel/eval';
-import { FrozenBackbone, type BackboneRef } from './backbone.js';
+import { FrozenBackbone, POOL_STATS } from './backbone.js';
 import { pooledFeatures, pooledFeaturesOf, type FeatureSpec } from './features.js';
 import { trainLogistic, predictLogistic, type LogisticHead } from './logistic.js';
 import { stratifiedSplit } from './split.js';
@@ -13,7 +13,7 @@ const FeatureSpecSchema = z.object({
   width: z.number().int().positive(),
   height: z.number().int().positive(),
   nodes: z.array(z.string()).min(1),
-  pooling: z.literal('mean+max'),
+  pooling: z.union([z.literal('mean+max'), z.array(z.enum(POOL_STATS)).min(1)]),
 });
 
 /** The JSON part of a classifier model folder (`qc-model.json`). */

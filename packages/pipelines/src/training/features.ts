@@ -1,5 +1,5 @@
 import { reportProgress, type GrayImage, type ProgressListener } from '@kestrel/core';
-import { FrozenBackbone, poolFeatures } from './backbone.js';
+import { FrozenBackbone, poolFeatures, type PoolStat } from './backbone.js';
 import { loadGrayResized, type ImageInput } from './image-input.js';
 
 /** How an image becomes a feature vector: resize, backbone nodes, pooling. Stored in every model. */
@@ -9,14 +9,14 @@ export interface FeatureSpec {
   height: number;
   /** Backbone node names whose activations are pooled. */
   nodes: string[];
-  /** Per-channel spatial mean and max of each node. */
-  pooling: 'mean+max';
+  /** Per-channel statistics of each node (`mean+max` = ['mean', 'max']). */
+  pooling: 'mean+max' | PoolStat[];
 }
 
 /** Pooled backbone features of one image. */
 export async function pooledFeatures(backbone: FrozenBackbone, input: ImageInput | GrayImage, spec: FeatureSpec): Promise<Float32Array> {
   const img = isGray(input) ? input : await loadGrayResized(input, spec.width, spec.height);
-  return poolFeatures(await backbone.featureMaps(img, spec.nodes));
+  return poolFeatures(await backbone.featureMaps(img, spec.nodes), spec.pooling === 'mean+max' ? ['mean', 'max'] : spec.pooling);
 }
 
 /** Pooled features of many image files, with progress events. */
