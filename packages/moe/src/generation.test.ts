@@ -129,6 +129,14 @@ describe('generate', () => {
     expect(isKestrelError(e3, 'E_ABORTED')).toBe(true);
   });
 
+  it('a KvCache is per sequence and per model', async () => {
+    const c = model.createCache();
+    expect(() => model.forwardBatch([{ inputIds: [0, 1], cache: c }, { inputIds: [2], cache: c }])).toThrow(/own KvCache/);
+    const other = await MoeLanguageModel.load(`${FIX}C`, { backend: 'portable' });
+    expect(() => model.forward({ inputIds: [0], cache: other.createCache() })).toThrow(/another model/);
+    other.dispose();
+  });
+
   it('bad options are E_OPTIONS', async () => {
     for (const bad of [{ topP: 0 }, { temperature: -1 }, { maxNewTokens: 1.5 }, { stopStrings: ['x'] }, { bogus: 1 }]) {
       const e = await model.generate({ inputIds: PROMPT }, bad as never).catch((x: unknown) => x);

@@ -355,6 +355,11 @@ export class MoeLanguageModel implements GenerationHost {
     const embeds = inputs.map((i) => this.embedsOf(i));
     const lens = embeds.map((e) => e.length / H);
     const caches = inputs.map((inp, i) => inp.cache ?? this.createCache(lens[i]!));
+    if (new Set(caches).size !== caches.length) throw new KestrelError('E_OPTIONS', 'each sequence of a batch needs its own KvCache');
+    const shape = JSON.stringify(this.createCache(1).layers.map((l) => l.length));
+    for (const cc of caches) {
+      if (JSON.stringify(cc.layers.map((l) => l.length)) !== shape) throw new KestrelError('E_OPTIONS', 'this KvCache was created by another model; use model.createCache()');
+    }
     const starts = caches.map((cc) => cc.length);
     const rowOff: number[] = [];
     let M = 0;
@@ -418,7 +423,7 @@ export class MoeLanguageModel implements GenerationHost {
     return outs;
   }
 
-  private mha(_l: number, a: MhaWeights, xn: Float32Array, M: number, positions: Int32Array, caches: KvCache[], starts: number[], lens: number[], rowOff: number[], out: Float32Array): void {
+  private mha(l: number, a: MhaWeights, xn: Float32Array, M: number, positions: Int32Array, caches: KvCache[], starts: number[], lens: number[], rowOff: number[], out: Float32Array): void {
     const K = this.kernels;
     const c = this.config;
     const hd = c.headDim, nh = c.nHeads, nkv = c.nKvHeads;
@@ -434,7 +439,7 @@ export class MoeLanguageModel implements GenerationHost {
     const attn = new Float32Array(M * nh * hd);
     const w = nkv * hd;
     for (let i = 0; i < caches.length; i++) {
-      const [kc, vc] = caches[i]!.layers[_l]!;
+      const [kc, vc] = caches[i]!.layers[l]!;
       const r0 = rowOff[i]!, t = lens[i]!, s = starts[i]!;
       kc!.set(k.subarray(r0 * w, (r0 + t) * w), s * w);
       vc!.set(v.subarray(r0 * w, (r0 + t) * w), s * w);
