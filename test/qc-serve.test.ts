@@ -341,3 +341,37 @@ describe('heat map regions', () => {
     ]);
   });
 });
+
+describe('config file and the serve command', () => {
+  it('reads a JSON config with hashed keys and rejects unknown or bad fields by name', async () => {
+    const { loadServeConfigFile } = await import('../packages/cli/src/serve/config.js');
+    const d = tmp();
+    const good = join(d, 'serve.json');
+    writeFileSync(good, JSON.stringify({ port: 9000, apiKeys: [{ sha256: hashKey('some-long-key-1'), stations: ['a'] }], queue: { maxQueued: 4 } }));
+    expect(loadServeConfigFile(good)).toMatchObject({ port: 9000, queue: { maxQueued: 4 } });
+    const bad = join(d, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ port: 9000, apiKey: 'plain' }));
+    expect(() => loadServeConfigFile(bad)).toThrow(/bad\.json.*apiKey/);
+    writeFileSync(bad, JSON.stringify({ apiKeys: [{ sha256: 'not-a-hash' }] }));
+    expect(() => loadServeConfigFile(bad)).toThrow(/apiKeys\.0\.sha256/);
+    writeFileSync(bad, '{ not json');
+    expect(() => loadServeConfigFile(bad)).toThrow(/not valid JSON/);
+  });
+
+  it('kestrel serve: --hash-key prints the sha256; no key or no model is a clear E_OPTIONS', async () => {
+    const { commands } = await import('../packages/cli/src/commands/serve.js');
+    const serve = commands[0]!;
+    let out = '';
+    const ctx = (values: Record<string, string | string[] | boolean>) => ({
+      values, positionals: [], json: false, debug: false,
+      out: { write: (s: string) => { out += s; return true; } } as unknown as NodeJS.WritableStream,
+      err: { write: () => true } as unknown as NodeJS.WritableStream,
+    });
+    expect(await serve.run(ctx({ 'hash-key': 'some-long-key-1' }))).toBe(0);
+    expect(out.trim()).toBe(hashKey('some-long-key-1'));
+    await expect(serve.run(ctx({ model: 'anomaly-magnetic-tile' }))).rejects.toMatchObject({ code: 'E_OPTIONS', message: expect.stringMatching(/--api-key/) });
+    await expect(serve.run(ctx({ 'api-key': ['some-long-key-1'] }))).rejects.toMatchObject({ code: 'E_OPTIONS', message: expect.stringMatching(/--model/) });
+    await expect(serve.run(ctx({ 'api-key': ['some-long-key-1'], model: 'no-such-model-anywhere' }))).rejects.toMatchObject({ code: 'E_MODEL_NOT_FOUND' });
+    await expect(serve.run(ctx({ 'api-key': ['some-long-key-1'], model: 'x', port: 'eighty' }))).rejects.toMatchObject({ code: 'E_OPTIONS' });
+  });
+});

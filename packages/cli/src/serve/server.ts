@@ -6,7 +6,7 @@ import { KestrelError, isKestrelError, parseOptions } from '@kestrel/core';
 import { authenticate, mayUseStation, type ApiKey } from './auth.js';
 import { extensionFor, writeFileAtomic } from './archive.js';
 import { PartIdSchema, ServeConfigSchema, StationSchema, type ServeConfig, type ServeConfigInput } from './config.js';
-import type { InspectionLog } from './inspection-log.js';
+import type { InspectionStore } from './scale-out.js';
 import { probeImage, type Inspector, type Verdict } from './inspector.js';
 import { Metrics } from './metrics.js';
 import { statsReport } from './stats.js';
@@ -38,7 +38,8 @@ export interface InspectResponse {
 /** What {@link createServer} needs. */
 export interface ServerDeps {
   config: ServeConfigInput;
-  log: InspectionLog;
+  /** The inspection log (InspectionLog on SQLite, or another InspectionStore). */
+  log: InspectionStore;
   /** The inspection model; without one, /v1/inspect answers 503. */
   inspector?: Inspector | undefined;
   /** The chat model; without one, /v1/chat/completions answers 404. */
@@ -204,7 +205,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
       model: inspector?.model ?? null,
       chat: deps.chat ? deps.chat.name : null,
       queue: { depth: queue.depth, active: queue.active, maxQueued: config.queue.maxQueued, concurrency: config.queue.concurrency },
-      log: { inspections: log.count() },
+      log: { inspections: await log.count() },
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
     });
   });
@@ -271,7 +272,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     }
     const totalMs = performance.now() - t0;
     // Committed (fsync'd) before the answer is sent: a client never holds an id the log lacks.
-    log.insert({
+    await log.insert({
       id, ts, station: input.station, partId: input.partId, source: 'http', imageSha256: sha, imageBytes: input.bytes.length,
       model: inspector.model, score: r.score, threshold: r.threshold, verdict: r.verdict, defects: r.defects,
       timings: { queueMs, inferMs, totalMs }, archivePath,
@@ -289,13 +290,13 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     const key = requireKey(req);
     const q = parseQuery(ListQuerySchema, req.query, 'query');
     if (q.station) requireStation(key, q.station);
-    return log.list({ ...q, stations: key.stations });
+    return await log.list({ ...q, stations: key.stations });
   });
 
   app.get('/v1/inspections/:id', async (req) => {
     const key = requireKey(req);
     const { id } = parseOptions(z.object({ id: z.string().uuid() }), req.params, 'path');
-    const rec = log.get(id);
+    const rec = await log.get(id);
     // Another station's record answers 404, not 403: a scoped key learns nothing about it.
     if (!rec || !mayUseStation(key, rec.station)) throw new HttpError(404, 'E_NOT_FOUND', `no inspection ${id}`);
     return rec;
@@ -307,7 +308,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     if (q.station) requireStation(key, q.station);
     const until = Date.now();
     const since = until - (q.window ?? config.statsWindowS) * 1000;
-    const f = log.window({ station: q.station, stations: key.stations, since, until: until + 1 });
+    const f = await log.window({ station: q.station, stations: key.stations, since, until: until + 1 });
     return { station: q.station ?? null, ...statsReport(f, since, until) };
   });
 
@@ -327,7 +328,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
         // before they answer); then the queue is empty too.
         await Promise.race([Promise.all([app.close(), queue.drain()]), timer]);
         await inspector?.close?.();
-        log.close();
+        await log.close();
       })();
       return closing;
     },
