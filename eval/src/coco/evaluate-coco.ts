@@ -76,31 +76,41 @@ export interface CocoEvalResult {
  * Bad GT / results throw `E_COCO_FORMAT` naming the JSON path; bad params throw `E_OPTIONS`.
  */
 export function evaluateCoco(opts: EvaluateCocoOptions): CocoEvalResult {
-  const { iouType } = opts;
-  if (iouType !== 'bbox' && iouType !== 'segm' && iouType !== 'keypoints') {
-    throw new KestrelError('E_OPTIONS', `iouType must be bbox, segm or keypoints (got ${String(iouType)})`);
-  }
-  const override = parseOptions(cocoParamsSchema, opts.params ?? {}, 'COCO params');
-  if (override.iouType !== undefined && override.iouType !== iouType) {
-    throw new KestrelError('E_OPTIONS', `params.iouType is ${override.iouType} but the evaluation is ${iouType}`);
-  }
+  const override = checkRequest(opts.iouType, opts.params);
   const gt = opts.gt instanceof COCO ? opts.gt : new COCO(opts.gt, opts.gtSource ?? 'gt');
   const dt = opts.results instanceof COCO ? opts.results : gt.loadRes(opts.results, opts.resultsSource ?? 'results');
-  const E = new COCOeval(gt, dt, iouType);
+  const E = new COCOeval(gt, dt, opts.iouType);
   applyParams(E.params, override);
   E.evaluate();
   E.accumulate();
+  return finishEval(E, gt, opts.full === true);
+}
+
+/** Validate the IoU type and parameter overrides (E_OPTIONS). */
+export function checkRequest(iouType: IouType, params: unknown): z.output<typeof cocoParamsSchema> {
+  if (iouType !== 'bbox' && iouType !== 'segm' && iouType !== 'keypoints') {
+    throw new KestrelError('E_OPTIONS', `iouType must be bbox, segm or keypoints (got ${String(iouType)})`);
+  }
+  const override = parseOptions(cocoParamsSchema, params ?? {}, 'COCO params');
+  if (override.iouType !== undefined && override.iouType !== iouType) {
+    throw new KestrelError('E_OPTIONS', `params.iouType is ${override.iouType} but the evaluation is ${iouType}`);
+  }
+  return override;
+}
+
+/** Summarize an accumulated COCOeval into the result object. */
+export function finishEval(E: COCOeval, gt: COCO, full: boolean): CocoEvalResult {
   // After accumulate, as pycocotools leaves them (useCats=0 turns catIds into [-1]).
   const params = structuredClone(E.params);
   const stats = E.summarize();
   const out: CocoEvalResult = {
-    iouType,
+    iouType: E.params.iouType,
     stats,
     summary: E.summaryLines.join('\n') + '\n',
     per_category: perCategory(E, gt, params),
     params: stripType(params),
   };
-  if (opts.full) {
+  if (full) {
     out.precision = E.precisionNested();
     out.recall = E.recallNested();
   }
