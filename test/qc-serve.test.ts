@@ -240,6 +240,19 @@ describe('work queue and load shedding', () => {
     expect(metrics).toContain('# TYPE kestrel_inspection_seconds histogram');
   });
 
+  it('bounds requests in progress before their bodies are read, and releases the slots afterwards', async () => {
+    const { s, log } = await make({ queue: { concurrency: 1, maxQueued: 0 } }, new FakeBrightnessInspectorForTests(0.27, 30));
+    const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => s.app.inject({ method: 'POST', url: `/v1/inspect?station=line-a&partId=b${i}`, headers: { ...AUTH, 'content-type': 'image/jpeg' }, payload: IMAGES[i % IMAGES.length] })));
+    const codes = burst.map((r) => r.statusCode);
+    expect(codes.filter((c) => c !== 200 && c !== 429)).toEqual([]);
+    expect(burst.filter((r) => r.statusCode === 429).map((r) => r.json().error.message).some((m: string) => /in progress \(9\)/.test(m))).toBe(true);
+    expect(log.count()).toBe(codes.filter((c) => c === 200).length);
+    for (let i = 0; i < 12; i++) {
+      const r = await s.app.inject({ method: 'POST', url: '/v1/inspect?station=line-a', headers: { ...AUTH, 'content-type': 'image/jpeg' }, payload: IMAGES[0] });
+      expect(r.statusCode).toBe(200);
+    }
+  });
+
   it('drops a job that waited past its deadline without running it, and drains on close', async () => {
     const q = new WorkQueue(1, 10);
     let ran = 0;

@@ -177,12 +177,32 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send(body('E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
+  // Bodies are read before the queue sees a job, so the number of work requests in progress is bounded
+  // too (queue + running + a few being received): memory stays under that many times the body limit.
+  const maxInProgress = config.queue.maxQueued + config.queue.concurrency + 8;
+  let inProgress = 0;
+  const counted = new WeakSet<FastifyRequest>();
+  const release = (req: FastifyRequest): void => { if (counted.delete(req)) inProgress--; };
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.method === 'POST' && (req.url.startsWith('/v1/inspect') || req.url.startsWith('/v1/chat/'))) {
+      if (inProgress >= maxInProgress) {
+        metrics.inc('kestrel_errors_total', 'Error answers by code.', { code: 'E_QUEUE_FULL' });
+        void reply.code(429).header('retry-after', '1').send(body('E_QUEUE_FULL', `too many requests in progress (${maxInProgress}); retry later`));
+        return;
+      }
+      inProgress++;
+      counted.add(req);
+    }
+    done();
+  });
+  app.addHook('onRequestAbort', (req, done) => { release(req); done(); });
   // While draining, ask keep-alive clients to hang up after this answer, so close() is not held open.
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (draining) void reply.header('connection', 'close');
     done(null, payload);
   });
   app.addHook('onResponse', (req, reply, done) => {
+    release(req);
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.inc('kestrel_http_requests_total', 'HTTP requests by route and status.', { route, status: String(reply.statusCode) });
     metrics.observe('kestrel_http_request_duration_seconds', 'HTTP request duration.', reply.elapsedTime / 1000, { route });
