@@ -33,6 +33,7 @@ export function prepareLinear(w: LinearWeight): PreparedLinear {
  * sums are accumulated in float64 (JS numbers), which keeps the portable path a tight reference.
  */
 export function linear(x: Float32Array, m: number, w: PreparedLinear, bias: Float32Array | null, out: Float32Array): void {
+  if (w.format === 'q8') return linearQ8(x, m, w, bias, out);
   const { n, k } = w;
   const row = w.format === 'f32' ? null : new Float32Array(k);
   for (let j = 0; j < n; j++) {
@@ -60,6 +61,39 @@ export function linear(x: Float32Array, m: number, w: PreparedLinear, bias: Floa
       for (; c < k; c++) s0 += x[xo + c]! * wr[wo + c]!;
       out[i * n + j] = s0 + s1 + s2 + s3 + b;
     }
+  }
+}
+
+/**
+ * q8 weights: int8 values times the f32 input summed per block of 32, then scaled once per block
+ * (no decoded row), each weight block reused for every input row. Float64 sums.
+ */
+function linearQ8(x: Float32Array, m: number, w: { n: number; k: number; data: Int8Array; scales: Float32Array }, bias: Float32Array | null, out: Float32Array): void {
+  const { n, k, data: q, scales } = w;
+  const kp = Math.ceil(k / Q8_BLOCK) * Q8_BLOCK;
+  const acc = new Float64Array(m);
+  for (let j = 0; j < n; j++) {
+    acc.fill(0);
+    const wo = j * kp;
+    for (let b = 0; b < k; b += Q8_BLOCK) {
+      const d = scales[(wo + b) / Q8_BLOCK]!;
+      const end = Math.min(b + Q8_BLOCK, k);
+      for (let i = 0; i < m; i++) {
+        const xo = i * k;
+        let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+        let c = b;
+        for (; c + 3 < end; c += 4) {
+          t0 += x[xo + c]! * q[wo + c]!;
+          t1 += x[xo + c + 1]! * q[wo + c + 1]!;
+          t2 += x[xo + c + 2]! * q[wo + c + 2]!;
+          t3 += x[xo + c + 3]! * q[wo + c + 3]!;
+        }
+        for (; c < end; c++) t0 += x[xo + c]! * q[wo + c]!;
+        acc[i] += (t0 + t1 + t2 + t3) * d;
+      }
+    }
+    const bj = bias ? bias[j]! : 0;
+    for (let i = 0; i < m; i++) out[i * n + j] = acc[i]! + bj;
   }
 }
 
