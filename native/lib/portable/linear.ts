@@ -48,7 +48,24 @@ export function linear(x: Float32Array, m: number, w: PreparedLinear, bias: Floa
       wo = 0;
     }
     const b = bias ? bias[j]! : 0;
-    for (let i = 0; i < m; i++) {
+    let i0 = 0;
+    // four input rows at a time: each weight element loaded once is used four times
+    for (; i0 + 3 < m; i0 += 4) {
+      const x0 = i0 * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let c = 0; c < k; c++) {
+        const wv = wr[wo + c]!;
+        s0 += x[x0 + c]! * wv;
+        s1 += x[x1 + c]! * wv;
+        s2 += x[x2 + c]! * wv;
+        s3 += x[x3 + c]! * wv;
+      }
+      out[i0 * n + j] = s0 + b;
+      out[(i0 + 1) * n + j] = s1 + b;
+      out[(i0 + 2) * n + j] = s2 + b;
+      out[(i0 + 3) * n + j] = s3 + b;
+    }
+    for (let i = i0; i < m; i++) {
       const xo = i * k;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       let c = 0;
@@ -78,7 +95,23 @@ function linearQ8(x: Float32Array, m: number, w: { n: number; k: number; data: I
     for (let b = 0; b < k; b += Q8_BLOCK) {
       const d = scales[(wo + b) / Q8_BLOCK]!;
       const end = Math.min(b + Q8_BLOCK, k);
-      for (let i = 0; i < m; i++) {
+      let i0 = 0;
+      for (; i0 + 3 < m; i0 += 4) {
+        const x0 = i0 * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+        let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+        for (let c = b; c < end; c++) {
+          const qv = q[wo + c]!;
+          t0 += x[x0 + c]! * qv;
+          t1 += x[x1 + c]! * qv;
+          t2 += x[x2 + c]! * qv;
+          t3 += x[x3 + c]! * qv;
+        }
+        acc[i0] += t0 * d;
+        acc[i0 + 1] += t1 * d;
+        acc[i0 + 2] += t2 * d;
+        acc[i0 + 3] += t3 * d;
+      }
+      for (let i = i0; i < m; i++) {
         const xo = i * k;
         let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
         let c = b;
