@@ -107,6 +107,14 @@ describe('mask API golden cases (pycocotools.mask)', () => {
     }
   });
 
+  it('RLEs whose runs do not add up to h*w terminate (maskApi.c would loop forever)', () => {
+    const short = { size: [10, 10] as [number, number], counts: [0, 48] };
+    const full = { size: [10, 10] as [number, number], counts: [0, 50, 50] };
+    expect(mask.iou([short], [full], [0])[0]![0]).toBeGreaterThan(0);
+    expect(mask.merge([short, full]).size).toEqual([10, 10]);
+    expect(mask.merge([full, short], true).size).toEqual([10, 10]);
+  });
+
   it('string form round-trips large counts and negative deltas', () => {
     const R = { h: 3000, w: 4000, cnts: Uint32Array.from([5_000_000, 1, 2_000_000, 7, 4_999_992 - 2, 0]) };
     const s = mask.rleToString(R);

@@ -173,6 +173,12 @@ export class COCO {
     } else {
       r = rleFrString(segm.counts, segm.size[0], segm.size[1]);
     }
+    let sum = 0;
+    for (let j = 0; j < r.cnts.length; j++) sum += r.cnts[j]!;
+    if (sum !== r.h * r.w) {
+      // pycocotools would loop forever or read garbage on such an RLE.
+      formatError(this.source, this.annPath(ann, 'segmentation.counts'), `run lengths add up to ${sum}, not height*width = ${r.h * r.w}`);
+    }
     ann._rle = r;
     return r;
   }

@@ -66,6 +66,8 @@ export function rleMerge(Rs: readonly Rle[], intersect: boolean): Rle {
       cc += c; ct = 0;
       ca -= c; if (!ca && a < A.length) { ca = A[a++]!; va = va ? 0 : 1; } ct += ca;
       cb -= c; if (!cb && b < B.cnts.length) { cb = B.cnts[b++]!; vb = vb ? 0 : 1; } ct += cb;
+      // Counts that do not add up to h*w would loop forever in C; stop when one side has run out.
+      if (ct > 0 && ((ca === 0 && a >= A.length) || (cb === 0 && b >= B.cnts.length))) { out.push(cc); break; }
       const vp = v;
       v = intersect ? (va && vb ? 1 : 0) : (va || vb ? 1 : 0);
       if (v !== vp || ct === 0) { out.push(cc); cc = 0; }
@@ -288,6 +290,8 @@ export function rleIou(dt: readonly Rle[], gt: readonly Rle[], iscrowd: ArrayLik
         ct = 0;
         ca -= c; if (!ca && a < ka) { ca = D.cnts[a++]!; va = va ? 0 : 1; } ct += ca;
         cb -= c; if (!cb && b < kb) { cb = G.cnts[b++]!; vb = vb ? 0 : 1; } ct += cb;
+        // Counts that do not add up to h*w would loop forever in C; stop when one side has run out.
+        if (ct > 0 && ((ca === 0 && a >= ka) || (cb === 0 && b >= kb))) break;
       }
       if (i === 0) u = 1;
       else if (crowd) u = rleArea(D);

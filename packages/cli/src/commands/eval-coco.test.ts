@@ -82,6 +82,12 @@ describe('kestrel eval coco', () => {
       expect(e.code, path).toBe('E_COCO_FORMAT');
       expect(e.message).toContain(path);
     }
+    // A result RLE whose runs do not cover the image exactly (pycocotools would hang on it).
+    const img = gt.images[0]! as { id: number; height: number; width: number };
+    const badRle = file('bad-rle.json', JSON.stringify([{ image_id: img.id, category_id: 1, score: 1, segmentation: { size: [img.height, img.width], counts: [0, 5] } }]));
+    const e = await failure({ ...base, results: badRle, 'iou-type': 'segm' });
+    expect(e.code).toBe('E_COCO_FORMAT');
+    expect(e.message).toContain('$[0].segmentation.counts');
     expect((await failure({ ...base, 'iou-type': 'mask' })).code).toBe('E_OPTIONS');
     expect((await failure({ gt: base.gt })).code).toBe('E_OPTIONS');
   });
