@@ -10,6 +10,8 @@ Options:
   --host H             address (default 127.0.0.1)
   --db FILE            inspection log (default kestrel-inspections.db)
   --model NAME_OR_DIR  defects model: defects-elpv, anomaly-magnetic-tile, or a model folder
+  --pipeline P         defects (default) or detect (a detector plus --rules)
+  --rules FILE|JSON    detect rules, e.g. {"ngLabels":["scratch"],"minScore":0.5,"minCount":1}
   --vlm DIR            vision-language model folder for POST /v1/chat/completions
   --api-key KEY        an accepted key (repeatable); KEY:station1,station2 limits it to those stations.
                        Keys are hashed at start; config files hold only sha256 hashes.
@@ -36,6 +38,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const v = ctx.values;
   if (typeof v['hash-key'] === 'string') { ctx.out.write(hashKey(v['hash-key']) + '\n'); return 0; }
   const { ServeConfigSchema, loadServeConfigFile } = await import('../serve/config.js');
+  const { createInspector, readRules } = await import('../serve/inspectors.js');
   const base = typeof v.config === 'string' ? loadServeConfigFile(v.config) : {};
   const flagKeys = ((v['api-key'] as string[] | undefined) ?? []).map((k, i) => parseApiKeyFlag(k, i));
   let n: Record<string, number | undefined>;
@@ -51,6 +54,8 @@ async function run(ctx: CommandContext): Promise<number> {
     ...(typeof v.db === 'string' ? { db: v.db } : {}),
     ...(typeof v.model === 'string' ? { model: v.model } : {}),
     ...(typeof v.vlm === 'string' ? { vlm: v.vlm } : {}),
+    ...(typeof v.pipeline === 'string' ? { pipeline: v.pipeline } : {}),
+    ...(typeof v.rules === 'string' ? { rules: readRules(v.rules) } : {}),
     ...(typeof v['archive-ng'] === 'string' ? { archiveNgDir: v['archive-ng'] } : {}),
     ...(n.bodyLimit !== undefined ? { bodyLimitBytes: n.bodyLimit } : {}),
     ...(n.timeout !== undefined ? { requestTimeoutMs: n.timeout } : {}),
@@ -62,10 +67,9 @@ async function run(ctx: CommandContext): Promise<number> {
   if (!config.model && !config.vlm) throw new KestrelError('E_OPTIONS', 'give --model NAME_OR_DIR (e.g. anomaly-magnetic-tile) and/or --vlm DIR');
 
   const { InspectionLog } = await import('../serve/inspection-log.js');
-  const { createDefectsInspector } = await import('../serve/inspector.js');
   const { createVlmChatBackend } = await import('../serve/chat-route.js');
   const { createServer } = await import('../serve/server.js');
-  const inspector = config.model ? await createDefectsInspector({ model: config.model }) : undefined;
+  const inspector = config.model ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
   const log = InspectionLog.open(config.db);
   const server = await createServer({ config, log, inspector, chat });
@@ -107,7 +111,7 @@ export const commands: CommandSpec[] = [
     allowPositionals: false,
     options: {
       config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' },
-      model: { type: 'string' }, vlm: { type: 'string' }, 'api-key': { type: 'string', multiple: true },
+      model: { type: 'string' }, vlm: { type: 'string' }, pipeline: { type: 'string' }, rules: { type: 'string' }, 'api-key': { type: 'string', multiple: true },
       'archive-ng': { type: 'string' }, queue: { type: 'string' }, concurrency: { type: 'string' },
       'body-limit': { type: 'string' }, timeout: { type: 'string' }, 'hash-key': { type: 'string' },
     },

@@ -10,6 +10,8 @@ may write in place or write-then-rename.
 
 Options:
   --model NAME_OR_DIR  defects model: defects-elpv, anomaly-magnetic-tile, or a model folder
+  --pipeline P         defects (default) or detect (a detector plus --rules FILE|JSON)
+  --rules FILE|JSON    detect rules, e.g. {"ngLabels":["scratch"],"minScore":0.5}
   --db FILE            inspection log (default kestrel-inspections.db; may be shared with kestrel serve)
   --station NAME       station name logged with each inspection (default "watch")
   --leave              leave files in place instead of moving them
@@ -34,7 +36,9 @@ async function run(ctx: CommandContext): Promise<number> {
     return n;
   };
   const { InspectionLog } = await import('../serve/inspection-log.js');
-  const { createDefectsInspector } = await import('../serve/inspector.js');
+  const { createInspector, readRules } = await import('../serve/inspectors.js');
+  const pipelineName = v.pipeline === undefined ? 'defects' : v.pipeline;
+  if (pipelineName !== 'defects' && pipelineName !== 'detect') throw new KestrelError('E_OPTIONS', '--pipeline is defects or detect');
   const { DirectoryWatcher } = await import('../serve/watcher.js');
   const intervalMs = int(v.interval, '--interval');
   const stableMs = int(v['stable-ms'], '--stable-ms');
@@ -46,7 +50,7 @@ async function run(ctx: CommandContext): Promise<number> {
     ...(stableMs !== undefined ? { stableMs } : {}),
     ...(typeof v['archive-ng'] === 'string' ? { archiveNgDir: v['archive-ng'] } : {}),
   };
-  const inspector = await createDefectsInspector({ model: v.model });
+  const inspector = await createInspector({ pipeline: pipelineName, model: v.model, rules: typeof v.rules === 'string' ? readRules(v.rules) : undefined });
   const log = InspectionLog.open(typeof v.db === 'string' ? v.db : 'kestrel-inspections.db');
   let handled = 0;
   const watcher = new DirectoryWatcher(options, inspector, log, (e) => {
@@ -91,7 +95,7 @@ export const commands: CommandSpec[] = [
     summary: 'inspect each image dropped into a folder exactly once, then move it to ok/ or ng/',
     help: HELP,
     options: {
-      model: { type: 'string' }, db: { type: 'string' }, station: { type: 'string' }, leave: { type: 'boolean' },
+      model: { type: 'string' }, pipeline: { type: 'string' }, rules: { type: 'string' }, db: { type: 'string' }, station: { type: 'string' }, leave: { type: 'boolean' },
       interval: { type: 'string' }, 'stable-ms': { type: 'string' }, 'archive-ng': { type: 'string' }, once: { type: 'boolean' },
     },
     run,

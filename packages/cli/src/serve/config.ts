@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
+import { DetectRulesSchema } from './detect-inspector.js';
 
 const ApiKeySchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256 (kestrel serve --hash-key KEY prints it)'),
@@ -24,6 +25,10 @@ export const ServeConfigSchema = z.object({
   db: z.string().min(1).default('kestrel-inspections.db'),
   /** Model for /v1/inspect: a shipped name (models/<name>) or a model directory. */
   model: z.string().min(1).optional(),
+  /** `defects` (OK/NG from a defects model) or `detect` (a detector plus `rules`). */
+  pipeline: z.enum(['defects', 'detect']).default('defects'),
+  /** NG rules for the detect pipeline. */
+  rules: DetectRulesSchema.optional(),
   /** Vision-language model directory for /v1/chat/completions (off when absent). */
   vlm: z.string().min(1).optional(),
   /** API keys, stored as sha256 hashes. */
