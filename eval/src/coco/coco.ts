@@ -166,7 +166,13 @@ export class COCO {
         // pycocotools reads a first polygon of 4 numbers as a box list and rejects it; fewer is unsupported.
         formatError(this.source, this.annPath(ann, 'segmentation[0]'), 'a polygon needs at least 3 points (more than 4 numbers)');
       }
-      const rles = segm.map((p) => rleFrPoly(p, Math.floor(p.length / 2), h, w));
+      const rles = segm.map((p, i) => {
+        try {
+          return rleFrPoly(p, Math.floor(p.length / 2), h, w);
+        } catch (e) {
+          return formatError(this.source, this.annPath(ann, `segmentation[${i}]`), (e as Error).message);
+        }
+      });
       r = rleMerge(rles, false);
     } else if (Array.isArray(segm.counts)) {
       r = { h: segm.size[0], w: segm.size[1], cnts: Uint32Array.from(segm.counts) };

@@ -4,6 +4,7 @@
  * zeros. Counts are kept as unsigned 32-bit integers, as in the C code, so wrap-around behaves the
  * same on corrupt input.
  */
+import { KestrelError } from '@kestrel/core';
 
 /** An RLE in memory: height, width and uint32 run lengths. */
 export interface Rle {
@@ -11,6 +12,9 @@ export interface Rle {
   w: number;
   cnts: Uint32Array;
 }
+
+/** Upper bound on the upsampled polygon boundary (memory guard; ~100 bytes per point of work arrays). */
+const MAX_POLY_POINTS = 50_000_000;
 
 /** Encode one column-major 0/1 mask of `h*w` bytes. Any non-zero byte value differing from the previous one starts a run, as in C. */
 export function rleEncode(colMajor: ArrayLike<number>, h: number, w: number): Rle {
@@ -31,6 +35,7 @@ export function rleEncode(colMajor: ArrayLike<number>, h: number, w: number): Rl
 /** Decode into a column-major Uint8Array of `h*w` (runs beyond h*w are clipped). */
 export function rleDecode(R: Rle): Uint8Array {
   const a = R.h * R.w;
+  if (a > 2 ** 31) throw new KestrelError('E_COCO_FORMAT', `RLE size ${R.h}x${R.w} is too large to decode into memory`);
   const out = new Uint8Array(a);
   let pos = 0;
   let v = 0;
@@ -126,6 +131,9 @@ export function rleFrPoly(xy: ArrayLike<number>, k: number, h: number, w: number
   y[k] = y[0]!;
   let m = 0;
   for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j]! - x[j + 1]!), Math.abs(y[j]! - y[j + 1]!)) + 1;
+  if (m > MAX_POLY_POINTS) {
+    throw new KestrelError('E_COCO_FORMAT', `polygon is too large to rasterise (${m} boundary points at 5x; coordinates far outside the image?)`);
+  }
   const u = new Int32Array(m);
   const v = new Int32Array(m);
   m = 0;
