@@ -170,7 +170,8 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
       else if (sc === 415 || e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') { status = 415; code = 'E_UNSUPPORTED_MEDIA_TYPE'; message = 'send the image as Content-Type image/*, multipart/form-data or application/json (base64)'; }
       else if (sc >= 400 && sc < 500) { status = sc; code = 'E_BAD_REQUEST'; message = e.message ?? 'bad request'; }
     }
-    if (status >= 500 && code === 'E_INTERNAL') req.log.error(err);
+    // Unexpected failures are the operator's to see (the client gets only the code).
+    if (code === 'E_INTERNAL') process.stderr.write(`kestrel serve: internal error on ${req.method} ${req.url.split('?')[0]}: ${(err as Error)?.stack ?? String(err)}\n`);
     metrics.inc('kestrel_errors_total', 'Error answers by code.', { code });
     void reply.code(status).type('application/json').send(body(code, message));
   });
