@@ -98,6 +98,16 @@ describe('COCOeval semantics on hand-checked cases', () => {
     expect(a.stats[1]).toBe(b.stats[1]);
   });
 
+  it('boolean iscrowd (validated by the zod path) gives the same numbers as 0/1', () => {
+    const gt = JSON.parse(readFileSync(new URL('./fixtures/coco/det_gt.json', import.meta.url), 'utf8')) as { annotations: { iscrowd: number | boolean }[] };
+    const res = JSON.parse(readFileSync(new URL('./fixtures/coco/det_res_segm.json', import.meta.url), 'utf8')) as unknown[];
+    const a = evaluateCoco({ gt, results: res, iouType: 'segm' });
+    const gtBool = { ...gt, annotations: gt.annotations.map((x) => ({ ...x, iscrowd: x.iscrowd === 1 })) };
+    const b = evaluateCoco({ gt: gtBool, results: res, iouType: 'segm' });
+    expect(b.stats).toEqual(a.stats);
+    expect(gt.annotations.some((x) => x.iscrowd === 1)).toBe(true);
+  });
+
   it('maxDets truncation per image uses the score order, and -1 categories stay out of the mean', () => {
     const gt = {
       images: images([1]), categories: [...cats, { id: 2, name: 'absent' }],
