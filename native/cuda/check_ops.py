@@ -573,7 +573,7 @@ def main():
         except Exception as e:
             lines.append(f"bench failed: {e}")
     lines.append(f"{len(cases) - failed}/{len(cases)} ops pass")
-    print("\n".join(lines[-2:]))
+    print(lines[-1])
     if args.log:
         with open(args.log, "w") as f:
             f.write("\n".join(lines) + "\n")
