@@ -45,8 +45,7 @@ describe.skipIf(!avail.available)(`golden cases on device 'cuda'${avail.availabl
     const { VisionLanguageModel } = await import('../../packages/pipelines/src/vlm/vision-language-model.js');
     const { FIXTURES, MODELS, CASES, loadCase, maxAbsDiff } = await import('../../test/vlm/golden.js');
     for (const model of MODELS) {
-      // `device` is the option the VLM issue names; until VisionLanguageModel takes it this fails loudly here
-      const vlm = await VisionLanguageModel.load(join(FIXTURES, model), { device: 'cuda' } as Parameters<typeof VisionLanguageModel.load>[1]);
+      const vlm = await VisionLanguageModel.load(join(FIXTURES, model), { device: 'cuda' });
       try {
         for (const c of CASES) {
           const g = await loadCase(model, c);
