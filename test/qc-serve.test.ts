@@ -253,6 +253,19 @@ describe('work queue and load shedding', () => {
     }
   });
 
+  it('refuses at once a job whose expected wait is past its deadline', async () => {
+    const q = new WorkQueue(1, 100);
+    const job = (): Promise<number> => new Promise((r) => setTimeout(() => r(1), 50));
+    await q.push(job); // learn the run time (~50 ms)
+    const a = q.push(job, 1000);
+    const b = q.push(job, 1000); // one ahead: ~100 ms expected
+    expect(q.expectedWaitMs()).toBeGreaterThan(80);
+    const t0 = performance.now();
+    await expect(q.push(job, 150)).rejects.toMatchObject({ reason: 'full', message: expect.stringMatching(/expected wait/) });
+    expect(performance.now() - t0).toBeLessThan(30); // refused, not timed out
+    await Promise.all([a, b]);
+  });
+
   it('drops a job that waited past its deadline without running it, and drains on close', async () => {
     const q = new WorkQueue(1, 10);
     let ran = 0;

@@ -18,7 +18,8 @@ interface Job<T> {
 /**
  * A bounded work queue: at most `concurrency` jobs run at once and at most `maxQueued` wait. A job that
  * does not fit is refused at once (`QueueError('full')`, the server's 429), so memory stays bounded
- * under any load. A waiting job whose deadline passes is dropped before it runs (`'timeout'`); a running
+ * under any load. A job whose expected wait (jobs ahead × average run time) is over half its
+ * deadline is refused the same way. A waiting job whose deadline passes is dropped before it runs (`'timeout'`); a running
  * job is never abandoned half-way, because its result is about to be logged.
  */
 export class WorkQueue {
@@ -26,6 +27,8 @@ export class WorkQueue {
   private running = 0;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  /** Moving average of job run time, ms (undefined until the first job finishes). */
+  private avgRunMs: number | undefined;
 
   constructor(readonly concurrency: number, readonly maxQueued: number) {}
 
@@ -33,6 +36,12 @@ export class WorkQueue {
   get depth(): number { return this.waiting.length; }
   /** Jobs running now. */
   get active(): number { return this.running; }
+
+  /** Expected wait of a job pushed now: the jobs ahead of it times the average run time, per slot. */
+  expectedWaitMs(): number {
+    if (this.avgRunMs === undefined || this.running < this.concurrency) return 0;
+    return ((this.waiting.length + 1) * this.avgRunMs) / this.concurrency;
+  }
 
   /**
    * Run `fn` when a slot is free. Resolves with its value and the time it waited.
@@ -42,6 +51,13 @@ export class WorkQueue {
     if (this.closed) return Promise.reject(new QueueError('closed', 'the server is shutting down'));
     if (this.running >= this.concurrency && this.waiting.length >= this.maxQueued) {
       return Promise.reject(new QueueError('full', `work queue full (${this.maxQueued} waiting); retry later`));
+    }
+    // Refuse now what would likely not start before its deadline: a 429 the client can act on beats a
+    // 503 after it has waited the whole timeout. Half the deadline leaves room for run times that vary
+    // (a shared CPU) without admitted jobs timing out.
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      const wait = this.expectedWaitMs();
+      if (wait > timeoutMs / 2) return Promise.reject(new QueueError('full', `busy: expected wait ${Math.round(wait)} ms is over half the ${Math.round(timeoutMs)} ms deadline; retry later`));
     }
     return new Promise((resolve, reject) => {
       const job: Job<T> = { run: fn, resolve, reject, enqueuedAt: performance.now(), timer: undefined, started: false };
@@ -65,18 +81,24 @@ export class WorkQueue {
       job.started = true;
       if (job.timer) clearTimeout(job.timer);
       this.running++;
-      const queueMs = performance.now() - job.enqueuedAt;
+      const startedAt = performance.now();
+      const queueMs = startedAt - job.enqueuedAt;
       let p: Promise<unknown>;
       try { p = job.run(); } catch (e) { p = Promise.reject(e); }
-      p.then((value) => job.resolve({ value, queueMs }), job.reject).finally(() => {
+      // Book-keeping first, then settle: a caller that awaits the job sees the queue already updated.
+      const settle = (fn: () => void): void => {
+        const ran = performance.now() - startedAt;
+        this.avgRunMs = this.avgRunMs === undefined ? ran : 0.8 * this.avgRunMs + 0.2 * ran;
         this.running--;
+        fn();
         this.pump();
         if (this.running === 0 && this.waiting.length === 0) {
           const w = this.idleWaiters;
           this.idleWaiters = [];
           for (const f of w) f();
         }
-      });
+      };
+      p.then((value) => settle(() => job.resolve({ value, queueMs })), (e: unknown) => settle(() => job.reject(e)));
     }
   }
 
