@@ -5,8 +5,8 @@ import { printJson } from '../command.js';
 function detectCommand(task: 'detect' | 'segment'): CommandSpec {
   return {
     path: [task],
-    summary: task === 'detect' ? 'detect objects in images (boxes, labels, scores), optionally draw an overlay' : 'instance segmentation (boxes + masks as COCO RLE) with a YOLO-seg ONNX model',
-    help: `Usage: kestrel ${task} IMAGE... --model ${task === 'detect' ? 'centernet|nanodet|FILE.onnx|DIR' : 'FILE.onnx|DIR'} [--out overlay.png]
+    summary: task === 'detect' ? 'detect objects in images (boxes, labels, scores), optionally draw an overlay' : 'instance segmentation (boxes + masks as COCO RLE): YOLO-seg ONNX models or selfie (person)',
+    help: `Usage: kestrel ${task} IMAGE... --model ${task === 'detect' ? 'centernet|nanodet|FILE.onnx|DIR' : 'selfie|FILE.onnx|DIR'} [--out overlay.png]
        [--score 0.3] [--max 100] [--iou T] [--classes person,car] [--backend wasm|cpu] [--provider cpu|cuda] [--json]
 
 Prints one line per object (label, score, COCO box [x, y, w, h] in image pixels) or, with --json, the
