@@ -987,16 +987,23 @@ int kc_attention(const float* q, int64_t qlen, const float* k, int64_t klen, con
   KC_WS(dk, float, S_B, klen);
   KC_WS(dvv, float, S_C, vlen);
   KC_WS(dout, float, S_OUT, outlen);
-  KC_WS(scr, float, S_D, static_cast<int64_t>(tq) * nHeads * std::max(tk, 1));
+  // Scores go to a scratch of (query rows x heads x keys); long prefills run in query chunks so it stays
+  // under 256 MB (and grid.y under its limit).
+  const int64_t perRow = static_cast<int64_t>(nHeads) * std::max(tk, 1);
+  const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(tq), (int64_t{64} << 20) / perRow, int64_t{65535}})));
+  KC_WS(scr, float, S_D, chunk * perRow);
   KC_TRY(up(dq, q, qlen * 4));
   KC_TRY(up(dk, k, klen * 4));
   KC_TRY(up(dvv, v, vlen * 4));
   // rows of out not written by this call (strided views) must keep their contents
   KC_TRY(up(dout, out, outlen * 4));
-  const dim3 grid(static_cast<unsigned>(nHeads), static_cast<unsigned>(tq));
-  attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4>>>(dq, dk, dvv, dout, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv, qStride, kStride, vStride,
-                                                                 outStride, scale, causal, qPos0);
-  KC_LAUNCHED();
+  for (int i0 = 0; i0 < tq; i0 += chunk) {
+    const int rows = std::min(chunk, tq - i0);
+    const dim3 grid(static_cast<unsigned>(nHeads), static_cast<unsigned>(rows));
+    attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4>>>(dq + i0 * qStride, dk, dvv, dout + i0 * outStride, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv,
+                                                                   qStride, kStride, vStride, outStride, scale, causal, qPos0 + i0);
+    KC_LAUNCHED();
+  }
   return down(out, dout, outlen * 4);
 }
 
