@@ -133,7 +133,7 @@ export async function* generateTokens(host: GenerationHost, inputs: GenerateInpu
     for (let i = 0; i < states.length; i++) {
       const s = states[i]!;
       if (s.done) continue;
-      const id = pickToken(logits[i]!, params, [...s.prompt, ...s.out], s.rng);
+      const id = pickToken(logits[i]!, params, params.repetitionPenalty === 1 ? [] : [...s.prompt, ...s.out], s.rng);
       s.out.push(id);
       let text: string | undefined;
       if (eos.has(id)) s.done = 'eos';
