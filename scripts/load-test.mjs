@@ -45,7 +45,7 @@ export async function loadTest(o) {
       failures: Object.entries(failed.reduce((m, r) => { const k = r.error ?? `${r.status} ${r.code}`; m[k] = (m[k] ?? 0) + 1; return m; }, {})),
       okPerS: round(ok.length / wall),
       latencyMs: { p50: round(percentile(lat, 50)), p90: round(percentile(lat, 90)), p99: round(percentile(lat, 99)), max: round(lat[lat.length - 1] ?? null) },
-      serverInferenceP50Ms: stats.latencyMs?.p50 ?? null,
+      serverLoggedTotalMs: stats.latencyMs ? { p50: stats.latencyMs.p50, p99: stats.latencyMs.p99 } : null,
       peakRssMB: round(Math.max(peakRss, rss?.peakMB ?? 0)),
       log: { rows, ng, answeredButMissing: missing },
       serverExit: exit,

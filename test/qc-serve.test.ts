@@ -401,3 +401,16 @@ describe('config file and the serve command', () => {
     await expect(serve.run(ctx({ 'api-key': ['some-long-key-1'], model: 'x', port: 'eighty' }))).rejects.toMatchObject({ code: 'E_OPTIONS' });
   });
 });
+
+describe('warm-up', () => {
+  it('runs the model through the queue without logging and teaches the queue a run time', async () => {
+    const { s, log, inspector } = await make({}, new FakeBrightnessInspectorForTests(0.27, 20));
+    const times = await s.warmUp(2);
+    expect(times).toHaveLength(2);
+    expect(inspector.calls).toBe(2);
+    expect(log.count()).toBe(0);
+    const slow = s.queue.push(() => new Promise((r) => setTimeout(r, 50)));
+    expect(s.queue.expectedWaitMs()).toBeGreaterThan(10);
+    await slow;
+  });
+});

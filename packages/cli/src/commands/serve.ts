@@ -73,6 +73,8 @@ async function run(ctx: CommandContext): Promise<number> {
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
   const log = InspectionLog.open(config.db);
   const server = await createServer({ config, log, inspector, chat });
+  const warm = await server.warmUp();
+  if (warm.length && !ctx.json) ctx.err.write(`kestrel serve: model warmed up (${warm.map((t) => t.toFixed(0)).join(', ')} ms)\n`);
   let url: string;
   try {
     url = await server.listen();

@@ -52,6 +52,12 @@ export interface KestrelServer {
   config: ServeConfig;
   queue: WorkQueue;
   metrics: Metrics;
+  /**
+   * Run the model on a few synthetic images through the queue (nothing is logged): the first calls of
+   * a model are slow (kernel set-up), and the queue learns a run time to refuse work it cannot start
+   * in time. Resolves to the run times, ms.
+   */
+  warmUp(runs?: number): Promise<number[]>;
   /** Listen on config.host:config.port; resolves to the URL. */
   listen(): Promise<string>;
   /**
@@ -338,6 +344,21 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
   let closing: Promise<void> | undefined;
   return {
     app, config, queue, metrics,
+    async warmUp(runs = 3) {
+      if (!inspector) return [];
+      const { default: sharp } = await import('sharp');
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        // Mid-gray with noise, so a model does real work rather than a shortcut on a flat image.
+        const px = Buffer.alloc(256 * 256);
+        for (let j = 0; j < px.length; j++) px[j] = 96 + ((j * 2654435761 + i * 97) >>> 27);
+        const png = await sharp(px, { raw: { width: 256, height: 256, channels: 1 } }).png().toBuffer();
+        const t0 = performance.now();
+        await queue.push(() => inspector.inspect(png));
+        times.push(performance.now() - t0);
+      }
+      return times;
+    },
     async listen() {
       return app.listen({ host: config.host, port: config.port });
     },
