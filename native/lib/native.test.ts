@@ -250,6 +250,9 @@ describe.skipIf(!built)('native kernels vs portable', () => {
       { tq: 13, tk: 20, nHeads: 4, nKvHeads: 2, dqk: 9, dv: 7, causal: true, qPos0: 7 },
       { tq: 19, tk: 19, nHeads: 3, nKvHeads: 3, dqk: 16, dv: 16, causal: false, qPos0: 0 },
       { tq: 70, tk: 70, nHeads: 2, nKvHeads: 1, dqk: 33, dv: 8, causal: true, qPos0: 0 },
+      // few queries, heads batched inside a kv group whose size is not a multiple of 4
+      { tq: 3, tk: 10, nHeads: 6, nKvHeads: 1, dqk: 7, dv: 5, causal: true, qPos0: 7 },
+      { tq: 2, tk: 5, nHeads: 10, nKvHeads: 2, dqk: 40, dv: 36, causal: false, qPos0: 0 },
     ];
     for (const c of cases) {
       const qStride = c.nHeads * c.dqk + 3, kStride = c.nKvHeads * c.dqk + 1, vStride = c.nKvHeads * c.dv + 2, outStride = c.nHeads * c.dv + 5;

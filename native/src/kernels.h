@@ -28,6 +28,11 @@ struct IsaKernels {
    * int8 × int8: xq [m, kp] / xs [m, kp/32] are quantized activations, w [n, kp] / ws [n, kp/32] the weight.
    * out[t, r - r0] = Σ_b xs[t,b]·ws[r,b]·Σ_{c in b} xq[t,c]·w[r,c].
    */
+  /** out[i*ldo + j] = q_i · k_j for i < rows (1..4), j < n; q rows stride ldq, k rows stride ldk, length d. */
+  void (*qk_f32)(const float* q, int64_t ldq, int rows, const float* k, int64_t ldk, int64_t n, int64_t d, float* out,
+                 int64_t ldo);
+  /** out[c] = Σ_{j<n} p[j] · v[j*ldv + c] for c < d (out overwritten). */
+  void (*pv_f32)(const float* p, int64_t n, const float* v, int64_t ldv, int64_t d, float* out);
   void (*linear_q8)(const int8_t* xq, const float* xs, int64_t m, int64_t kp, const int8_t* w, const float* ws,
                     int64_t r0, int64_t r1, float* out, int64_t ldo);
 };

@@ -210,4 +210,43 @@ static void k_axpy_f32(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-static const IsaKernels kTable = {kIsaName, k_dot_f32, k_axpy_f32, k_linear_f32, k_linear_bf16, k_linear_q8};
+static void k_qk_f32(const float* q, int64_t ldq, int rows, const float* k, int64_t ldk, int64_t n, int64_t d,
+                     float* out, int64_t ldo) {
+  for (int64_t j = 0; j < n; j += RN_F) {
+    const int rn = static_cast<int>(imin(RN_F, n - j));
+    tile_f_any<float>(rows, rn, q, ldq, k + j * ldk, ldk, d, out + j, ldo);
+  }
+}
+
+// Output chunk of up to 4 vectors kept in registers while the keys stream past.
+static void k_pv_f32(const float* p, int64_t n, const float* v, int64_t ldv, int64_t d, float* out) {
+  int64_t c = 0;
+  for (; c + 4 * F::W <= d; c += 4 * F::W) {
+    typename F::V a0 = F::zero(), a1 = F::zero(), a2 = F::zero(), a3 = F::zero();
+    for (int64_t j = 0; j < n; ++j) {
+      const typename F::V pj = F::set1(p[j]);
+      const float* vj = v + j * ldv + c;
+      a0 = F::fma(pj, F::load(vj), a0);
+      a1 = F::fma(pj, F::load(vj + F::W), a1);
+      a2 = F::fma(pj, F::load(vj + 2 * F::W), a2);
+      a3 = F::fma(pj, F::load(vj + 3 * F::W), a3);
+    }
+    F::store(out + c, a0);
+    F::store(out + c + F::W, a1);
+    F::store(out + c + 2 * F::W, a2);
+    F::store(out + c + 3 * F::W, a3);
+  }
+  for (; c + F::W <= d; c += F::W) {
+    typename F::V a0 = F::zero();
+    for (int64_t j = 0; j < n; ++j) a0 = F::fma(F::set1(p[j]), F::load(v + j * ldv + c), a0);
+    F::store(out + c, a0);
+  }
+  for (; c < d; ++c) {
+    float a = 0.f;
+    for (int64_t j = 0; j < n; ++j) a += p[j] * v[j * ldv + c];
+    out[c] = a;
+  }
+}
+
+static const IsaKernels kTable = {kIsaName, k_dot_f32, k_axpy_f32, k_linear_f32, k_linear_bf16, k_qk_f32, k_pv_f32,
+                                  k_linear_q8};

@@ -364,35 +364,72 @@ void Engine::rope(float* x, const RopeP& p, const int32_t* pos, const float* cs,
   else pool_->run(p.m, [&](int64_t r, int) { rows(r, r + 1); });
 }
 
+// Rows of one task share a kv head: 4 consecutive queries of one head (prefill), or up to 4 heads of one
+// query (decode, where MLA's absorbed form shares one latent k/v across all heads). Scores for the rows are
+// computed together so each key row is loaded once per task.
 void Engine::attention(const float* q, const float* k, const float* v, float* out, const AttnParams& p) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t group = p.n_heads / p.n_kv_heads;
-  constexpr int64_t kRowsPerTask = 8;
-  const int64_t qblocks = ceil_div(p.tq, kRowsPerTask);
-  ensure_scratch(static_cast<size_t>(p.tk + p.dv));
+  constexpr int64_t kRows = 4;
+  const bool by_query = p.tq >= kRows || group == 1;
+  // task grid: by_query: (head, query block); else (query, kv head, head block inside the group)
+  const int64_t qblocks = by_query ? (p.tq + kRows - 1) / kRows : p.tq;
+  const int64_t hblocks = by_query ? p.n_heads : p.n_kv_heads * ((group + kRows - 1) / kRows);
+  ensure_scratch(static_cast<size_t>(kRows * p.tk));
   const IsaKernels* isa = isa_;
-  pool_->run(p.n_heads * qblocks, [&](int64_t task, int thread) {
-    const int64_t h = task / qblocks, qb = task % qblocks;
-    const int64_t kvh = h / group;
+  pool_->run(qblocks * hblocks, [&](int64_t task, int thread) {
+    const int64_t hb = task / qblocks, qb = task % qblocks;
+    int64_t i0, h0, rows, ldq, ldo, kvh;
+    bool rows_are_queries;
+    if (by_query) {
+      h0 = hb;
+      i0 = qb * kRows;
+      rows = std::min(kRows, p.tq - i0);
+      kvh = h0 / group;
+      ldq = p.q_stride;
+      ldo = p.out_stride;
+      rows_are_queries = true;
+    } else {
+      const int64_t per = (group + kRows - 1) / kRows;
+      kvh = hb / per;
+      h0 = kvh * group + (hb % per) * kRows;
+      rows = std::min(kRows, kvh * group + group - h0);
+      i0 = qb;
+      ldq = p.dqk;
+      ldo = p.dv;
+      rows_are_queries = false;
+    }
+    auto visible = [&](int64_t r) {
+      const int64_t i = rows_are_queries ? i0 + r : i0;
+      return p.causal ? std::min(p.tk, p.q_pos0 + i + 1) : p.tk;
+    };
+    const int64_t nk_max = visible(rows - 1);
+    const float* q0 = q + i0 * p.q_stride + h0 * p.dqk;
+    float* o0 = out + i0 * p.out_stride + h0 * p.dv;
     float* sc = scratch_[thread].data();
-    for (int64_t i = qb * kRowsPerTask; i < std::min(p.tq, (qb + 1) * kRowsPerTask); ++i) {
-      const float* qi = q + i * p.q_stride + h * p.dqk;
-      const int64_t nk = p.causal ? std::min(p.tk, p.q_pos0 + i + 1) : p.tk;
-      float* o = out + i * p.out_stride + h * p.dv;
-      std::memset(o, 0, static_cast<size_t>(p.dv) * 4);
-      if (nk <= 0) continue;
+    if (nk_max > 0)
+      isa->qk_f32(q0, ldq, static_cast<int>(rows), k + kvh * p.dqk, p.k_stride, nk_max, p.dqk, sc, p.tk);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t nk = visible(r);
+      float* o = o0 + r * ldo;
+      if (nk <= 0) {
+        std::memset(o, 0, static_cast<size_t>(p.dv) * 4);
+        continue;
+      }
+      float* s = sc + r * p.tk;
       float mx = -INFINITY;
       for (int64_t j = 0; j < nk; ++j) {
-        sc[j] = isa->dot_f32(qi, k + j * p.k_stride + kvh * p.dqk, p.dqk) * p.scale;
-        mx = std::max(mx, sc[j]);
+        s[j] *= p.scale;
+        mx = std::max(mx, s[j]);
       }
       double sum = 0;
       for (int64_t j = 0; j < nk; ++j) {
-        sc[j] = std::exp(sc[j] - mx);
-        sum += sc[j];
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
       }
       const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t j = 0; j < nk; ++j) isa->axpy_f32(sc[j] * inv, v + j * p.v_stride + kvh * p.dv, o, p.dv);
+      for (int64_t j = 0; j < nk; ++j) s[j] *= inv;
+      isa->pv_f32(s, nk, v + kvh * p.dv, p.v_stride, p.dv, o);
     }
   });
 }
