@@ -29,6 +29,8 @@ numbers.`,
       const data = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'datasets', 'coco-val2017-128');
       if (!existsSync(join(data, 'annotations'))) throw new KestrelError('E_IO', `the bundled data set is missing (${data}); run the demo from a Kestrel checkout`);
       const log = (s: string): void => { ctx.err.write(s + '\n'); };
+      // On a terminal the CLI's progress bar renders the same events; print step lines only when piped.
+      const tty = (ctx.err as NodeJS.WriteStream).isTTY === true;
       const steps: string[] = [];
 
       if (pl.catalogEntry(model)) {
@@ -37,7 +39,7 @@ numbers.`,
         let lastMb = -10;
         const r = await pl.pullModel(model, {
           onProgress: (e) => {
-            if (!before && e.total === undefined && e.done - lastMb >= 10) { lastMb = e.done; log(`  ${e.done} MB`); }
+            if (!tty && !before && e.total === undefined && e.done - lastMb >= 10) { lastMb = e.done; log(`  ${e.done} MB`); }
           },
         });
         steps.push(r.downloaded ? `pulled ${model} into ${r.dir} (integrity and sha256 verified)` : `used cached ${model} from ${r.dir}`);
@@ -50,7 +52,7 @@ numbers.`,
         ...(typeof v.backend === 'string' ? { backend: v.backend as 'wasm' } : {}),
         onProgress: (e) => {
           const pct = e.total ? Math.floor((10 * e.done) / e.total) : 0;
-          if (pct !== lastPct) { lastPct = pct; log(`  ${e.done}/${e.total}`); }
+          if (!tty && pct !== lastPct) { lastPct = pct; log(`  ${e.done}/${e.total}`); }
         },
       });
       steps.push(`ran ${model} (${r.runtime}) over ${r.images} images: ${r.ms_per_image.toFixed(0)} ms/image`);
