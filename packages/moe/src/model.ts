@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions, reportProgress, type SafetensorsFile, type ProgressListener } from '@kestrel/core';
-import { getKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
+import { getKernels, loadCudaKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
 import { RopeTables, ropeFrequencies, attentionMscale2 } from './rope-tables.js';
@@ -113,7 +113,6 @@ export class MoeLanguageModel implements GenerationHost {
    */
   static async load(dir: string, options?: LoadOptions): Promise<MoeLanguageModel> {
     const o = parseOptions(loadOptionsSchema, options, 'MoeLanguageModel.load options');
-    if (o.device === 'cuda') throw new KestrelError('E_BACKEND_UNAVAILABLE', 'device "cuda" is not available yet for the MoE language model; use device "cpu"');
     const st = await stat(dir).catch(() => null);
     if (!st || !st.isDirectory()) throw new KestrelError('E_MODEL_NOT_FOUND', `model directory not found: ${dir}`, { details: { path: dir } });
     let cfgJson: unknown = o.config;
@@ -128,7 +127,10 @@ export class MoeLanguageModel implements GenerationHost {
       }
     }
     const cfg = parseModelConfig(cfgJson);
-    const kernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+    // device 'cuda': the CUDA kernels, or E_BACKEND_UNAVAILABLE saying why not (no build, driver or GPU)
+    const kernels = o.device === 'cuda'
+      ? await loadCudaKernels()
+      : await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     const file = await openSafetensors(dir);
     try {
       let prefix = o.prefix;
