@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -5,6 +8,7 @@ import { isKestrelError } from '@kestrel/core';
 import { mask as evalMask } from '@kestrel/eval';
 import { pipeline } from '../registry.js';
 import { openOnnxSession } from '../runtime/onnx.js';
+import { benchCoco } from './bench.js';
 
 const fx = (f: string): string => fileURLToPath(new URL(`../../../../test/fixtures/detect/${f}`, import.meta.url));
 const red = (w: number, h: number): Promise<Buffer> => sharp({ create: { width: w, height: h, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
@@ -89,5 +93,30 @@ describe('ONNX execution providers', () => {
     const e = await openOnnxSession(fx('yolo-detect.onnx'), 'cann').catch((x: unknown) => x);
     expect(isKestrelError(e, 'E_BACKEND_UNAVAILABLE')).toBe(true);
     expect((e as Error).message).toMatch(/CANN/);
+  });
+});
+
+describe('bench coco with an ONNX model (no network)', () => {
+  it('scores AP 1 when the ground truth is exactly what the fixture detects', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kestrel-coco-'));
+    mkdirSync(join(dir, 'images'));
+    mkdirSync(join(dir, 'annotations'));
+    writeFileSync(join(dir, 'images', 'red.png'), await red(64, 64));
+    const boxes: Array<[number, number[]]> = [[1, [15, 15, 10, 10]], [2, [16, 15, 10, 10]], [3, [46, 46, 8, 8]], [2, [8, 48, 4, 4]]];
+    writeFileSync(join(dir, 'annotations', 'instances_tiny.json'), JSON.stringify({
+      images: [{ id: 7, file_name: 'red.png', width: 64, height: 64 }],
+      categories: [{ id: 1, name: 'a' }, { id: 2, name: 'b' }, { id: 3, name: 'c' }],
+      annotations: boxes.map(([c, b], i) => ({ id: i + 1, image_id: 7, category_id: c, bbox: b, area: b[2]! * b[3]!, iscrowd: 0 })),
+    }));
+    const results = join(dir, 'out', 'results.json');
+    const r = await benchCoco({ model: fx('yolo-detect.onnx'), data: dir, results });
+    // bench keeps scores down to 0.001, so anchor 4 (class c, 0.02) comes last as a false positive:
+    // ranked after every true positive, it cannot lower AP.
+    expect(r).toMatchObject({ images: 1, detections: 5, runtime: 'onnx-cpu' });
+    expect(r.stats[0]).toBe(1); // AP
+    expect(r.stats[1]).toBe(1); // AP50
+    expect(r.stats[4]).toBe(-1); // no medium objects
+    const written = JSON.parse(readFileSync(results, 'utf8')) as Array<{ image_id: number; category_id: number }>;
+    expect(written.map((x) => [x.image_id, x.category_id])).toEqual([[7, 1], [7, 2], [7, 3], [7, 2], [7, 3]]);
   });
 });
