@@ -14,7 +14,9 @@ export const commands: CommandSpec[] = [
       };
       try {
         const native = await import('@kestrel/native');
+        info.backends = (await native.availableBackends()).map((k) => k.name);
         info.kernels = native.backendInfo();
+        info.cuda = await native.cudaAvailability();
       } catch (e) {
         info.kernels = { error: (e as Error).message };
       }

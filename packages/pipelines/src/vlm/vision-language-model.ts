@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions } from '@kestrel/core';
-import { getKernels, type Kernels } from '@kestrel/native';
+import { getKernels, loadCudaKernels, type Kernels } from '@kestrel/native';
 import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
 import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
@@ -142,7 +142,10 @@ export class VisionLanguageModel {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `processor_config (tile ${processor.imageSize}, patch ${processor.config.patch_size}) disagrees with vision_config (image_size ${vc.image_size}, patch_size ${vc.patch_size})`);
     }
 
-    const kernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+    // device 'cuda': the CUDA kernels, or E_BACKEND_UNAVAILABLE saying why not (no build, driver or GPU)
+    const kernels = o.device === 'cuda'
+      ? await loadCudaKernels()
+      : await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     const file = await openSafetensors(dir);
     let vision: VisionTransformer, projector: MlpProjector, layout: ImageTokenLayout;
     try {
