@@ -251,8 +251,8 @@ export async function listModels(home = kestrelHome()): Promise<ModelListing[]> 
     for (const d of ents) {
       if (!d.isDirectory() || d.name.startsWith('.') || (source === 'cache' && CATALOG.has(d.name))) continue;
       const dir = join(root, d.name);
-      const main = findMainFile(dir);
-      if (!main) continue;
+      // A runtime file, or a Kestrel-trained model folder (qc-model.json + MODEL_CARD.md).
+      if (!findMainFile(dir) && !CARD_FILES.some((f) => existsSync(join(dir, f)))) continue;
       const card = await readCard(dir);
       out.push({ name: d.name, source, installed: true, dir, tasks: card.tasks ?? [], description: card.description ?? '', bytes: await dirBytes(dir) });
     }
@@ -262,11 +262,15 @@ export async function listModels(home = kestrelHome()): Promise<ModelListing[]> 
   return out;
 }
 
-async function readCard(dir: string): Promise<{ tasks?: string[]; description?: string; [k: string]: unknown }> {
-  for (const f of [MANIFEST, 'model-card.json', 'card.json']) {
+/** Files that mark a folder as a model even without model.json / *.onnx. */
+const CARD_FILES = [MANIFEST, 'model-card.json', 'qc-model.json', 'MODEL_CARD.md'];
+
+async function readCard(dir: string): Promise<{ tasks?: string[]; description?: string }> {
+  for (const f of [MANIFEST, 'model-card.json', 'qc-model.json']) {
     try {
       const j = JSON.parse(await readFile(join(dir, f), 'utf8')) as Record<string, unknown>;
-      return { ...j, tasks: Array.isArray(j.tasks) ? (j.tasks as string[]) : undefined, description: typeof j.description === 'string' ? j.description : undefined };
+      const tasks = Array.isArray(j.tasks) ? (j.tasks as string[]) : typeof j.task === 'string' ? [j.task] : undefined;
+      return { tasks, description: typeof j.description === 'string' ? j.description : undefined };
     } catch { /* next */ }
   }
   return {};
