@@ -4,11 +4,78 @@
 // received must be in the log, exactly once, and the database must pass SQLite's integrity check.
 //
 //   node scripts/crash-test.mjs --model anomaly-magnetic-tile --clients 32 --duration 30 [--kills 1]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+//   node scripts/crash-test.mjs --watch --model anomaly-magnetic-tile --files 24 --kills 2   (kestrel watch)
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { clientLoop, exited, flags, loadImages, startServer } from './qc-load-lib.mjs';
+import { CLI, clientLoop, exited, flags, loadImages, startServer } from './qc-load-lib.mjs';
+
+/**
+ * The same for `kestrel watch`: a camera drops `files` images into a folder while the watcher is
+ * SIGKILLed `kills` times and restarted. At the end every image must sit in ok/ or ng/ exactly once
+ * (none left, none rejected), and the log must hold exactly one row per image.
+ */
+export async function crashWatchTest(o) {
+  const root = mkdtempSync(join(tmpdir(), 'kestrel-crash-watch-'));
+  const drop = join(root, 'drop');
+  const db = join(root, 'log.db');
+  mkdirSync(drop);
+  const start = () => {
+    const child = spawn(process.execPath, [CLI, 'watch', drop, '--model', o.model, '--db', db, '--station', 'cam-1', '--stable-ms', '300', '--interval', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let lines = 0;
+    child.stdout.on('data', (d) => { lines += String(d).split('\n').filter(Boolean).length; });
+    return { child, handled: () => lines };
+  };
+  try {
+    const images = loadImages(Number(o.files));
+    const n = images.length;
+    let w = start();
+    const kills = [];
+    const period = 1000 / Number(o.rate ?? 4);
+    const killEvery = Math.ceil(n / (Number(o.kills) + 1));
+    const deadline = Date.now() + Number(o.timeoutS ?? 300) * 1000;
+    for (let i = 0; i < n; i++) {
+      // Camera: write under a temporary name, then rename into place.
+      const name = `part-${String(i).padStart(4, '0')}.jpg`;
+      writeFileSync(join(drop, `.${name}.part`), images[i].bytes);
+      renameSync(join(drop, `.${name}.part`), join(drop, name));
+      await new Promise((r) => setTimeout(r, period));
+      if ((i + 1) % killEvery === 0 && kills.length < Number(o.kills)) {
+        // Wait until the watcher is inside its work (at least one file handled), then kill it.
+        while (w.handled() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        w.child.kill('SIGKILL');
+        await exited(w.child, 10_000);
+        kills.push({ afterFiles: i + 1, handledBeforeKill: w.handled() });
+        w = start();
+      }
+    }
+    // Let the last watcher finish every file, bounded by the deadline.
+    const left = () => readdirSync(drop).filter((f) => f.endsWith('.jpg')).length;
+    while (left() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    w.child.kill('SIGTERM');
+    const exit = await exited(w.child);
+    const list = (d) => (existsSync(join(drop, d)) ? readdirSync(join(drop, d)) : []);
+    const ok = list('ok'), ng = list('ng'), rejected = list('rejected');
+    const sorted = [...ok, ...ng].sort();
+    const d = new Database(db, { readonly: true });
+    const rows = d.prepare('SELECT part_id, verdict FROM inspections').all();
+    const integrity = d.pragma('integrity_check', { simple: true });
+    d.close();
+    const byPart = new Map();
+    for (const r of rows) byPart.set(r.part_id, (byPart.get(r.part_id) ?? 0) + 1);
+    const misplaced = rows.filter((r) => !list(r.verdict.toLowerCase()).includes(r.part_id)).length;
+    return {
+      files: n, kills, left: left(), ok: ok.length, ng: ng.length, rejected: rejected.length,
+      log: { rows: rows.length, duplicates: [...byPart.values()].filter((c) => c > 1).length, misplaced, integrity },
+      watcherExit: exit,
+      pass: left() === 0 && rejected.length === 0 && sorted.length === n && new Set(sorted).size === n && rows.length === n && byPart.size === n && misplaced === 0 && integrity === 'ok',
+    };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
 
 export async function crashTest(o) {
   const dir = mkdtempSync(join(tmpdir(), 'kestrel-crash-'));
@@ -76,8 +143,8 @@ export async function crashTest(o) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const o = flags(process.argv.slice(2), { model: 'anomaly-magnetic-tile', clients: '32', duration: '30', queue: '64', kills: '1' });
-  const r = await crashTest(o);
+  const o = flags(process.argv.slice(2), { model: 'anomaly-magnetic-tile', clients: '32', duration: '30', queue: '64', kills: '1', files: '24', rate: '4' });
+  const r = o.watch ? await crashWatchTest(o) : await crashTest(o);
   const text = JSON.stringify(r, null, 2);
   if (typeof o.out === 'string') writeFileSync(o.out, text + '\n');
   console.log(text);

@@ -7,6 +7,7 @@ const M = qcTestModel();
 const skip = M.skip !== false ? M.skip : !cliBuilt() ? 'packages/cli/dist is not built (npm run build)' : false;
 
 interface LoadResult { ok: number; failed: number; rejected429: number; requests: number; log: { rows: number; answeredButMissing: number }; serverExit: { code: number | null }; peakRssMB: number; latencyMs: { p99: number | null } }
+interface WatchCrashResult { kills: unknown[]; left: number; ok: number; ng: number; rejected: number; log: { rows: number; duplicates: number; misplaced: number; integrity: string }; pass: boolean }
 interface CrashResult { answered: number; otherFailures: number; kills: unknown[]; log: { rows: number; answeredMissing: number; duplicates: number; integrity: string }; pass: boolean }
 
 describe.skipIf(skip !== false)(`kestrel serve under load and crashes (${skip || M.model})`, () => {
@@ -35,4 +36,16 @@ describe.skipIf(skip !== false)(`kestrel serve under load and crashes (${skip ||
     expect(r.otherFailures).toBe(0);
     expect(r.pass).toBe(true);
   }, 180_000);
+
+  it('kill -9 kestrel watch while a camera drops files, restart: each file inspected, logged and moved exactly once', async () => {
+    // @ts-expect-error plain ESM script without types
+    const { crashWatchTest } = (await import('../scripts/crash-test.mjs')) as { crashWatchTest: (o: Record<string, string>) => Promise<WatchCrashResult> };
+    const r = await crashWatchTest({ model: M.model!, files: '6', kills: '1', rate: '4', timeoutS: '150' });
+    expect(r.kills).toHaveLength(1);
+    expect(r.left).toBe(0);
+    expect(r.rejected).toBe(0);
+    expect(r.ok + r.ng).toBe(6);
+    expect(r.log).toEqual({ rows: 6, duplicates: 0, misplaced: 0, integrity: 'ok' });
+    expect(r.pass).toBe(true);
+  }, 200_000);
 });
