@@ -29,6 +29,13 @@ describe('YOLO ONNX detect fixture through pipeline("detect")', () => {
       expect(d![3]!.bbox).toEqual([8, 48, 4, 4]);
       expect(d![3]!.score).toBeCloseTo(0.4, 6);
       expect(detect.runtime).toBe('onnx-cpu');
+      // Buffer, sharp instance and file path inputs, several per call: one list per image, same boxes.
+      const dir = mkdtempSync(join(tmpdir(), 'kestrel-img-'));
+      writeFileSync(join(dir, 'red.png'), await red(64, 64));
+      const many = await detect([sharp(await red(64, 64)), join(dir, 'red.png')]);
+      expect(many).toHaveLength(2);
+      for (const m of many) expect(m.map((x) => x.bbox)).toEqual(d!.map((x) => x.bbox));
+      expect(detect.timings().images).toBe(3);
     } finally {
       await detect.dispose();
     }
