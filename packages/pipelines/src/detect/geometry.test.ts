@@ -66,3 +66,21 @@ describe('COCO class mapping', () => {
     expect(j.categories.map((x) => x.name)).toEqual([...COCO80_LABELS]);
   });
 });
+
+describe('masks back to the image as COCO RLE', () => {
+  it('undoes the letterbox with nearest sampling and encodes column-major RLE', async () => {
+    const { unletterboxMask, maskToRle } = await import('./masks.js');
+    // 4x2 image in a 4x4 input: slot rows 1..2. Input mask marks the slot's left half.
+    const g = letterboxGeometry(4, 2, 4, 4);
+    expect(g).toMatchObject({ width: 4, height: 2, left: 0, top: 1 });
+    const m = new Uint8Array(16);
+    m[4] = m[5] = m[8] = m[9] = 1;
+    m[0] = 1; // in the padding: must not leak into the image
+    expect(Array.from(unletterboxMask(m, g))).toEqual([1, 1, 0, 0, 1, 1, 0, 0]);
+    // Column-major runs: 4 ones then 4 zeros -> counts [0, 4, 4] -> "044" in COCO's ASCII form.
+    expect(maskToRle(m, g)).toEqual({ size: [2, 4], counts: '044' });
+    // pycocotools: mask [[0,1],[1,1]] -> column-major 0,1,1,1 -> counts [1, 3] -> "13".
+    const g2 = letterboxGeometry(2, 2, 2, 2);
+    expect(maskToRle(new Uint8Array([0, 1, 1, 1]), g2)).toEqual({ size: [2, 2], counts: '13' });
+  });
+});
