@@ -127,3 +127,13 @@ describe('bench coco with an ONNX model (no network)', () => {
     expect(written.map((x) => [x.image_id, x.category_id])).toEqual([[7, 1], [7, 2], [7, 3], [7, 2], [7, 3]]);
   });
 });
+
+describe('ONNX cuda provider', () => {
+  it('runs when the CUDA provider is installed, else fails with E_BACKEND_UNAVAILABLE', async () => {
+    const r = await openOnnxSession(fx('yolo-detect.onnx'), 'cuda').then(async (o) => { await o.session.release(); return 'ok'; }, (e: unknown) => e);
+    if (r !== 'ok') {
+      expect(isKestrelError(r, 'E_BACKEND_UNAVAILABLE')).toBe(true);
+      expect((r as Error).message).toMatch(/cpu/);
+    }
+  });
+});

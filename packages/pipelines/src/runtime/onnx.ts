@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { KestrelError } from '@kestrel/core';
 import type * as Ort from 'onnxruntime-node';
 
@@ -9,6 +12,16 @@ export interface OnnxSession {
   ort: typeof Ort;
   session: Ort.InferenceSession;
   provider: ExecutionProvider;
+}
+
+/** True when onnxruntime-node's CUDA provider library sits next to its Node binding (Linux). */
+function cudaProviderInstalled(): boolean {
+  try {
+    const root = dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')));
+    return existsSync(join(root, 'bin', 'napi-v6', 'linux', process.arch, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
 }
 
 /** Execution providers this onnxruntime-node build can use (`bundled: false` ones need their libraries installed). */
@@ -34,6 +47,10 @@ export async function openOnnxSession(file: string, provider: ExecutionProvider 
   }
   if (provider === 'cuda' && !ort.listSupportedBackends().some((b) => b.name === 'cuda')) {
     throw new KestrelError('E_BACKEND_UNAVAILABLE', 'executionProvider "cuda": this onnxruntime-node build has no CUDA provider (Linux x64 builds have one; install CUDA 12 + cuDNN 9)');
+  }
+  if (provider === 'cuda' && process.platform === 'linux' && !cudaProviderInstalled()) {
+    // Checked up front so ORT does not print its own native error before ours.
+    throw new KestrelError('E_BACKEND_UNAVAILABLE', 'executionProvider "cuda": the CUDA provider libraries of onnxruntime-node are not installed (its install script fetches them; it needs CUDA 12 + cuDNN 9, and was skipped or failed here). Use "cpu".');
   }
   try {
     const session = await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: 'all' });
