@@ -20,7 +20,7 @@ describe('POST /v1/chat/completions with a VLM', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kestrel-qc-chat-'));
     backend = await createVlmChatBackend(VLM);
-    s = await createServer({ config: { port: 0, apiKeys: [parseApiKeyFlag(KEY)] }, log: InspectionLog.open(join(dir, 'log.db')), chat: backend });
+    s = await createServer({ config: { port: 0, apiKeys: [parseApiKeyFlag(KEY)], queue: { concurrency: 1, maxQueued: 0 } }, log: InspectionLog.open(join(dir, 'log.db')), chat: backend });
     url = await s.listen();
   });
   afterAll(async () => {
@@ -52,6 +52,14 @@ describe('POST /v1/chat/completions with a VLM', () => {
     for (const c of chunks) expect(c.object).toBe('chat.completion.chunk');
     expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(direct.text);
     expect(chunks[chunks.length - 1]!.choices[0]!.finish_reason).toBe(body.choices[0]!.finish_reason);
+  });
+
+  it('streamed answers free their in-progress slot (12 in a row with room for 9)', async () => {
+    for (let i = 0; i < 12; i++) {
+      const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: true }) });
+      expect(r.status).toBe(200);
+      expect((await r.text()).endsWith('data: [DONE]\n\n')).toBe(true);
+    }
   });
 
   it('refuses URLs and file paths as images (nothing is fetched or read), and needs a key', async () => {

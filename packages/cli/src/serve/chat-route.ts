@@ -84,6 +84,8 @@ export function registerChatRoute(app: FastifyInstance, o: {
   isDraining: () => boolean;
   timeoutMs: number;
   bodyLimit: number;
+  /** Free the request's in-progress slot (hijacked replies skip the onResponse hook). */
+  release: (req: FastifyRequest) => void;
 }): void {
   app.post('/v1/chat/completions', { bodyLimit: o.bodyLimit }, async (req, reply) => {
     o.requireKey(req);
@@ -119,14 +121,22 @@ export function registerChatRoute(app: FastifyInstance, o: {
     const raw = reply.raw;
     const chunk = (delta: Record<string, string>, finishReason: string | null): string =>
       `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finishReason }] })}\n\n`;
+    // Pieces generated before the SSE headers are out wait here.
+    let early: string[] | null = [];
     const job = o.queue.push(async () => {
       started();
-      return backend.complete(messages, { ...gen, onText: (t) => { if (!raw.destroyed) raw.write(chunk({ content: t }, null)); } });
+      return backend.complete(messages, { ...gen, onText: (t) => {
+        if (early) early.push(t);
+        else if (!raw.destroyed) raw.write(chunk({ content: t }, null));
+      } });
     }, o.timeoutMs);
     await Promise.race([startedP, job]);
     reply.hijack();
+    raw.once('close', () => o.release(req));
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     raw.write(chunk({ role: 'assistant', content: '' }, null));
+    for (const t of early) raw.write(chunk({ content: t }, null));
+    early = null;
     try {
       const { value } = await job;
       raw.write(chunk({}, finish(value.finishReason)));

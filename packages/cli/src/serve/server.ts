@@ -339,7 +339,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     return { station: q.station ?? null, ...statsReport(f, since, until) };
   });
 
-  registerChatRoute(app, { backend: deps.chat, queue, requireKey, isDraining: () => draining, timeoutMs: config.requestTimeoutMs, bodyLimit: jsonLimit });
+  registerChatRoute(app, { backend: deps.chat, queue, requireKey, isDraining: () => draining, timeoutMs: config.requestTimeoutMs, bodyLimit: jsonLimit, release });
 
   let closing: Promise<void> | undefined;
   return {
