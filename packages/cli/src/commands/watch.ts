@@ -50,6 +50,8 @@ async function run(ctx: CommandContext): Promise<number> {
     ...(stableMs !== undefined ? { stableMs } : {}),
     ...(typeof v['archive-ng'] === 'string' ? { archiveNgDir: v['archive-ng'] } : {}),
   };
+  const { existsSync, statSync } = await import('node:fs');
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new KestrelError('E_IO', `kestrel watch: ${dir} is not a folder`);
   const inspector = await createInspector({ pipeline: pipelineName, model: v.model, rules: typeof v.rules === 'string' ? readRules(v.rules) : undefined });
   const log = InspectionLog.open(typeof v.db === 'string' ? v.db : 'kestrel-inspections.db');
   let handled = 0;
