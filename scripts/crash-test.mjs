@@ -109,6 +109,7 @@ export async function crashTest(o) {
     const exit = await exited(server.child);
     if (exit.code !== 0) process.stderr.write(`final server stderr:\n${server.stderr()}\n`);
     const answered = results.filter((r) => r.status === 200);
+    const runIdsOk = new Set(answered.map((r) => r.partId));
     const d = new Database(db, { readonly: true });
     const rows = d.prepare('SELECT id, part_id FROM inspections').all();
     const integrity = d.pragma('integrity_check', { simple: true });
@@ -125,6 +126,9 @@ export async function crashTest(o) {
       clients: Number(o.clients), durationS: Number(o.duration), model: o.model, kills: killLog,
       requests: results.length, answered: answered.length, rejected429: results.filter((r) => r.status === 429).length,
       connectionErrors: results.filter((r) => r.status === 0).length, // requests in flight at a kill, or sent while it restarted
+      answeredAfterRetry: answered.filter((r) => r.tries > 1).length,
+      replayedFromLog: answered.filter((r) => r.replayed).length, // committed before a kill, answer lost, retried: answered from the log
+      partsAnswered: runIdsOk.size,
       otherFailures: failedOther.length,
       log: {
         rows: rows.length,

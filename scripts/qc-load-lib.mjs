@@ -83,24 +83,31 @@ export function percentile(sorted, p) {
 }
 
 /**
- * One client: POST images until `until` (epoch ms) or `maxRequests`. A 429 is a deliberate refusal: the
- * client waits its Retry-After (capped at 250 ms, with jitter) and goes on. Returns every outcome.
+ * One client: POST images until `until` (epoch ms) or `maxRequests`. Each part carries an
+ * Idempotency-Key; when the connection fails (a server crash), the client retries the same part with
+ * the same key, as a PLC would, so a part whose inspection was committed but whose answer was lost is
+ * answered from the log rather than inspected twice. A 429 is a deliberate refusal: the client waits
+ * (50-250 ms) and sends the next part. Returns one outcome per attempt.
  */
-export async function clientLoop({ getUrl, images, until, clientId, station = 'load', maxRequests = 100_000, onAnswer }) {
+export async function clientLoop({ getUrl, images, until, clientId, station = 'load', maxRequests = 100_000, runId = Date.now().toString(36) }) {
   const outcomes = [];
-  let i = 0;
-  while (Date.now() < until && i < maxRequests) {
-    const img = images[(clientId * 7 + i) % images.length];
-    const partId = `c${clientId}-r${i}`;
-    i++;
+  let i = 0, retry = null;
+  while (Date.now() < until && outcomes.length < maxRequests) {
+    const part = retry ?? { partId: `c${clientId}-r${i}`, img: images[(clientId * 7 + i) % images.length], tries: 0 };
+    if (!retry) i++;
+    retry = null;
+    part.tries++;
     const t0 = performance.now();
-    let status = 0, id = null, code = null, error = null;
+    let status = 0, id = null, code = null, error = null, replayed = false;
     try {
-      const res = await fetch(`${getUrl()}/v1/inspect?station=${station}&partId=${partId}`, {
-        method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'image/jpeg' }, body: img.bytes,
+      const res = await fetch(`${getUrl()}/v1/inspect?station=${station}&partId=${part.partId}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'image/jpeg', 'idempotency-key': `${runId}-${part.partId}` },
+        body: part.img.bytes,
         signal: AbortSignal.timeout(60_000),
       });
       status = res.status;
+      replayed = res.headers.get('idempotent-replayed') === 'true';
       const body = await res.json().catch(() => null);
       if (status === 200) id = body?.id ?? null;
       else code = body?.error?.code ?? null;
@@ -108,11 +115,12 @@ export async function clientLoop({ getUrl, images, until, clientId, station = 'l
       error = e.cause?.code ?? e.name ?? String(e);
     }
     const ms = performance.now() - t0;
-    const o = { clientId, partId, status, id, code, error, ms, at: Date.now() };
-    outcomes.push(o);
-    onAnswer?.(o);
+    outcomes.push({ clientId, partId: part.partId, status, id, code, error, ms, replayed, tries: part.tries, at: Date.now() });
     if (status === 429) await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
-    else if (status === 0) await new Promise((r) => setTimeout(r, 250)); // server down (crash test): do not spin
+    else if (status === 0) {
+      if (part.tries < 40) retry = part; // same part, same key
+      await new Promise((r) => setTimeout(r, 250)); // server down: do not spin
+    }
   }
   return outcomes;
 }

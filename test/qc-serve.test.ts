@@ -141,6 +141,29 @@ describe('POST /v1/inspect', () => {
   });
 });
 
+describe('Idempotency-Key', () => {
+  it('a retried request is answered from the log: same id, one row, one inspection', async () => {
+    const { s, log, inspector } = await make();
+    const send = (k: string, station = 'line-a'): Promise<import('light-my-request').Response> =>
+      s.app.inject({ method: 'POST', url: `/v1/inspect?station=${station}&partId=P-9`, headers: { ...AUTH, 'content-type': 'image/jpeg', 'idempotency-key': k }, payload: IMAGES[0] });
+    const a = await send('line-a:P-9:attempt');
+    const b = await send('line-a:P-9:attempt');
+    expect(a.statusCode).toBe(200);
+    expect(b.statusCode).toBe(200);
+    expect(b.json()).toEqual(a.json());
+    expect(b.headers['idempotent-replayed']).toBe('true');
+    expect(inspector.calls).toBe(1);
+    expect(log.count()).toBe(1);
+    expect(log.get(a.json().id)!.requestKey).toBe('line-a:P-9:attempt');
+    // Concurrent duplicates: both answered with the first commit.
+    const [c, d] = await Promise.all([send('k-concurrent-1'), send('k-concurrent-1')]);
+    expect(c.json().id).toBe(d.json().id);
+    expect(log.count()).toBe(2);
+    expect((await send('line-a:P-9:attempt', 'line-b')).statusCode).toBe(409);
+    expect((await send('has space')).statusCode).toBe(400);
+  });
+});
+
 describe('station-scoped keys', () => {
   it('a key for line-a cannot submit to, list, fetch or count another station', async () => {
     const { s } = await make();

@@ -23,6 +23,8 @@ export interface NewInspection {
   defects: Defect[];
   timings: { queueMs: number; inferMs: number; totalMs: number };
   archivePath: string | null;
+  /** The client's Idempotency-Key, if it sent one (unique across the log). */
+  requestKey?: string | null;
 }
 
 /** One logged inspection, as the API returns it. */
@@ -73,7 +75,7 @@ interface Row {
   seq: number; id: string; ts: number; station: string; part_id: string | null; source: string;
   image_sha256: string; image_bytes: number; model_name: string; model_version: string; score: number;
   threshold: number; verdict: Verdict; defects: string; queue_ms: number; infer_ms: number; total_ms: number;
-  archive_path: string | null;
+  archive_path: string | null; request_key: string | null;
 }
 
 function toRecord(r: Row): InspectionRecord {
@@ -92,6 +94,7 @@ function toRecord(r: Row): InspectionRecord {
     defects: JSON.parse(r.defects) as Defect[],
     timings: { queueMs: r.queue_ms, inferMs: r.infer_ms, totalMs: r.total_ms },
     archivePath: r.archive_path,
+    requestKey: r.request_key,
   };
 }
 
@@ -120,9 +123,9 @@ export class InspectionLog {
     this.db = db;
     this.insertStmt = db.prepare(`INSERT INTO inspections
       (id, ts, station, part_id, source, image_sha256, image_bytes, model_name, model_version, score, threshold,
-       verdict, defects, queue_ms, infer_ms, total_ms, archive_path)
+       verdict, defects, queue_ms, infer_ms, total_ms, archive_path, request_key)
       VALUES (@id, @ts, @station, @partId, @source, @imageSha256, @imageBytes, @modelName, @modelVersion, @score,
-       @threshold, @verdict, @defects, @queueMs, @inferMs, @totalMs, @archivePath)`);
+       @threshold, @verdict, @defects, @queueMs, @inferMs, @totalMs, @archivePath, @requestKey)`);
   }
 
   /** Open (creating if needed) and migrate the log at `file` (`:memory:` for a throwaway one). */
@@ -155,14 +158,27 @@ export class InspectionLog {
       id: n.id, ts: n.ts, station: n.station, partId: n.partId, source: n.source, imageSha256: n.imageSha256,
       imageBytes: n.imageBytes, modelName: n.model.name, modelVersion: n.model.version, score: n.score,
       threshold: n.threshold, verdict: n.verdict, defects: JSON.stringify(n.defects), queueMs: n.timings.queueMs,
-      inferMs: n.timings.inferMs, totalMs: n.timings.totalMs, archivePath: n.archivePath,
+      inferMs: n.timings.inferMs, totalMs: n.timings.totalMs, archivePath: n.archivePath, requestKey: n.requestKey ?? null,
     };
   }
 
-  /** Commit one inspection. Returns once the row is durable. */
+  /**
+   * Commit one inspection. Returns once the row is durable. With a `requestKey` that is already logged,
+   * nothing is written and the stored row is returned (a retried request is answered as the first was).
+   */
   insert(n: NewInspection): InspectionRecord {
+    if (n.requestKey) {
+      const prior = this.getByRequestKey(n.requestKey);
+      if (prior) return prior;
+    }
     this.insertStmt.run(this.params(n));
-    return { ...n, ts: new Date(n.ts).toISOString() };
+    return { ...n, ts: new Date(n.ts).toISOString(), requestKey: n.requestKey ?? null };
+  }
+
+  /** The inspection logged under a client's Idempotency-Key, or undefined. */
+  getByRequestKey(key: string): InspectionRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM inspections WHERE request_key = ?').get(key) as Row | undefined;
+    return r ? toRecord(r) : undefined;
   }
 
   /** One inspection by id, or undefined. */

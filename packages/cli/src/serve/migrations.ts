@@ -62,6 +62,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX watch_journal_state ON watch_journal (state);
     `,
   },
+  {
+    version: 3,
+    description: 'inspections.request_key: the client Idempotency-Key, so a retried request is answered from the log, not inspected twice',
+    sql: `
+      ALTER TABLE inspections ADD COLUMN request_key TEXT;
+      CREATE UNIQUE INDEX inspections_request_key ON inspections (request_key) WHERE request_key IS NOT NULL;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

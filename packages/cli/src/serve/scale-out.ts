@@ -12,6 +12,7 @@ export interface InspectionStore {
   /** Commit one inspection durably; resolves only once it is committed. */
   insert(n: NewInspection): InspectionRecord | Promise<InspectionRecord>;
   get(id: string): InspectionRecord | undefined | Promise<InspectionRecord | undefined>;
+  getByRequestKey(key: string): InspectionRecord | undefined | Promise<InspectionRecord | undefined>;
   list(q: ListQuery): { items: InspectionRecord[]; next: string | null } | Promise<{ items: InspectionRecord[]; next: string | null }>;
   window(q: Omit<ListQuery, 'limit' | 'cursor'>): WindowFigures | Promise<WindowFigures>;
   count(): number | Promise<number>;

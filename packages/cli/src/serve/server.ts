@@ -14,7 +14,7 @@ import { QueueError, WorkQueue } from './work-queue.js';
 import { registerChatRoute, type ChatBackend } from './chat-route.js';
 
 /** Error codes the server answers with, beyond KestrelError's. */
-export type ServeErrorCode = 'E_UNAUTHORIZED' | 'E_FORBIDDEN' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_QUEUE_FULL' | 'E_TIMEOUT' | 'E_SHUTTING_DOWN' | 'E_NOT_FOUND' | 'E_BAD_REQUEST';
+export type ServeErrorCode = 'E_CONFLICT' | 'E_UNAUTHORIZED' | 'E_FORBIDDEN' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_QUEUE_FULL' | 'E_TIMEOUT' | 'E_SHUTTING_DOWN' | 'E_NOT_FOUND' | 'E_BAD_REQUEST';
 
 /** Body of every error answer: `{ error: { code, message } }` (the OpenAI error shape, with a stable code). */
 export interface ErrorBody {
@@ -68,7 +68,7 @@ export interface KestrelServer {
 }
 
 const STATUS: Partial<Record<string, number>> = {
-  E_OPTIONS: 400, E_BAD_REQUEST: 400, E_DATA_FORMAT: 400,
+  E_OPTIONS: 400, E_BAD_REQUEST: 400, E_DATA_FORMAT: 400, E_CONFLICT: 409,
   E_UNAUTHORIZED: 401, E_FORBIDDEN: 403, E_NOT_FOUND: 404, E_MODEL_NOT_FOUND: 404,
   E_PAYLOAD_TOO_LARGE: 413, E_UNSUPPORTED_MEDIA_TYPE: 415,
   E_IMAGE_DECODE: 422, E_IMAGE_TOO_LARGE: 422, E_IMAGE_TOKENS: 422,
@@ -281,6 +281,18 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     if (!inspector) throw new HttpError(503, 'E_MODEL_NOT_FOUND', 'no inspection model is configured; start kestrel serve with --model NAME_OR_DIR');
     const input = await readInspectInput(req);
     requireStation(key, input.station);
+    // Idempotency-Key: a client that lost an answer (timeout, server restart) retries with the same
+    // key and gets the logged record instead of a second inspection of the same part.
+    const rawKey = req.headers['idempotency-key'];
+    const requestKey = rawKey === undefined ? null : parseOptions(z.string().regex(/^[\x21-\x7e]{1,128}$/, 'Idempotency-Key: 1-128 printable ASCII characters'), rawKey, 'Idempotency-Key header');
+    const answerFrom = (rec: { id: string; verdict: Verdict; score: number; threshold: number; defects: InspectResponse['defects']; model: { name: string; version: string }; station: string; partId: string | null; timings: { totalMs: number } }): InspectResponse => {
+      if (rec.station !== input.station || !mayUseStation(key, rec.station)) throw new HttpError(409, 'E_CONFLICT', 'this Idempotency-Key was already used for another request');
+      return { id: rec.id, verdict: rec.verdict, score: rec.score, threshold: rec.threshold, defects: rec.defects, model: rec.model, station: rec.station, partId: rec.partId, ms: Math.round(rec.timings.totalMs * 100) / 100 };
+    };
+    if (requestKey) {
+      const prior = await log.getByRequestKey(requestKey);
+      if (prior) { void reply.header('idempotent-replayed', 'true'); return reply.send(answerFrom(prior)); }
+    }
     const probe = await probeImage(input.bytes, config.maxImagePixels);
     const sha = createHash('sha256').update(input.bytes).digest('hex');
     const remaining = Math.max(1, config.requestTimeoutMs - (performance.now() - t0));
@@ -299,11 +311,13 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     }
     const totalMs = performance.now() - t0;
     // Committed (fsync'd) before the answer is sent: a client never holds an id the log lacks.
-    await log.insert({
+    const stored = await log.insert({
       id, ts, station: input.station, partId: input.partId, source: 'http', imageSha256: sha, imageBytes: input.bytes.length,
       model: inspector.model, score: r.score, threshold: r.threshold, verdict: r.verdict, defects: r.defects,
-      timings: { queueMs, inferMs, totalMs }, archivePath,
+      timings: { queueMs, inferMs, totalMs }, archivePath, requestKey,
     });
+    // Two concurrent requests with one key: the first commit wins and both answer with it.
+    if (stored.id !== id) { void reply.header('idempotent-replayed', 'true'); return reply.send(answerFrom(stored)); }
     metrics.inc('kestrel_inspections_total', 'Inspections logged, by station and verdict.', { station: input.station, verdict: r.verdict });
     metrics.observe('kestrel_inspection_seconds', 'Model time per inspection.', inferMs / 1000);
     const res: InspectResponse = {
