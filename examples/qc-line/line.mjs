@@ -16,12 +16,18 @@ const rate = Number(get('rate', '2'));
 const parts = Number(get('parts', '30'));
 const auth = { authorization: `Bearer ${key}` };
 
-/** The PLC's question: OK or NG? Retries 429 and connection errors at most 5 times. */
+const run = Date.now().toString(36);
+
+/**
+ * The PLC's question: OK or NG? Retries 429 and connection errors at most 5 times, always with the same
+ * Idempotency-Key, so a part whose answer was lost in a server restart is answered from the log, not
+ * inspected (and logged) twice.
+ */
 async function askVerdict(partId, bytes) {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const r = await fetch(`${url}/v1/inspect?station=${station}&partId=${partId}`, {
-        method: 'POST', headers: { ...auth, 'content-type': 'image/jpeg' }, body: bytes, signal: AbortSignal.timeout(30_000),
+        method: 'POST', headers: { ...auth, 'content-type': 'image/jpeg', 'idempotency-key': `${station}-${run}-${partId}` }, body: bytes, signal: AbortSignal.timeout(30_000),
       });
       const body = await r.json();
       if (r.status === 200) return body;
