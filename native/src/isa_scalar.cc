@@ -23,6 +23,9 @@ struct F {
   static inline void store(float* p, V v) { *p = v; }
   static inline V fma(V a, V b, V c) { return a * b + c; }
   static inline float hsum(V v) { return v; }
+  static inline V add(V a, V b) { return a + b; }
+  static inline V sub(V a, V b) { return a - b; }
+  static inline V exp(V a) { return expf(a); }
 };
 
 struct Q {

@@ -33,6 +33,8 @@ struct IsaKernels {
                  int64_t ldo);
   /** out[c] = Σ_{j<n} p[j] · v[j*ldv + c] for c < d (out overwritten). */
   void (*pv_f32)(const float* p, int64_t n, const float* v, int64_t ldv, int64_t d, float* out);
+  /** s[j] = exp(s[j] - mx) for j < n (|rel err| < 2e-7); returns Σ s[j]. */
+  float (*exp_sum)(float* s, int64_t n, float mx);
   void (*linear_q8)(const int8_t* xq, const float* xs, int64_t m, int64_t kp, const int8_t* w, const float* ws,
                     int64_t r0, int64_t r1, float* out, int64_t ldo);
 };

@@ -248,5 +248,22 @@ static void k_pv_f32(const float* p, int64_t n, const float* v, int64_t ldv, int
   }
 }
 
-static const IsaKernels kTable = {kIsaName, k_dot_f32, k_axpy_f32, k_linear_f32, k_linear_bf16, k_qk_f32, k_pv_f32,
-                                  k_linear_q8};
+static float k_exp_sum(float* s, int64_t n, float mx) {
+  int64_t j = 0;
+  typename F::V acc = F::zero();
+  const typename F::V m = F::set1(mx);
+  for (; j + F::W <= n; j += F::W) {
+    const typename F::V e = F::exp(F::sub(F::load(s + j), m));
+    F::store(s + j, e);
+    acc = F::add(acc, e);
+  }
+  float sum = F::hsum(acc);
+  for (; j < n; ++j) {
+    s[j] = expf(s[j] - mx);
+    sum += s[j];
+  }
+  return sum;
+}
+
+static const IsaKernels kTable = {kIsaName,  k_dot_f32, k_axpy_f32,  k_linear_f32, k_linear_bf16,
+                                  k_qk_f32,  k_pv_f32,  k_exp_sum,   k_linear_q8};

@@ -422,12 +422,7 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
         s[j] *= p.scale;
         mx = std::max(mx, s[j]);
       }
-      double sum = 0;
-      for (int64_t j = 0; j < nk; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
+      const float inv = 1.f / isa->exp_sum(s, nk, mx);
       for (int64_t j = 0; j < nk; ++j) s[j] *= inv;
       isa->pv_f32(s, nk, v + kvh * p.dv, p.v_stride, p.dv, o);
     }

@@ -20,8 +20,8 @@ ignored). One warm-up, then medians over --reps runs.
   --json                 print one JSON object
 
 Prints prefill_tok_s, decode_tok_s, peak_rss_mb (process high-water mark, load included), weight_mb,
-kv_cache_mb, load_s, and per run the CPU other processes used meanwhile (other_cores): on a shared
-machine that load skews the figures.`;
+kv_cache_mb, load_s, greedy_head (the first 16 greedy tokens) and, per run, the CPU other processes
+used meanwhile (other_cores): on a shared machine that load skews the figures.`;
 
 /** The perf-anchor prompt: BOS (0) then ids from a 32-bit LCG (seed 12345), so both engines see the same ids. */
 export function anchorPromptTokens(n: number, vocab: number, bos = 0): number[] {
@@ -119,13 +119,19 @@ export const commands: CommandSpec[] = [
         }
         const runs: Array<{ prefill_tok_s: number; decode_tok_s: number | null; other_cores: number | null }> = [];
         let kvBytes = 0;
+        let greedyHead: number[] = [];
         for (let r = 0; r < reps; r++) {
           const c0 = cpuSnap();
           const cache = lm.createCache(pp + tg + 1);
           const t0 = performance.now();
           let tok = argmax(lm.forward({ inputIds: prompt, cache }, { lastOnly: true }).logits.data as Float32Array);
           const t1 = performance.now();
-          for (let i = 0; i < tg; i++) tok = argmax(lm.forward({ inputIds: [tok], cache }, { lastOnly: true }).logits.data as Float32Array);
+          const head = [tok];
+          for (let i = 0; i < tg; i++) {
+            tok = argmax(lm.forward({ inputIds: [tok], cache }, { lastOnly: true }).logits.data as Float32Array);
+            if (head.length < 16) head.push(tok);
+          }
+          greedyHead = head;
           const t2 = performance.now();
           kvBytes = cache.byteLength;
           const run = { prefill_tok_s: r2(pp / ((t1 - t0) / 1000)), decode_tok_s: tg > 0 ? r2(tg / ((t2 - t1) / 1000)) : null, other_cores: otherCores(c0, cpuSnap()) };
@@ -146,6 +152,8 @@ export const commands: CommandSpec[] = [
           weight_mb: Math.round(lm.weightBytes / 2 ** 20),
           kv_cache_mb: r2(kvBytes / 2 ** 20),
           load_s: Math.round(loadS * 10) / 10,
+          // first greedy tokens, comparable with the llama.cpp bench's greedyHead on the same model
+          greedy_head: greedyHead,
           runs,
         };
         if (ctx.json) printJson(ctx, result);
