@@ -136,7 +136,7 @@ DIR is a folder of defect-free images, or a labelled folder (magnetic-tile layou
 rows are used, defective rows are only listed for evaluation). Patch features of a frozen
 COCO-pretrained MobileNetV3 (strides 8 and 16, 3x3-averaged) from the memory images are reduced by a
 greedy coreset to --memory patches; an image scores the largest smoothed nearest-neighbour distance
-of its patches, and the threshold is set for --target-fpr (default 0.01) on held-back defect-free
+of its patches away from the edges (--border), and the threshold is set for --target-fpr (default 0.01) on held-back defect-free
 images. --holdout good images (and every defective row) are listed in MODEL_DIR/holdout.txt.
 
 Options:
@@ -144,11 +144,12 @@ Options:
   --out MODEL_DIR     where to write the model (replaced atomically)
   --holdout F         share of good images held out (default 0.2)
   --calibration F     share of the rest that calibrates the threshold (default 0.25)
-  --memory N          patches kept in the memory (default 4000)
+  --memory N          patches kept in the memory (default 2000)
+  --border N          feature-grid cells at each edge left out of the image score (default 2)
   --size N            backbone input size in pixels (default 224)
 ${COMMON_HELP}`,
     allowPositionals: false,
-    options: { good: { type: 'string' }, out: { type: 'string' }, holdout: { type: 'string' }, calibration: { type: 'string' }, seed: { type: 'string' }, 'target-fpr': { type: 'string' }, size: { type: 'string' }, memory: { type: 'string' } },
+    options: { good: { type: 'string' }, out: { type: 'string' }, holdout: { type: 'string' }, calibration: { type: 'string' }, seed: { type: 'string' }, 'target-fpr': { type: 'string' }, size: { type: 'string' }, memory: { type: 'string' }, border: { type: 'string' } },
     async run(ctx) {
       const good = await required(ctx, 'good', 'train anomaly');
       const out = await required(ctx, 'out', 'train anomaly');
@@ -158,6 +159,7 @@ ${COMMON_HELP}`,
       const targetFpr = await numFlag(ctx, 'target-fpr', { min: 0, max: 1 });
       const size = await numFlag(ctx, 'size', { integer: true, min: 32, max: 1024 });
       const memorySize = await numFlag(ctx, 'memory', { integer: true, min: 1 });
+      const border = await numFlag(ctx, 'border', { integer: true, min: 0 });
       const { trainAnomaly } = await import('@kestrel/pipelines');
       const r = await trainAnomaly({
         good, out,
@@ -167,6 +169,7 @@ ${COMMON_HELP}`,
         ...(targetFpr !== undefined ? { targetFpr } : {}),
         ...(size !== undefined ? { size } : {}),
         ...(memorySize !== undefined ? { memorySize } : {}),
+        ...(border !== undefined ? { border } : {}),
         command: commandLine(['train', 'anomaly', ...process.argv.slice(4)]),
       });
       if (ctx.json) printJson(ctx, { dir: r.dir, holdout: r.holdout, ...r.meta });

@@ -5,7 +5,7 @@ import { CENTERNET_NODES, FrozenBackbone } from '../training/backbone.js';
 import { loadGrayResized, type ImageInput } from '../training/image-input.js';
 import { f32, readQcModel, writeQcModel } from '../training/model-dir.js';
 import { seededRandom, shuffleInPlace } from '../training/random.js';
-import { PatchMemory, greedyCoreset, patchGrid, smoothMap, type PatchSpec } from './patchcore.js';
+import { PatchMemory, greedyCoreset, imageScore, patchGrid, smoothMap, type PatchSpec } from './patchcore.js';
 
 /** The JSON part of an anomaly model folder. */
 export const AnomalyMetaSchema = z.object({
@@ -15,8 +15,8 @@ export const AnomalyMetaSchema = z.object({
   kind: z.literal('anomaly'),
   labels: z.tuple([z.string(), z.string()]),
   backbone: z.object({ name: z.string(), package: z.string(), sha256: z.record(z.string(), z.string()) }),
-  patches: z.object({ width: z.number().int().positive(), height: z.number().int().positive(), nodes: z.array(z.string()).min(1), neighbourhood: z.number().int().positive() }),
-  /** Image score: maximum of the smoothed patch nearest-neighbour distance map. */
+  patches: z.object({ width: z.number().int().positive(), height: z.number().int().positive(), nodes: z.array(z.string()).min(1), neighbourhood: z.number().int().positive(), border: z.number().int().min(0).default(0) }),
+  /** Image score: maximum of the smoothed patch nearest-neighbour distance map, inside `patches.border`. */
   score: z.literal('max-smoothed-patch-nn-distance'),
   threshold: z.number(),
   thresholdRule: z.string(),
@@ -37,6 +37,8 @@ export interface TrainAnomalyOptions {
   memorySize: number;
   /** Random patches per training image offered to the coreset selection. */
   candidatesPerImage: number;
+  /** Grid cells at each edge left out of the image score. */
+  border: number;
   provenance: Record<string, unknown>;
   onProgress?: ProgressListener;
 }
@@ -60,8 +62,7 @@ function scorer(backbone: FrozenBackbone, memory: PatchMemory, spec: PatchSpec):
     const g = await patchGrid(backbone, img, spec);
     const d = await memory.nearest(g.data);
     const map = smoothMap(d, g.gridW, g.gridH);
-    let score = -Infinity;
-    for (const v of map) if (v > score) score = v;
+    const score = imageScore(map, g.gridW, g.gridH, spec.border);
     return { score, heatmap: { width: g.gridW, height: g.gridH, data: map } };
   };
 }
@@ -80,7 +81,7 @@ export async function trainAnomalyModel(o: TrainAnomalyOptions): Promise<{ meta:
   const nCal = Math.max(1, Math.round(o.calibrationFraction * o.good.length));
   const calIx = order.slice(0, nCal).sort((a, b) => a - b);
   const fitIx = order.slice(nCal).sort((a, b) => a - b);
-  const spec: PatchSpec = { width: o.size, height: o.size, nodes: [CENTERNET_NODES.stride8, CENTERNET_NODES.stride16], neighbourhood: 3 };
+  const spec: PatchSpec = { width: o.size, height: o.size, nodes: [CENTERNET_NODES.stride8, CENTERNET_NODES.stride16], neighbourhood: 3, border: o.border };
   const backbone = await FrozenBackbone.load(o.onProgress ? { onProgress: o.onProgress } : {});
   // Candidate patches: a seeded random subset of every memory image's grid.
   let dim = 0;

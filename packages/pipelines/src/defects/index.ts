@@ -163,8 +163,10 @@ export const TrainAnomalyOptionsSchema = z.object({
   targetFpr: z.number().min(0).max(1).default(0.01),
   seed: z.number().int().default(20261129),
   size: z.number().int().min(32).max(1024).default(224),
-  memorySize: z.number().int().positive().default(4000),
+  memorySize: z.number().int().positive().default(2000),
   candidatesPerImage: z.number().int().positive().default(160),
+  /** Feature-grid cells at each edge left out of the image score (part edges vary); 2 of 28 at 224 px. */
+  border: z.number().int().min(0).default(2),
   command: z.string().optional(),
   onProgress: progressFn.optional(),
 });
@@ -196,6 +198,7 @@ export async function trainAnomaly(options: TrainAnomalyOptions): Promise<{ dir:
     size: o.size,
     memorySize: o.memorySize,
     candidatesPerImage: o.candidatesPerImage,
+    border: o.border,
     provenance: { good: o.good, goodImages: goodItems.length, holdoutFraction: o.holdout, holdoutGood: held.length, ...(o.command ? { command: o.command } : {}) },
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });

@@ -12,6 +12,11 @@ export interface PatchSpec {
   nodes: string[];
   /** Side of the average-pooling window applied to each map (local neighbourhood aggregation). */
   neighbourhood: number;
+  /**
+   * Patches at each edge of the grid left out of the image score (still in the heat map): part
+   * borders and image edges differ from part to part and would otherwise dominate the maximum.
+   */
+  border: number;
 }
 
 /** Patch features of one image on a grid. */
@@ -133,14 +138,17 @@ export function greedyCoreset(rows: Float32Array, dim: number, count: number, op
 
 /** Nearest-neighbour distances from patches to a memory bank, on the active tfjs backend. */
 export class PatchMemory {
-  private readonly bank: TfCore.Tensor2D;
+  /** The bank transposed ([dim, size]): tfjs-wasm's matMul is ~10x slower with transposeB. */
+  private readonly bankT: TfCore.Tensor2D;
   private readonly bankSq: TfCore.Tensor2D;
 
   constructor(readonly data: Float32Array, readonly dim: number) {
     const t = tf();
     if (data.length === 0 || data.length % dim !== 0) throw new KestrelError('E_CHECKPOINT_FORMAT', `memory bank of ${data.length} values is not a whole number of ${dim}-d patches`);
-    this.bank = t.tensor2d(data, [data.length / dim, dim]);
-    this.bankSq = t.tidy(() => t.reshape(t.sum(t.square(this.bank), 1), [1, -1]) as TfCore.Tensor2D);
+    const bank = t.tensor2d(data, [data.length / dim, dim]);
+    this.bankT = t.tidy(() => t.transpose(bank) as TfCore.Tensor2D);
+    this.bankSq = t.tidy(() => t.reshape(t.sum(t.square(bank), 1), [1, -1]) as TfCore.Tensor2D);
+    bank.dispose();
   }
 
   /** Patches in the bank. */
@@ -156,7 +164,7 @@ export class PatchMemory {
       const q = t.tensor2d(queries, [n, this.dim]);
       const qSq = t.sum(t.square(q), 1, true);
       // |q - m|^2 = |q|^2 + |m|^2 - 2 q.m, clamped at 0 against rounding.
-      const d2 = t.add(t.sub(qSq, t.mul(2, t.matMul(q, this.bank, false, true))), this.bankSq);
+      const d2 = t.add(t.sub(qSq, t.mul(2, t.matMul(q, this.bankT))), this.bankSq);
       return t.sqrt(t.relu(t.min(d2, 1)));
     });
     try {
@@ -167,7 +175,7 @@ export class PatchMemory {
   }
 
   dispose(): void {
-    this.bank.dispose();
+    this.bankT.dispose();
     this.bankSq.dispose();
   }
 }
@@ -190,4 +198,12 @@ export function smoothMap(map: Float32Array, w: number, h: number): Float32Array
     }
   }
   return out;
+}
+
+/** Image score: the largest value of the score map, leaving out `border` cells at each edge. */
+export function imageScore(map: Float32Array, w: number, h: number, border = 0): number {
+  const b = Math.max(0, Math.min(border, Math.floor((Math.min(w, h) - 1) / 2)));
+  let best = -Infinity;
+  for (let y = b; y < h - b; y++) for (let x = b; x < w - b; x++) if (map[y * w + x]! > best) best = map[y * w + x]!;
+  return best;
 }

@@ -3,7 +3,7 @@ import { stratifiedSplit } from './split.js';
 import { trainLogistic, predictLogistic } from './logistic.js';
 import { binaryBenchReport } from './report.js';
 import { seededRandom } from './random.js';
-import { greedyCoreset, smoothMap } from '../defects/patchcore.js';
+import { greedyCoreset, imageScore, smoothMap } from '../defects/patchcore.js';
 
 describe('stratified split', () => {
   it('keeps class proportions, covers every item once and is reproducible', () => {
@@ -95,6 +95,15 @@ describe('PatchCore pieces', () => {
     const cluster = (i: number): number => (rows[i * 2]! > 5 ? 1 : 0);
     expect(new Set(c.map(cluster)).size).toBe(2);
     expect(greedyCoreset(rows, 2, 10, { seed: 1 })).toHaveLength(6);
+  });
+
+  it('image score ignores the border cells', () => {
+    const map = new Float32Array(25).fill(1);
+    map[0] = 9; // corner: outside a 1-cell border
+    map[12] = 3; // centre
+    expect(imageScore(map, 5, 5, 0)).toBe(9);
+    expect(imageScore(map, 5, 5, 1)).toBe(3);
+    expect(imageScore(map, 5, 5, 10)).toBe(3); // clamped: the centre always counts
   });
 
   it('smoothing keeps a constant map and spreads a peak', () => {
