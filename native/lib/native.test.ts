@@ -132,7 +132,8 @@ describe.skipIf(!built)('native kernels vs portable', () => {
   };
 
   // [m, k, n]: 1 token, odd sizes, token-block (64) and q8 token-block (256) crossings, k not a multiple of 32
-  const shapes: Array<[number, number, number]> = [[1, 1, 1], [1, 37, 5], [3, 64, 7], [5, 100, 17], [17, 257, 33], [70, 96, 40], [260, 45, 9]];
+  // (1 token with k >= 256 takes the 8-block q8 decode path, with tail blocks and tail rows)
+  const shapes: Array<[number, number, number]> = [[1, 1, 1], [1, 37, 5], [1, 300, 9], [1, 1024, 6], [3, 64, 7], [5, 100, 17], [17, 257, 33], [70, 96, 40], [260, 45, 9]];
 
   it('linear f32 / bf16 within 1e-5 of Σ|x·w|, prepared and unprepared, with and without bias', forEachIsa((isa) => {
     const r = rng(11);

@@ -54,6 +54,31 @@ struct F {
 // int8 × int8 without VNNI: maddubs needs one unsigned operand, so multiply |w| by x carrying w's sign
 // (|x| ≤ 127 and |w| ≤ 128 keep the int16 pair sums below saturation).
 struct Q {
+  static constexpr bool kBlock8 = true;
+  using I = __m256i;
+  // Σ x·w over one block as 8 int32 partial sums: |x| (unsigned) times w carrying x's sign.
+  static inline I dot_ax(const int8_t* w, const int8_t* x, const int8_t* ax) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ax));
+    const __m256i p16 = _mm256_maddubs_epi16(av, _mm256_sign_epi8(wv, xv));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+  }
+  // 8 blocks' int32 partial sums -> one float vector holding the 8 block totals (block t in lane t).
+  static inline __m256 reduce8(const I* d) {
+    const __m256i h01 = _mm256_hadd_epi32(d[0], d[1]);
+    const __m256i h23 = _mm256_hadd_epi32(d[2], d[3]);
+    const __m256i h45 = _mm256_hadd_epi32(d[4], d[5]);
+    const __m256i h67 = _mm256_hadd_epi32(d[6], d[7]);
+    const __m256i h0123 = _mm256_hadd_epi32(h01, h23);  // lanes: b0 b1 b2 b3 (low half) | b0 b1 b2 b3 (high half)
+    const __m256i h4567 = _mm256_hadd_epi32(h45, h67);
+    const __m256i lo = _mm256_permute2x128_si256(h0123, h4567, 0x20);
+    const __m256i hi = _mm256_permute2x128_si256(h0123, h4567, 0x31);
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+  }
+  static inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static inline __m256 mul8(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+  static inline __m256 fma8(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
   using Acc = __m256;
   struct WB { __m256i w, aw; };
   using XB = __m256i;

@@ -29,6 +29,13 @@ struct F {
 };
 
 struct Q {
+  static constexpr bool kBlock8 = false;
+  using I = int32_t;
+  static inline I dot_ax(const int8_t*, const int8_t*, const int8_t*) { return 0; }
+  static inline float reduce8(const I*) { return 0.f; }
+  static inline float load8(const float*) { return 0.f; }
+  static inline float mul8(float a, float b) { return a * b; }
+  static inline float fma8(float a, float b, float c) { return a * b + c; }
   using Acc = float;
   using WB = const int8_t*;
   using XB = const int8_t*;
