@@ -146,10 +146,11 @@ Options:
   --calibration F     share of the rest that calibrates the threshold (default 0.25)
   --memory N          patches kept in the memory (default 2000)
   --border N          feature-grid cells at each edge left out of the image score (default 2)
+  --candidates N      random patches per memory image offered to the coreset (default 160)
   --size N            backbone input size in pixels (default 224)
 ${COMMON_HELP}`,
     allowPositionals: false,
-    options: { good: { type: 'string' }, out: { type: 'string' }, holdout: { type: 'string' }, calibration: { type: 'string' }, seed: { type: 'string' }, 'target-fpr': { type: 'string' }, size: { type: 'string' }, memory: { type: 'string' }, border: { type: 'string' } },
+    options: { good: { type: 'string' }, out: { type: 'string' }, holdout: { type: 'string' }, calibration: { type: 'string' }, seed: { type: 'string' }, 'target-fpr': { type: 'string' }, size: { type: 'string' }, memory: { type: 'string' }, border: { type: 'string' }, candidates: { type: 'string' } },
     async run(ctx) {
       const good = await required(ctx, 'good', 'train anomaly');
       const out = await required(ctx, 'out', 'train anomaly');
@@ -160,6 +161,7 @@ ${COMMON_HELP}`,
       const size = await numFlag(ctx, 'size', { integer: true, min: 32, max: 1024 });
       const memorySize = await numFlag(ctx, 'memory', { integer: true, min: 1 });
       const border = await numFlag(ctx, 'border', { integer: true, min: 0 });
+      const candidatesPerImage = await numFlag(ctx, 'candidates', { integer: true, min: 1 });
       const { trainAnomaly } = await import('@kestrel/pipelines');
       const r = await trainAnomaly({
         good, out,
@@ -170,6 +172,7 @@ ${COMMON_HELP}`,
         ...(size !== undefined ? { size } : {}),
         ...(memorySize !== undefined ? { memorySize } : {}),
         ...(border !== undefined ? { border } : {}),
+        ...(candidatesPerImage !== undefined ? { candidatesPerImage } : {}),
         command: commandLine(['train', 'anomaly', ...process.argv.slice(4)]),
       });
       if (ctx.json) printJson(ctx, { dir: r.dir, holdout: r.holdout, ...r.meta });

@@ -10,15 +10,19 @@ export type { ImageInput } from '@kestrel/core';
 export async function loadGrayResized(input: ImageInput, width: number, height: number): Promise<GrayImage> {
   const img = await loadImage(input, { mode: 'gray' });
   if (img.width === width && img.height === height) return img;
+  let data: Buffer;
   try {
-    const data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 1 } })
+    // Without toColourspace('b-w') sharp writes raw output as 3-channel sRGB even for 1-channel input.
+    data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 1 } })
       .resize(width, height, { fit: 'fill', kernel: 'cubic' })
+      .toColourspace('b-w')
       .raw()
       .toBuffer();
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, channels: 1 };
   } catch (e) {
     throw new KestrelError('E_IMAGE_DECODE', `cannot resize image to ${width}x${height}: ${(e as Error).message}`, { cause: e });
   }
+  if (data.length !== width * height) throw new KestrelError('E_INTERNAL', `resize produced ${data.length} bytes for a ${width}x${height} gray image`);
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, channels: 1 };
 }
 
 /** Mirror a grayscale image left-right (training-time augmentation). */
