@@ -595,7 +595,7 @@ void Engine::moe_experts(const float* x, int64_t m, int64_t h, const std::vector
     const int64_t nb = kp_dn / kQ8Block;
     hq_.resize(static_cast<size_t>(pairs * kp_dn));
     hs_.resize(static_cast<size_t>(pairs * nb));
-    pool_->run(static_cast<int64_t>(used.size()), [&](int64_t ui, int) {
+    auto quantize_expert = [&](int64_t ui) {
       const int64_t e = used[ui];
       const Weight& d = *ex[e].down;
       if (d.fmt != Fmt::Q8) return;
@@ -603,7 +603,13 @@ void Engine::moe_experts(const float* x, int64_t m, int64_t h, const std::vector
       for (int64_t t = 0; t < me; ++t)
         quantize_rows(&hbuf_[(p0 + t) * inter_max], 1, d.k, d.kp, &hq_[(p0 + t) * kp_dn], &hs_[(p0 + t) * nb],
                       false);
-    });
+    };
+    // Decode-sized work (a few hidden rows) is cheaper than waking the pool.
+    if (pairs * inter_max < kParallelElems) {
+      for (size_t ui = 0; ui < used.size(); ++ui) quantize_expert(static_cast<int64_t>(ui));
+    } else {
+      pool_->run(static_cast<int64_t>(used.size()), [&](int64_t ui, int) { quantize_expert(ui); });
+    }
   }
 
   // Phase 3: y = down(hidden), per (expert, chunk of output rows).
