@@ -29,7 +29,7 @@ export async function crashWatchTest(o) {
     return { child, handled: () => lines };
   };
   try {
-    const images = loadImages(Number(o.files));
+    const images = loadImages(Number(o.files), typeof o['images-dir'] === 'string' ? o['images-dir'] : undefined);
     const n = images.length;
     let w = start();
     const kills = [];
@@ -38,7 +38,7 @@ export async function crashWatchTest(o) {
     const deadline = Date.now() + Number(o.timeoutS ?? 300) * 1000;
     for (let i = 0; i < n; i++) {
       // Camera: write under a temporary name, then rename into place.
-      const name = `part-${String(i).padStart(4, '0')}.jpg`;
+      const name = `part-${String(i).padStart(4, '0')}${images[i].file.slice(images[i].file.lastIndexOf('.'))}`;
       writeFileSync(join(drop, `.${name}.part`), images[i].bytes);
       renameSync(join(drop, `.${name}.part`), join(drop, name));
       await new Promise((r) => setTimeout(r, period));
@@ -52,7 +52,7 @@ export async function crashWatchTest(o) {
       }
     }
     // Let the last watcher finish every file, bounded by the deadline.
-    const left = () => readdirSync(drop).filter((f) => f.endsWith('.jpg')).length;
+    const left = () => readdirSync(drop).filter((f) => /\.(jpe?g|png)$/.test(f)).length;
     while (left() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     w.child.kill('SIGTERM');
     const exit = await exited(w.child);
@@ -81,7 +81,7 @@ export async function crashTest(o) {
   const dir = mkdtempSync(join(tmpdir(), 'kestrel-crash-'));
   const db = join(dir, 'log.db');
   try {
-    const images = loadImages(32);
+    const images = loadImages(32, typeof o['images-dir'] === 'string' ? o['images-dir'] : undefined);
     const kills = Number(o.kills ?? 1);
     let server = await startServer({ db, model: o.model, queue: Number(o.queue) });
     let url = server.url;

@@ -3,7 +3,7 @@
 // Reports failed requests (anything but 200 and deliberate 429s), latency percentiles of the answers,
 // the server's peak RSS, and checks that every answered id is in the inspection log.
 //
-//   node scripts/load-test.mjs --model anomaly-magnetic-tile --clients 32 --duration 60 [--timeout MS] [--queue N] [--out result.json]
+//   node scripts/load-test.mjs --model anomaly-magnetic-tile --clients 32 --duration 60 [--timeout MS] [--queue N] [--images-dir DIR] [--out result.json]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ export async function loadTest(o) {
   const dir = mkdtempSync(join(tmpdir(), 'kestrel-load-'));
   const db = join(dir, 'log.db');
   try {
-    const images = loadImages(Number(o.images ?? 64));
+    const images = loadImages(Number(o.images ?? 64), typeof o['images-dir'] === 'string' ? o['images-dir'] : undefined);
     const server = await startServer({ db, model: o.model, queue: Number(o.queue), concurrency: Number(o.concurrency), extra: o.timeout ? ['--timeout', String(o.timeout)] : [] });
     let peakRss = 0;
     const sampler = setInterval(() => { const r = rssOf(server.pid); if (r) peakRss = Math.max(peakRss, r.rssMB); }, 250);
@@ -39,7 +39,7 @@ export async function loadTest(o) {
     const missing = ok.filter((r) => !ids.has(r.id)).length;
     const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
     return {
-      clients: Number(o.clients), durationS: Number(o.duration), wallS: round(wall), model: o.model, images: images.length,
+      clients: Number(o.clients), durationS: Number(o.duration), wallS: round(wall), model: o.model, images: images.length, imagesFrom: images[0].file.split('/').slice(-4, -2).join('/'),
       queue: { maxQueued: Number(o.queue), concurrency: Number(o.concurrency) }, timeoutMs: o.timeout ? Number(o.timeout) : 30000,
       requests: results.length, ok: ok.length, rejected429: busy.length, failed: failed.length,
       failures: Object.entries(failed.reduce((m, r) => { const k = r.error ?? `${r.status} ${r.code}`; m[k] = (m[k] ?? 0) + 1; return m; }, {})),

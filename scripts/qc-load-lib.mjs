@@ -33,7 +33,7 @@ export function loadImages(max = 64, dir) {
     const walk = (d, depth) => {
       for (const e of readdirSync(d, { withFileTypes: true })) {
         if (e.isDirectory() && depth < 3) walk(join(d, e.name), depth + 1);
-        else if (e.isFile() && /\.jpe?g$/i.test(e.name)) all.push(join(d, e.name));
+        else if (e.isFile() && /\.(jpe?g|png)$/i.test(e.name) && !/\/Imgs\/[^/]*\.png$/.test(join(d, e.name))) all.push(join(d, e.name));
       }
     };
     walk(r, 0);
@@ -102,7 +102,7 @@ export async function clientLoop({ getUrl, images, until, clientId, station = 'l
     try {
       const res = await fetch(`${getUrl()}/v1/inspect?station=${station}&partId=${part.partId}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'image/jpeg', 'idempotency-key': `${runId}-${part.partId}` },
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': part.img.file.endsWith('.png') ? 'image/png' : 'image/jpeg', 'idempotency-key': `${runId}-${part.partId}` },
         body: part.img.bytes,
         signal: AbortSignal.timeout(60_000),
       });
