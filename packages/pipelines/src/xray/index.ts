@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { KestrelError, parseOptions, reportProgress, type ProgressListener } from '@kestrel/core';
-import { readLabelledImages } from '@kestrel/datasets';
+import { readLabelledImages, type LabelledImage } from '@kestrel/datasets';
 import { CENTERNET_NODES } from '../training/backbone.js';
 import { loadClassifier, saveClassifier, trainClassifier, type ClassifierMeta } from '../training/classifier.js';
 import { binaryBenchReport, type BinaryBenchReport } from '../training/report.js';
@@ -38,6 +38,15 @@ declare module '../registry.js' {
   interface PipelineTasks {
     xray: { options: XrayOptions; fn: XrayPipeline };
   }
+}
+
+/** Read an X-ray data folder: labels.csv must have the PneumoniaMNIST layout (file, split, label). */
+async function readXrayData(dir: string, split: string | undefined): Promise<LabelledImage[]> {
+  const { layout, items } = await readLabelledImages(dir, split !== undefined ? { split } : {});
+  if (layout !== 'classification-csv') {
+    throw new KestrelError('E_DATA_FORMAT', `${dir}/labels.csv has the ${layout} layout; X-ray data needs a CSV with file,split,label columns (1 = pneumonia)`);
+  }
+  return items;
 }
 
 /** Registry entry point. */
@@ -87,7 +96,7 @@ export type TrainXrayOptions = z.input<typeof TrainXrayOptionsSchema>;
 /** Train an X-ray classifier from a PneumoniaMNIST-layout folder and write it to `out`. */
 export async function trainXray(options: TrainXrayOptions): Promise<{ dir: string; meta: ClassifierMeta }> {
   const o = parseOptions(TrainXrayOptionsSchema, options, 'train xray options');
-  const { items } = await readLabelledImages(o.data, o.split !== undefined ? { split: o.split } : {});
+  const items = await readXrayData(o.data, o.split);
   const trained = await trainClassifier({
     task: 'xray',
     labels: ['normal', 'pneumonia'],
@@ -126,7 +135,7 @@ export interface XrayBenchResult extends BinaryBenchReport {
 /** Score an X-ray model on a labelled folder: accuracy and AUC with 95 % bootstrap intervals, confusion matrix. */
 export async function benchXray(options: BenchXrayOptions): Promise<XrayBenchResult> {
   const o = parseOptions(BenchXrayOptionsSchema, options, 'bench xray options');
-  const { items } = await readLabelledImages(o.data, o.split !== undefined ? { split: o.split } : {});
+  const items = await readXrayData(o.data, o.split);
   const clf = await loadClassifier(o.model, 'xray', o.onProgress);
   const scores: number[] = [];
   const t0 = performance.now();

@@ -57,6 +57,9 @@ describe('xray: train on a tiny subset, run, bench', () => {
     const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'no error', (e) => (isKestrelError(e) ? e.code : String(e)));
     expect(await codeOf(trainXray({ data: join(data, 'nope'), out: join(tmpdir(), 'never-written') }))).toBe('E_DATA_FORMAT');
     expect(existsSync(join(tmpdir(), 'never-written'))).toBe(false);
+    // ELPV layout handed to the X-ray trainer: wrong CSV layout.
+    expect(await codeOf(trainXray({ data: join(data, '..', 'elpv'), out: join(tmpdir(), 'never-written') }))).toBe('E_DATA_FORMAT');
+    expect(await codeOf(benchXray({ model: out, data: join(data, '..', 'magnetic-tile') }))).toBe('E_DATA_FORMAT');
     expect(await codeOf(createPipeline('xray', { model: join(tmpdir(), 'no-model-here') }))).toBe('E_MODEL_NOT_FOUND');
     const xray = await pipeline('xray', { model: out });
     const junk = join(mkdtempSync(join(tmpdir(), 'kestrel-xray-')), 'junk.png');
