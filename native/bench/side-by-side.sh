@@ -4,17 +4,20 @@
 # Needs the anchor files from ../shared/tools/perf-anchor (README) in $MODELS, node-llama-cpp in /tmp/perf, and
 # the int8 checkpoint written once with:
 #   kestrel quantize --model $MODELS/ds2moe-anchor-hf --out $MODELS/ds2moe-anchor-q8-kestrel
+# Both benches wait (up to QUIET seconds, default 120) before each run for a second in which other processes
+# use < 0.15 core.
 # usage: native/bench/side-by-side.sh [OUTDIR] [THREADS] [LLAMA_REPS]   (run from the repository root)
 set -e
 OUT=${1:-/tmp/perf/results}
 T=${2:-2}
 LREPS=${3:-2}
 MODELS=${MODELS:-/tmp/perf/models}
+QUIET=${QUIET:-120}
 mkdir -p "$OUT"
 date -u +%FT%TZ > "$OUT/started"
-node packages/cli/bin/kestrel.js bench lm --model "$MODELS/ds2moe-anchor-q8-kestrel" --threads "$T" --dtype int8 --reps 3 --json > "$OUT/kestrel-int8-a.json"
-node ../shared/tools/perf-anchor/bench-llamacpp.mjs --models "$MODELS/ds2moe-anchor-q8_0.gguf" --threads "$T" --reps "$LREPS" --quiet-wait 0 > "$OUT/llamacpp-q8_0.json"
-node packages/cli/bin/kestrel.js bench lm --model "$MODELS/ds2moe-anchor-q8-kestrel" --threads "$T" --dtype int8 --reps 3 --json > "$OUT/kestrel-int8-b.json"
+node packages/cli/bin/kestrel.js bench lm --model "$MODELS/ds2moe-anchor-q8-kestrel" --threads "$T" --dtype int8 --reps 3 --quiet-wait "$QUIET" --json > "$OUT/kestrel-int8-a.json"
+node ../shared/tools/perf-anchor/bench-llamacpp.mjs --models "$MODELS/ds2moe-anchor-q8_0.gguf" --threads "$T" --reps "$LREPS" --quiet-wait "$QUIET" > "$OUT/llamacpp-q8_0.json"
+node packages/cli/bin/kestrel.js bench lm --model "$MODELS/ds2moe-anchor-q8-kestrel" --threads "$T" --dtype int8 --reps 3 --quiet-wait "$QUIET" --json > "$OUT/kestrel-int8-b.json"
 date -u +%FT%TZ > "$OUT/finished"
 node -e '
 const fs = require("fs"), d = process.argv[1];
