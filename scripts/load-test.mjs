@@ -39,7 +39,7 @@ export async function loadTest(o) {
     const missing = ok.filter((r) => !ids.has(r.id)).length;
     const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
     return {
-      clients: Number(o.clients), durationS: Number(o.duration), wallS: round(wall), model: o.model, images: images.length, imagesFrom: images[0].file.split('/').slice(-4, -2).join('/'),
+      clients: Number(o.clients), durationS: Number(o.duration), wallS: round(wall), model: o.model, images: images.length, imagesFrom: o['images-dir'] ?? 'datasets/magnetic-tile (or test/fixtures/qc-serve)',
       queue: { maxQueued: Number(o.queue), concurrency: Number(o.concurrency) }, timeoutMs: o.timeout ? Number(o.timeout) : 30000,
       requests: results.length, ok: ok.length, rejected429: busy.length, failed: failed.length,
       failures: Object.entries(failed.reduce((m, r) => { const k = r.error ?? `${r.status} ${r.code}`; m[k] = (m[k] ?? 0) + 1; return m; }, {})),
