@@ -50,6 +50,8 @@ describe.skipIf(M.skip !== false)(`kestrel serve with the real model (${M.skip |
       if (body.verdict === 'NG') {
         expect(body.defects.length).toBeGreaterThan(0);
         for (const d of body.defects) if (d.box) for (const v of d.box) expect(Number.isFinite(v)).toBe(true);
+        // Anomaly models: the strongest region is where the image score comes from.
+        if (body.defects[0].box) expect(body.defects[0].score).toBeCloseTo(body.score, 4);
       } else expect(body.defects).toEqual([]);
       const row = log.get(body.id)!;
       expect(row.verdict).toBe(body.verdict);

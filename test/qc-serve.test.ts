@@ -388,6 +388,8 @@ describe('heat map regions', () => {
       { label: 'anomaly', score: 9, box: [0, 20, 10, 10] },
       { label: 'anomaly', score: 5, box: [10, 0, 20, 20] },
     ]);
+    // With a one-cell border left out (as the model's score does), only the inner cell (1,1) remains.
+    expect(heatmapRegions({ width: 4, height: 3, data }, 4, 40, 30, 16, 1)).toEqual([{ label: 'anomaly', score: 5, box: [10, 10, 10, 10] }]);
   });
 });
 

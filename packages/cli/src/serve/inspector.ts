@@ -81,11 +81,15 @@ const DefectsOutputSchema = z.object({
 
 /**
  * Regions of an anomaly heat map at or above the threshold (4-connected cells), as boxes in image pixels,
- * strongest first, at most `max`.
+ * strongest first, at most `max`. Cells within `border` of an edge are left out, as the model leaves
+ * them out of its image score.
  */
-export function heatmapRegions(h: { width: number; height: number; data: Float32Array }, threshold: number, imageW: number, imageH: number, max = 16): Defect[] {
+export function heatmapRegions(h: { width: number; height: number; data: Float32Array }, threshold: number, imageW: number, imageH: number, max = 16, border = 0): Defect[] {
   const { width: gw, height: gh, data } = h;
   const seen = new Uint8Array(gw * gh);
+  for (let y = 0; y < gh; y++) {
+    for (let x = 0; x < gw; x++) if (x < border || y < border || x >= gw - border || y >= gh - border) seen[y * gw + x] = 1;
+  }
   const out: Defect[] = [];
   const sx = imageW / gw, sy = imageH / gh;
   for (let i = 0; i < gw * gh; i++) {
@@ -139,7 +143,8 @@ export async function createDefectsInspector(options: DefectsInspectorOptions): 
     const weights = join(dir, 'weights.safetensors');
     if (existsSync(weights) && statSync(weights).isFile()) version = `sha256:${(await sha256File(weights)).slice(0, 12)}`;
   }
-  const run = (await mod.pipeline('defects', { model: dir ?? o.model, heatmap: true })) as DefectsFn;
+  const run = (await mod.pipeline('defects', { model: dir ?? o.model, heatmap: true })) as DefectsFn & { model?: { patches?: { border?: number } } };
+  const border = run.model?.patches?.border ?? 0;
   return {
     model: { name, version },
     async inspect(image: Buffer): Promise<InspectionResult> {
@@ -149,7 +154,7 @@ export async function createDefectsInspector(options: DefectsInspectorOptions): 
       if (out.defective) {
         if (out.heatmap) {
           const meta = await sharp(image).metadata();
-          defects = heatmapRegions(out.heatmap, out.threshold, meta.autoOrient?.width ?? meta.width ?? out.heatmap.width, meta.autoOrient?.height ?? meta.height ?? out.heatmap.height);
+          defects = heatmapRegions(out.heatmap, out.threshold, meta.autoOrient?.width ?? meta.width ?? out.heatmap.width, meta.autoOrient?.height ?? meta.height ?? out.heatmap.height, 16, border);
         }
         if (!defects.length) defects = [{ label: 'defect', score: out.score }];
       }
