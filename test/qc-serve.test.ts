@@ -138,6 +138,13 @@ describe('POST /v1/inspect', () => {
     expect(file.startsWith(resolve(archive))).toBe(true);
     expect(readFileSync(file).equals(IMAGES[0]!)).toBe(true);
     expect(readdirSync(join(archive, rec.ts.slice(0, 10))).filter((f) => f.startsWith('.tmp'))).toEqual([]);
+    // A multipart filename is never used for anything.
+    const mp = multipart({ station: 'line-a' }, IMAGES[1]!);
+    const evil = Buffer.from(mp.body.toString('latin1').replace('filename="part.jpg"', 'filename="../../../../tmp/evil.jpg"'), 'latin1');
+    const m = await s.app.inject({ method: 'POST', url: '/v1/inspect', headers: { ...AUTH, ...mp.headers }, payload: evil });
+    expect(m.statusCode).toBe(200);
+    expect(log.get(m.json().id)!.archivePath).toBe(`${rec.ts.slice(0, 10)}/${m.json().id}.jpg`);
+    expect(readdirSync(join(archive, rec.ts.slice(0, 10))).sort()).toEqual([`${rec.id}.jpg`, `${m.json().id}.jpg`].sort());
   });
 });
 
