@@ -143,8 +143,10 @@ describe('POST /v1/inspect', () => {
     const evil = Buffer.from(mp.body.toString('latin1').replace('filename="part.jpg"', 'filename="../../../../tmp/evil.jpg"'), 'latin1');
     const m = await s.app.inject({ method: 'POST', url: '/v1/inspect', headers: { ...AUTH, ...mp.headers }, payload: evil });
     expect(m.statusCode).toBe(200);
-    expect(log.get(m.json().id)!.archivePath).toBe(`${rec.ts.slice(0, 10)}/${m.json().id}.jpg`);
-    expect(readdirSync(join(archive, rec.ts.slice(0, 10))).sort()).toEqual([`${rec.id}.jpg`, `${m.json().id}.jpg`].sort());
+    const rec2 = log.get(m.json().id)!;
+    expect(rec2.archivePath).toBe(`${rec2.ts.slice(0, 10)}/${rec2.id}.jpg`);
+    expect(readFileSync(resolve(archive, rec2.archivePath!)).equals(IMAGES[1]!)).toBe(true);
+    expect(readdirSync(archive).flatMap((d) => readdirSync(join(archive, d))).sort()).toEqual([`${rec.id}.jpg`, `${rec2.id}.jpg`].sort());
   });
 });
 
