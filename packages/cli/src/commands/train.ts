@@ -96,9 +96,10 @@ Options:
   --size N            backbone input size in pixels (default 224)
   --stages LIST       backbone stages pooled, from s4,s8,s16,s32 (default s8,s16,s32)
   --pool LIST         per-channel statistics, from mean,max,std,top5,grid2max (default mean,max)
+  --head H            logistic (default) or mlp (32 ReLU units)
 ${COMMON_HELP}`,
     allowPositionals: false,
-    options: { data: { type: 'string' }, out: { type: 'string' }, holdout: { type: 'string' }, calibration: { type: 'string' }, seed: { type: 'string' }, 'target-fpr': { type: 'string' }, size: { type: 'string' }, stages: { type: 'string' }, pool: { type: 'string' } },
+    options: { data: { type: 'string' }, out: { type: 'string' }, holdout: { type: 'string' }, calibration: { type: 'string' }, seed: { type: 'string' }, 'target-fpr': { type: 'string' }, size: { type: 'string' }, stages: { type: 'string' }, pool: { type: 'string' }, head: { type: 'string' } },
     async run(ctx) {
       const data = await required(ctx, 'data', 'train defects');
       const out = await required(ctx, 'out', 'train defects');
@@ -118,6 +119,7 @@ ${COMMON_HELP}`,
         // zod validates the names (E_OPTIONS lists the allowed ones).
         ...(typeof ctx.values.stages === 'string' ? { stages: ctx.values.stages.split(',').map((x) => x.trim()) as Array<'s8'> } : {}),
         ...(typeof ctx.values.pool === 'string' ? { pooling: ctx.values.pool.split(',').map((x) => x.trim()) as Array<'mean'> } : {}),
+        ...(typeof ctx.values.head === 'string' ? { head: ctx.values.head as 'mlp' } : {}),
         command: commandLine(['train', 'defects', ...process.argv.slice(4)]),
       });
       if (ctx.json) printJson(ctx, { dir: r.dir, layout: r.layout, holdout: r.holdout, ...r.meta });

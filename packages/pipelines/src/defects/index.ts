@@ -117,6 +117,8 @@ export const TrainDefectsOptionsSchema = z.object({
   /** Per-channel statistics of each stage. */
   pooling: z.array(z.enum(POOL_STATS)).min(1).default(['mean', 'max']),
   l2Grid: z.array(z.number().positive()).min(1).default([0.01, 0.1, 0.3, 1]),
+  /** Head on the pooled features. */
+  head: z.enum(['logistic', 'mlp']).default('logistic'),
   steps: z.number().int().positive().default(300),
   command: z.string().optional(),
   onProgress: progressFn.optional(),
@@ -143,6 +145,7 @@ export async function trainDefects(options: TrainDefectsOptions): Promise<{ dir:
     calibrationFraction: o.calibrationFraction,
     seed: o.seed,
     l2Grid: o.l2Grid,
+    head: o.head,
     ...(o.targetFpr !== undefined ? { targetFpr: o.targetFpr } : {}),
     steps: o.steps,
     provenance: { data: o.data, layout, holdoutFraction: o.holdout, holdoutImages: held.length, ...(o.command ? { command: o.command } : {}) },

@@ -4,6 +4,7 @@ import { rocAuc, accuracy, thresholdForTargetFpr } from '@kestrel/eval';
 import { FrozenBackbone, POOL_STATS } from './backbone.js';
 import { pooledFeatures, pooledFeaturesOf, type FeatureSpec } from './features.js';
 import { trainLogistic, predictLogistic, type LogisticHead } from './logistic.js';
+import { trainMlp, predictMlp, type MlpHead } from './mlp.js';
 import { stratifiedSplit } from './split.js';
 import { f32, readQcModel, writeQcModel } from './model-dir.js';
 import type { ImageInput } from './image-input.js';
@@ -26,6 +27,8 @@ export const ClassifierMetaSchema = z.object({
   labels: z.tuple([z.string(), z.string()]),
   backbone: BackboneRefSchema,
   features: FeatureSpecSchema,
+  /** Head on the pooled features: logistic regression, or a one-hidden-layer MLP. */
+  head: z.enum(['logistic', 'mlp']).default('logistic'),
   /** Positive iff probability ≥ threshold. */
   threshold: z.number(),
   /** How the threshold was chosen. */
@@ -54,6 +57,8 @@ export interface TrainClassifierOptions {
   seed: number;
   /** L2 penalties tried; the one with the best calibration AUC wins. */
   l2Grid: number[];
+  /** `logistic` (default) or `mlp` (32 ReLU units). */
+  head?: 'logistic' | 'mlp';
   /** Choose the threshold for this FPR on the calibration split; without it, 0.5 on the class-balanced head. */
   targetFpr?: number;
   steps: number;
@@ -62,10 +67,17 @@ export interface TrainClassifierOptions {
   onProgress?: ProgressListener;
 }
 
+/** A trained head of either kind. */
+export type ClassifierHead = ({ type: 'logistic' } & LogisticHead) | ({ type: 'mlp' } & MlpHead);
+
+function predictHead(head: ClassifierHead, x: Float32Array): number {
+  return head.type === 'logistic' ? predictLogistic(head, x) : predictMlp(head, x);
+}
+
 /** A trained classifier in memory. */
 export interface TrainedClassifier {
   meta: ClassifierMeta;
-  head: LogisticHead;
+  head: ClassifierHead;
 }
 
 /**
@@ -86,12 +98,15 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<Traine
   const fitX = fitIx.map((i) => feats[i]!);
   const fitY = fitIx.map((i) => o.items[i]!.label);
   const calY = calIx.map((i) => o.items[i]!.label);
-  let best: { l2: number; auc: number; head: LogisticHead; scores: number[] } | undefined;
+  const headType = o.head ?? 'logistic';
+  let best: { l2: number; auc: number; head: ClassifierHead; scores: number[] } | undefined;
   const grid: Array<{ l2: number; auc: number }> = [];
   for (let g = 0; g < o.l2Grid.length; g++) {
     const l2 = o.l2Grid[g]!;
-    const head = trainLogistic(fitX, fitY, { l2, steps: o.steps, balanced: true });
-    const scores = calIx.map((i) => predictLogistic(head, feats[i]!));
+    const head: ClassifierHead = headType === 'mlp'
+      ? { type: 'mlp', ...trainMlp(fitX, fitY, { l2, seed: o.seed }) }
+      : { type: 'logistic', ...trainLogistic(fitX, fitY, { l2, steps: o.steps, balanced: true }) };
+    const scores = calIx.map((i) => predictHead(head, feats[i]!));
     const auc = rocAuc(calY, scores);
     grid.push({ l2, auc });
     if (!best || auc > best.auc) best = { l2, auc, head, scores };
@@ -114,6 +129,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<Traine
     task: o.task,
     kind: 'classifier',
     labels: o.labels,
+    head: headType,
     backbone: backbone.ref,
     features: o.features,
     threshold,
@@ -133,9 +149,9 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<Traine
       positives: fitY.filter((y) => y === 1).length,
       seed: o.seed,
       calibrationFraction: o.calibrationFraction,
-      head: 'logistic regression, class-balanced, full-batch Adam',
+      head: headType === 'mlp' ? 'MLP (32 ReLU units), class-balanced, full-batch Adam, 150 steps' : 'logistic regression, class-balanced, full-batch Adam',
       l2: b.l2,
-      steps: o.steps,
+      ...(headType === 'logistic' ? { steps: o.steps } : {}),
       seconds: Math.round((Date.now() - started) / 100) / 10,
       trainedAt: new Date().toISOString(),
     },
@@ -145,13 +161,19 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<Traine
 
 /** Write a trained classifier to a model folder (atomically). */
 export async function saveClassifier(outDir: string, c: TrainedClassifier, extra: Record<string, string> = {}): Promise<string> {
-  const d = c.head.weights.length;
-  return writeQcModel(outDir, c.meta, {
-    'head.mean': f32(c.head.mean, [d]),
-    'head.std': f32(c.head.std, [d]),
-    'head.weight': f32(c.head.weights, [d]),
-    'head.bias': f32(Float32Array.of(c.head.bias), [1]),
-  }, extra);
+  const h = c.head;
+  const d = h.mean.length;
+  const common = { 'head.mean': f32(h.mean, [d]), 'head.std': f32(h.std, [d]) };
+  const tensors = h.type === 'logistic'
+    ? { ...common, 'head.weight': f32(h.weights, [d]), 'head.bias': f32(Float32Array.of(h.bias), [1]) }
+    : {
+      ...common,
+      'mlp.w1': f32(h.w1, [h.b1.length, d]),
+      'mlp.b1': f32(h.b1, [h.b1.length]),
+      'mlp.w2': f32(h.w2, [h.b1.length]),
+      'mlp.b2': f32(Float32Array.of(h.b2), [1]),
+    };
+  return writeQcModel(outDir, c.meta, tensors, extra);
 }
 
 /** A classifier ready to score images. */
@@ -183,18 +205,17 @@ export async function classifierFromFiles(dir: string, raw: unknown, tensors: Ma
   }
   const meta = r.data;
   if (meta.task !== task) throw new KestrelError('E_OPTIONS', `${dir} is a "${meta.task}" model, not a "${task}" model`);
-  const head: LogisticHead = {
-    mean: tensorF32(tensors, 'head.mean', dir),
-    std: tensorF32(tensors, 'head.std', dir),
-    weights: tensorF32(tensors, 'head.weight', dir),
-    bias: tensorF32(tensors, 'head.bias', dir)[0]!,
-  };
+  const mean = tensorF32(tensors, 'head.mean', dir);
+  const std = tensorF32(tensors, 'head.std', dir);
+  const head: ClassifierHead = meta.head === 'mlp'
+    ? { type: 'mlp', mean, std, w1: tensorF32(tensors, 'mlp.w1', dir), b1: tensorF32(tensors, 'mlp.b1', dir), w2: tensorF32(tensors, 'mlp.w2', dir), b2: tensorF32(tensors, 'mlp.b2', dir)[0]! }
+    : { type: 'logistic', mean, std, weights: tensorF32(tensors, 'head.weight', dir), bias: tensorF32(tensors, 'head.bias', dir)[0]! };
   const backbone = await FrozenBackbone.load({ expected: meta.backbone, ...(onProgress ? { onProgress } : {}) });
   return {
     dir,
     meta,
     async probability(input) {
-      return predictLogistic(head, await pooledFeatures(backbone, input, meta.features));
+      return predictHead(head, await pooledFeatures(backbone, input, meta.features));
     },
   };
 }

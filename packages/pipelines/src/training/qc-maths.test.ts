@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stratifiedSplit } from './split.js';
 import { trainLogistic, predictLogistic } from './logistic.js';
+import { trainMlp, predictMlp } from './mlp.js';
 import { binaryBenchReport } from './report.js';
 import { seededRandom } from './random.js';
 import { greedyCoreset, imageScore, smoothMap } from '../defects/patchcore.js';
@@ -42,6 +43,27 @@ describe('logistic head', () => {
     expect(() => trainLogistic([Float32Array.of(1)], [1])).toThrow(/both classes/);
     const head = trainLogistic([Float32Array.of(0), Float32Array.of(1)], [0, 1]);
     expect(() => predictLogistic(head, Float32Array.of(1, 2))).toThrow(/expects 1 features/);
+  });
+});
+
+describe('MLP head', () => {
+  it('learns XOR, which no linear head can', () => {
+    const r = seededRandom(5);
+    const x: Float32Array[] = [];
+    const y: Array<0 | 1> = [];
+    for (let i = 0; i < 200; i++) {
+      const a = r() < 0.5 ? 0 : 1, b = r() < 0.5 ? 0 : 1;
+      x.push(Float32Array.of(a + (r() - 0.5) * 0.2, b + (r() - 0.5) * 0.2));
+      y.push((a ^ b) as 0 | 1);
+    }
+    const mlp = trainMlp(x, y, { hidden: 8, l2: 1e-4, steps: 400, learningRate: 0.03, seed: 2 });
+    const correct = x.filter((v, i) => (predictMlp(mlp, v) >= 0.5 ? 1 : 0) === y[i]).length;
+    expect(correct / x.length).toBeGreaterThan(0.95);
+    const lin = trainLogistic(x, y, { l2: 1e-4, steps: 300 });
+    const linCorrect = x.filter((v, i) => (predictLogistic(lin, v) >= 0.5 ? 1 : 0) === y[i]).length;
+    expect(linCorrect / x.length).toBeLessThan(0.8);
+    // Same seed, same network.
+    expect(trainMlp(x, y, { hidden: 8, steps: 5, seed: 2 }).w1).toEqual(trainMlp(x, y, { hidden: 8, steps: 5, seed: 2 }).w1);
   });
 });
 
