@@ -12,6 +12,7 @@ reference runs here):
   1. kestrel bench eval     COCO bbox evaluation, 5,000 images / 100,000 detections
   2. native/bench/kernels   native kernel throughput on the anchor model's shapes (GB/s, GOP/s)
   3. vit-bench              ViT encode, portable TypeScript vs native kernels, side by side
+     kestrel bench xray / bench defects   the shipped QC models on their report splits
   4. kestrel bench lm       MoE LM prefill/decode tok/s (only with --lm-model DIR, or when the
                             perf-anchor checkpoint exists at /tmp/perf/models/ds2moe-anchor-q8-kestrel)
 
@@ -44,6 +45,11 @@ export const commands: CommandSpec[] = [
       if (existsSync(root + kernels)) results.kernels = step('native kernels', [kernels, '--pretty'], ctx.out);
       const vit = 'packages/vit/bench/vit-bench.mjs';
       if (existsSync(root + vit)) results.vit = step('ViT encode, portable vs native', [vit], ctx.out);
+      // Accuracy of the shipped QC models on the splits their model cards report (not used for training).
+      results.xray = step('X-ray model (PneumoniaMNIST val)', [cli, 'bench', 'xray', '--model', 'xray-pneumonia', '--data', 'datasets/pneumoniamnist', '--split', 'val'], ctx.out);
+      if (!quick) {
+        results.defects = step('ELPV defects model (holdout)', [cli, 'bench', 'defects', '--model', 'defects-elpv', '--data', 'datasets/elpv', '--files', 'models/defects-elpv/holdout.txt'], ctx.out);
+      }
       const anchor = '/tmp/perf/models/ds2moe-anchor-q8-kestrel';
       const lm = typeof ctx.values['lm-model'] === 'string' ? ctx.values['lm-model'] : existsSync(anchor) ? anchor : undefined;
       if (lm) {
