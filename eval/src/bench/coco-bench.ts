@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mulberry32 } from '@kestrel/core';
 import { COCO } from '../coco/coco.js';
 import { COCOeval } from '../coco/cocoeval.js';
 
@@ -23,17 +24,7 @@ export interface CocoBenchSize {
 /** The case: 5,000 images, 36,000 GT, 100,000 detections, 80 categories. */
 export const COCO_BENCH_DEFAULT: CocoBenchSize = { images: 5000, gt: 36000, detections: 100000, categories: 80, seed: 20240611 };
 
-/** mulberry32: small, fast, deterministic PRNG in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 

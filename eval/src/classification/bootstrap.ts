@@ -1,30 +1,14 @@
 import { z } from 'zod';
-import { KestrelError, parseOptions } from '@kestrel/core';
+import { KestrelError, parseOptions, Xoshiro128 } from '@kestrel/core';
 import { accuracy, rocAuc, type Label } from './metrics.js';
 
 /**
- * xoshiro128** seeded through splitmix32: a small, fast, well-tested generator, so bootstrap
- * intervals are reproducible from the seed on every platform.
+ * xoshiro128** seeded through splitmix32 (32-bit draws): bootstrap intervals are reproducible from
+ * the seed on every platform.
  */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  const splitmix = (): number => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = splitmix(), b = splitmix(), c = splitmix(), d = splitmix();
-  if ((a | b | c | d) === 0) a = 1;
-  return () => {
-    const r = Math.imul(((Math.imul(b, 5) << 7) | (Math.imul(b, 5) >>> 25)) >>> 0, 9) >>> 0;
-    const t = (b << 9) >>> 0;
-    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
-    d = ((d << 11) | (d >>> 21)) >>> 0;
-    a >>>= 0; b >>>= 0; c >>>= 0;
-    return r / 4294967296;
-  };
+  const g = new Xoshiro128(seed);
+  return () => g.nextU32() / 4294967296;
 }
 
 /** Bootstrap settings. Defaults: 2000 resamples, seed 20240611, 95 % percentile interval. */

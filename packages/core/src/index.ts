@@ -19,3 +19,4 @@ export {
 } from './image/index.js';
 export { rgbToLuma } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
+export { mulberry32, Xoshiro128 } from './random.js';

@@ -3,6 +3,7 @@
  * processor), then the warpers temperature -> top-k -> top-p, then softmax and a draw. All filter math is
  * float64.
  */
+import { Xoshiro128 } from '@kestrel/core';
 
 /** Filter settings for one step. */
 export interface SamplingParams {
@@ -83,33 +84,9 @@ export function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
-/** A small seeded PRNG (splitmix32 -> xoshiro128**), uniform doubles in [0, 1). */
-export class SeededRandom {
-  private s0: number; private s1: number; private s2: number; private s3: number;
-  constructor(seed: number) {
-    let x = seed >>> 0;
-    const next = (): number => {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.s0 = next(); this.s1 = next(); this.s2 = next(); this.s3 = next();
-  }
-  private u32(): number {
-    const r = Math.imul(((Math.imul(this.s1, 5) << 7) | (Math.imul(this.s1, 5) >>> 25)), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
-    this.s2 = (this.s2 ^ t) >>> 0;
-    this.s3 = ((this.s3 << 11) | (this.s3 >>> 21)) >>> 0;
-    return r;
-  }
-  /** uniform in [0, 1) with 53 random bits */
-  next(): number {
-    return ((this.u32() >>> 5) * 67108864 + (this.u32() >>> 6)) / 9007199254740992;
-  }
-}
+/** The seeded PRNG of sampling (xoshiro128**, 53-bit doubles in [0, 1)). */
+export const SeededRandom = Xoshiro128;
+export type SeededRandom = Xoshiro128;
 
 /** Draw an id from a probability vector. */
 export function sampleFrom(probs: Float64Array, rng: SeededRandom): number {
