@@ -24,5 +24,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // In CI also write a machine-readable report; .ci/run prints its plain "N passed, N failed" line.
+    ...(process.env.CI ? { reporters: ['default', 'json'], outputFile: { json: '.vitest-report.json' } } : {}),
   },
 });
