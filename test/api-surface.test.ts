@@ -4,7 +4,7 @@
  * on the small fixtures. Expensive commands (bench coco/xray/defects, serve, train) are checked through
  * their --help text here; their behaviour is covered by their own test files.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -185,8 +185,14 @@ describe('issue 4: @kestrel/moe', () => {
     for (const k of ['prefill_tok_s', 'decode_tok_s', 'peak_rss_mb']) expect(r[k], k).toBeGreaterThan(0);
     const h = await help('bench lm');
     for (const f of ['--model', '--prompt-tokens', '--gen-tokens', '--threads', '--dtype', '--json']) expect(h).toContain(f);
-    const q = await help('quantize');
-    for (const f of ['--model', '--out']) expect(q).toContain(f);
+    const q2 = join(tmp, 'lm-int8');
+    await kestrel('quantize', '--model', fx('lm/A'), '--out', q2, '--json');
+    const m = await moe.MoeLanguageModel.load(q2, { dtype: 'int8', threads: 1 });
+    try {
+      expect(m.forward({ inputIds: [0, 17, 230] }).logits.shape).toEqual([3, m.vocab]);
+    } finally {
+      m.dispose();
+    }
   });
 });
 
@@ -290,6 +296,11 @@ describe('issues 6 and 7 on real weights (tiny inputs)', () => {
     expect(r.images).toBe(2);
     expect(r.ms_per_image).toBeGreaterThan(0);
     expect(Array.isArray(JSON.parse(readFileSync(out, 'utf8')))).toBe(true);
+    const overlay = join(tmp, 'overlay.png');
+    await kestrel('detect', cocoImage, '--model', 'centernet', '--out', overlay, '--json');
+    const { default: sharp } = await import('sharp');
+    expect((await sharp(overlay).metadata()).format).toBe('png');
+    expect(await kestrel('models', 'list')).toContain('centernet');
   });
 
   it("pipeline('xray') → { label, probability }; pipeline('defects') → { defective, score, threshold, heatmap? }", async () => {
@@ -369,6 +380,54 @@ describe('issue 7: QC pipelines, shipped models, claims', () => {
 });
 
 describe('issue 8: serve and watch flags', () => {
+  it('serve --port 0 --host --db --model defects-elpv --api-key: inspect, inspections, stats, metrics, healthz, chat 404', async () => {
+    const db = join(tmp, 'serve.db');
+    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', db, '--model', 'defects-elpv', '--api-key', 'surface-key-one-0123', '--api-key', 'surface-key-two-4567'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((res, rej) => {
+        let buf = '';
+        let errText = '';
+        child.stderr.on('data', (c: Buffer) => { errText += String(c); });
+        child.stdout.on('data', (c: Buffer) => {
+          buf += String(c);
+          const m = /"url":"([^"]+)"/.exec(buf);
+          if (m) res(m[1]!);
+        });
+        child.on('exit', (code) => rej(new Error(`serve exited ${code}: ${errText}`)));
+      });
+      const auth = { authorization: 'Bearer surface-key-two-4567' };
+      expect((await fetch(`${url}/v1/inspections`)).status).toBe(401);
+      const png = readFileSync(join(root, 'datasets/elpv/images/cell0001.png'));
+      const r = await fetch(`${url}/v1/inspect?station=s1&partId=p1`, { method: 'POST', headers: { ...auth, 'content-type': 'image/png' }, body: png });
+      expect(r.status).toBe(200);
+      const body = await r.json() as Record<string, unknown>;
+      for (const k of ['id', 'verdict', 'score', 'threshold', 'defects', 'model', 'ms']) expect(body, k).toHaveProperty(k);
+      expect(['OK', 'NG']).toContain(body.verdict);
+      expect(body.model).toMatchObject({ name: expect.any(String), version: expect.anything() });
+      const list = await (await fetch(`${url}/v1/inspections?station=s1&limit=10`, { headers: auth })).json() as { items: { id: unknown }[]; next: unknown };
+      expect(list.items.map((i) => i.id)).toContain(body.id);
+      expect(list).toHaveProperty('next');
+      expect((await fetch(`${url}/v1/stats`, { headers: auth })).status).toBe(200);
+      expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^# (HELP|TYPE) /m);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      const chat = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) });
+      expect(chat.status).toBe(404);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((res) => { if (child.exitCode !== null) res(null); else child.on('exit', res); });
+    }
+  });
+
+  it('watch DIR --model --db --once inspects each image once and moves it to ok/ or ng/', async () => {
+    const dir = join(tmp, 'watch');
+    mkdirSync(dir);
+    copyFileSync(join(root, 'datasets/elpv/images/cell0001.png'), join(dir, 'a.png'));
+    const out = await kestrel('watch', dir, '--model', 'defects-elpv', '--db', join(tmp, 'watch.db'), '--stable-ms', '50', '--once');
+    const line = JSON.parse(out.trim().split('\n')[0]!) as { file: string; verdict: string; dest: string };
+    expect(['OK', 'NG']).toContain(line.verdict);
+    expect(existsSync(join(dir, line.verdict === 'OK' ? 'ok' : 'ng', 'a.png'))).toBe(true);
+  });
+
   it('serve lists --port, --host (default 127.0.0.1), --db, --model, --api-key; watch takes DIR', async () => {
     const s = await help('serve');
     for (const f of ['--port', '--host', '127.0.0.1', '--db', '--model', '--api-key']) expect(s).toContain(f);
