@@ -47,7 +47,11 @@ export const commands: CommandSpec[] = [
         const st = await stat(f).catch(() => null);
         if (!st?.isFile()) throw new KestrelError('E_IO', `cannot read image ${f}: no such file`);
       }
-      const { pipeline } = await import('@kestrel/pipelines');
+      // A directory as --out would only fail after every image was captioned.
+      if (typeof ctx.values.out === 'string' && (await stat(ctx.values.out).catch(() => null))?.isDirectory()) {
+        throw new KestrelError('E_OPTIONS', `--out ${ctx.values.out} is a directory; give a file name such as ${ctx.values.out.replace(/\/+$/, '')}/captions.json`);
+      }
+      const { pipeline, writeFileAtomic } = await import('@kestrel/pipelines');
       const prompt = ctx.values.prompt;
       const caption = await pipeline('caption', { model, ...(await modelFlags(ctx.values)), ...(typeof prompt === 'string' ? { prompt } : {}) });
       const results: { image_id: number | string; caption: string }[] = [];
@@ -58,21 +62,13 @@ export const commands: CommandSpec[] = [
           if (!ctx.json && typeof ctx.values.out !== 'string') ctx.out.write(`${file}: ${text}\n`);
           else ctx.err.write(`\r${i + 1}/${ctx.positionals.length} captioned`);
         }
-        if (ctx.json || typeof ctx.values.out === 'string') ctx.err.write('\n');
       } finally {
+        // End the progress line also when an image fails, so the error starts on its own line.
+        if ((ctx.json || typeof ctx.values.out === 'string') && results.length > 0) ctx.err.write('\n');
         caption.dispose();
       }
-      if (typeof ctx.values.out === 'string') {
-        const { writeFile, rename, unlink } = await import('node:fs/promises');
-        const tmp = `${ctx.values.out}.tmp-${process.pid}`;
-        try {
-          await writeFile(tmp, JSON.stringify(results, null, 2) + '\n');
-          await rename(tmp, ctx.values.out);
-        } catch (e) {
-          await unlink(tmp).catch(() => undefined);
-          throw new KestrelError('E_IO', `cannot write ${ctx.values.out}: ${(e as Error).message}`, { cause: e });
-        }
-      }
+      // writeFileAtomic also creates missing parent folders (as detect --out does), so the captions are not lost.
+      if (typeof ctx.values.out === 'string') await writeFileAtomic(ctx.values.out, JSON.stringify(results, null, 2) + '\n');
       if (ctx.json) printJson(ctx, results);
     },
   },

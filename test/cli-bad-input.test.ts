@@ -1,0 +1,97 @@
+// Bad input through the built CLI: a clear "kestrel: E_CODE: message", a non-zero exit, no stack
+// trace, and no output file left behind (or lost work) when the command fails.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../packages/cli/bin/kestrel.js', import.meta.url));
+const fx = (p: string): string => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
+const vlm = fx('vlm/A');
+const dir = mkdtempSync(join(tmpdir(), 'kestrel-cli-bad-'));
+
+function kestrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 60_000 }, (e, out, err) => {
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, out, err });
+    });
+  });
+}
+
+function expectFailure(r: { code: number; err: string }, code: string): void {
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(new RegExp(`(^|\\n)kestrel: ${code}: `));
+  expect(r.err).not.toMatch(/\n\s+at /);
+}
+
+describe('caption --out', () => {
+  it('creates a missing parent folder instead of failing after all images are captioned', async () => {
+    const out = join(dir, 'new-folder', 'captions.json');
+    const r = await kestrel('caption', '--model', vlm, '--max-new-tokens', '2', '--out', out, join(vlm, 'img0.png'));
+    expect(r.code).toBe(0);
+    const res = JSON.parse(readFileSync(out, 'utf8')) as { image_id: string }[];
+    expect(res.map((x) => x.image_id)).toEqual(['img0']);
+  });
+
+  it('a directory as --out is refused before the model loads', async () => {
+    const d = join(dir, 'outdir');
+    mkdirSync(d);
+    const r = await kestrel('caption', '--model', vlm, '--out', d, join(vlm, 'img0.png'));
+    expectFailure(r, 'E_OPTIONS');
+    expect(r.err).toContain('is a directory');
+    expect(readdirSync(d)).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('a corrupt second image: the error starts its own line and no results file is written', async () => {
+    const bad = join(dir, 'bad.jpg');
+    writeFileSync(bad, readFileSync(join(vlm, 'img0.png')).subarray(0, 60));
+    const out = join(dir, 'partial.json');
+    const r = await kestrel('caption', '--model', vlm, '--max-new-tokens', '2', '--out', out, join(vlm, 'img0.png'), bad);
+    expectFailure(r, 'E_IMAGE_DECODE');
+    expect(r.err).toMatch(/\nkestrel: E_IMAGE_DECODE: /);
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('bench defects --files', () => {
+  it('an empty file list is a data error naming the list, not a bare "no samples"', async () => {
+    const list = join(dir, 'empty-list.txt');
+    writeFileSync(list, '\n');
+    const r = await kestrel('bench', 'defects', '--data', fx('qc/elpv'), '--files', list);
+    expectFailure(r, 'E_DATA_FORMAT');
+    expect(r.err).toContain('lists no images');
+  });
+});
+
+describe('bench coco', () => {
+  // One image and a GT whose annotation has a string bbox; the detector must not run at all.
+  const data = join(dir, 'coco');
+  mkdirSync(join(data, 'images'), { recursive: true });
+  mkdirSync(join(data, 'annotations'));
+  writeFileSync(join(data, 'images', 'a.png'), readFileSync(join(vlm, 'img0.png')));
+  const image = { id: 1, file_name: 'a.png', width: 8, height: 8 };
+  const categories = [{ id: 1, name: 'person' }];
+
+  it('malformed GT annotations fail before the detector runs and leave no results file', async () => {
+    writeFileSync(join(data, 'annotations', 'instances_val.json'), JSON.stringify({ images: [image], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: 'x' }], categories }));
+    const results = join(dir, 'coco-results.json');
+    // "nope" as the model: reaching the model loader would fail with E_MODEL_NOT_FOUND instead.
+    const r = await kestrel('bench', 'coco', '--model', 'nope', '--data', data, '--results', results);
+    expectFailure(r, 'E_COCO_FORMAT');
+    expect(r.err).toContain('annotations[0].bbox');
+    expect(existsSync(results)).toBe(false);
+  });
+
+  it('a directory as --results is refused before the detector runs', async () => {
+    writeFileSync(join(data, 'annotations', 'instances_val.json'), JSON.stringify({ images: [image], annotations: [], categories }));
+    const d = join(dir, 'results-dir');
+    mkdirSync(d);
+    const r = await kestrel('bench', 'coco', '--model', 'nope', '--data', data, '--results', d);
+    expectFailure(r, 'E_OPTIONS');
+    expect(r.err).toContain('is a directory');
+    expect(readdirSync(d)).toEqual([]);
+  });
+});
