@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, parseOptions, reportProgress, type ProgressListener } from '@kestrel/core';
 import { loadCocoDataset } from '@kestrel/datasets';
-import { evaluateCoco } from '@kestrel/eval';
+import { COCO, evaluateCoco } from '@kestrel/eval';
 import { createPipeline, type DetectPipeline, type SegmentPipeline, type Detection, type Segmentation } from './index.js';
 
 /** Options of {@link benchCoco}. */
@@ -88,6 +88,12 @@ export async function benchCoco(options: BenchCocoOptions): Promise<BenchCocoRes
   const ds = await loadCocoDataset(o.data, o.annotations ? { annotations: o.annotations } : {});
   const images = o.limit ? ds.images.slice(0, o.limit) : ds.images;
   if (images.length === 0) throw new KestrelError('E_COCO_FORMAT', `${ds.annotationsPath} lists no images`);
+  // Validate the GT and the --results target before running the detector, so bad input fails in
+  // milliseconds instead of after the whole data set (and without leaving a results file behind).
+  const gt = new COCO(JSON.parse(await readFile(ds.annotationsPath, 'utf8')) as unknown, ds.annotationsPath);
+  if (o.results && (await stat(o.results).catch(() => null))?.isDirectory()) {
+    throw new KestrelError('E_OPTIONS', `--results ${o.results} is a directory; give a file name such as ${join(o.results, 'results.json')}`);
+  }
   const task = o.iouType === 'segm' ? 'segment' : 'detect';
   const tl = performance.now();
   const pipe = (await createPipeline(task, {
@@ -113,9 +119,8 @@ export async function benchCoco(options: BenchCocoOptions): Promise<BenchCocoRes
   const wall = performance.now() - t0;
   const tm = pipe.timings();
   if (o.results) await writeFileAtomic(o.results, JSON.stringify(results));
-  const gt = JSON.parse(await readFile(ds.annotationsPath, 'utf8')) as unknown;
   const scored = evaluateCoco({
-    gt, results, iouType: o.iouType, gtSource: ds.annotationsPath,
+    gt, results, iouType: o.iouType,
     ...(o.limit ? { params: { imgIds: images.map((im) => im.id) } } : {}),
   });
   const n = images.length;
