@@ -247,6 +247,8 @@ export async function benchDefects(options: BenchDefectsOptions): Promise<Defect
       throw new KestrelError('E_DATA_FORMAT', `cannot read file list ${o.files}: ${(e as Error).message}`, { cause: e });
     }
     const wanted = new Set(text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).map((l) => resolve(o.data, l)));
+    // An empty list would otherwise surface as a bare "no samples" from the statistics.
+    if (wanted.size === 0) throw new KestrelError('E_DATA_FORMAT', `${o.files} lists no images; give one image path per line, relative to ${o.data}`);
     items = all.filter((i) => wanted.has(i.file));
     if (items.length !== wanted.size) throw new KestrelError('E_DATA_FORMAT', `${o.files} lists ${wanted.size} images, ${items.length} of them are in ${o.data}/labels.csv`);
   }
