@@ -24,6 +24,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Pulled weights go to a cache inside the checkout, never the user's ~/.cache (spawned CLIs inherit it).
+    env: { KESTREL_HOME: process.env.KESTREL_HOME ?? r('./.kestrel-cache/test-home') },
     // In CI also write a machine-readable report; .ci/run prints its plain "N passed, N failed" line.
     ...(process.env.CI ? { reporters: ['default', 'json'], outputFile: { json: '.vitest-report.json' } } : {}),
   },
