@@ -95,3 +95,24 @@ describe('bench coco', () => {
     expect(readdirSync(d)).toEqual([]);
   });
 });
+
+describe('serve / watch --rules', () => {
+  it('a folder as --rules is E_OPTIONS, not an internal error', async () => {
+    const d = join(dir, 'rules-dir');
+    mkdirSync(d);
+    for (const args of [
+      ['serve', '--pipeline', 'detect', '--model', 'centernet', '--rules', d, '--api-key', 'k'.repeat(16), '--db', join(dir, 's.db')],
+      ['watch', d, '--pipeline', 'detect', '--model', 'centernet', '--rules', d, '--once', '--db', join(dir, 'w.db')],
+    ]) {
+      const r = await kestrel(...args);
+      expectFailure(r, 'E_OPTIONS');
+      expect(r.err).toContain('cannot read the rules file');
+    }
+  });
+
+  it('a missing rules file is named as such', async () => {
+    const r = await kestrel('serve', '--pipeline', 'detect', '--model', 'centernet', '--rules', join(dir, 'nope.json'), '--api-key', 'k'.repeat(16), '--db', join(dir, 's.db'));
+    expectFailure(r, 'E_OPTIONS');
+    expect(r.err).toContain('nope.json is not a file and not inline JSON');
+  });
+});

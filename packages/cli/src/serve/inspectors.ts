@@ -8,11 +8,21 @@ export type InspectPipelineName = 'defects' | 'detect';
 
 /** Read `--rules` as a JSON file path or inline JSON. */
 export function readRules(value: string): DetectRules {
-  const text = existsSync(value) ? readFileSync(value, 'utf8') : value;
+  let text = value;
+  if (existsSync(value)) {
+    // A folder or unreadable file must be a KestrelError, not an internal error.
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (e) {
+      throw new KestrelError('E_OPTIONS', `--rules ${value}: cannot read the rules file: ${(e as Error).message}`);
+    }
+  }
   try {
     return JSON.parse(text) as DetectRules;
   } catch (e) {
-    throw new KestrelError('E_OPTIONS', `--rules is neither a readable JSON file nor JSON: ${(e as Error).message}`);
+    const inline = text === value;
+    const what = inline && !/^\s*[[{]/.test(value) ? `${value} is not a file and not inline JSON` : inline ? 'is not valid JSON' : `file ${value} is not valid JSON`;
+    throw new KestrelError('E_OPTIONS', `--rules ${what}: ${(e as Error).message}. Give a JSON file or inline JSON such as {"ngLabels":["scratch"],"minScore":0.5}`);
   }
 }
 
