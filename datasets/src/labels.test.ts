@@ -72,6 +72,12 @@ describe('labels.csv layouts', () => {
     expect(await code(readLabelledImages(tmpData('a.png 1.0\n', ['a.png'])))).toBe('E_DATA_FORMAT'); // ELPV row without type
     expect(await code(readLabelledImages(tmpData('file,split,label\na.png,train,1\n', ['a.png']), { split: 'test' }))).toBe('E_DATA_FORMAT');
     expect(await code(readLabelledImages(tmpData('')))).toBe('E_DATA_FORMAT');
+    // labels.csv that is a folder used to escape as a bare EISDIR (an "internal error" in the CLI)
+    const dirLabels = mkdtempSync(join(tmpdir(), 'kestrel-qc-'));
+    mkdirSync(join(dirLabels, 'labels.csv'));
+    expect(await code(readLabelledImages(dirLabels))).toBe('E_DATA_FORMAT');
+    // a file given as the data folder is named as a file, not as missing
+    await expect(readLabelledImages(join(fixtures, 'README.md'))).rejects.toThrow(/is a file/);
     await expect(readLabelledImages(tmpData('file,split,label\nmissing.png,train,1\n'))).rejects.toThrow(/missing\.png does not exist/);
   });
 

@@ -26,10 +26,16 @@ function dataError(msg: string, details?: Record<string, unknown>): KestrelError
 
 async function readLabelsFile(dir: string): Promise<{ path: string; text: string }> {
   const root = resolve(dir);
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw dataError(`data folder ${root} does not exist`, { dir: root });
+  if (!existsSync(root)) throw dataError(`data folder ${root} does not exist`, { dir: root });
+  if (!statSync(root).isDirectory()) throw dataError(`data folder ${root} is a file; give the folder that holds labels.csv and the images`, { dir: root });
   const path = join(root, 'labels.csv');
   if (!existsSync(path)) throw dataError(`${root} has no labels.csv; a data folder needs labels.csv next to its images (see docs/qc-models.md for the layouts)`, { dir: root });
-  return { path, text: await readFile(path, 'utf8') };
+  try {
+    return { path, text: await readFile(path, 'utf8') };
+  } catch (e) {
+    // e.g. labels.csv is a folder or unreadable: a data error, not an internal error.
+    throw dataError(`cannot read ${path}: ${(e as Error).message}`, { file: path });
+  }
 }
 
 /** Split a simple CSV line (no quoted commas: the supported layouts never need them). */
