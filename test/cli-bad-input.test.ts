@@ -116,3 +116,31 @@ describe('serve / watch --rules', () => {
     expect(r.err).toContain('nope.json is not a file and not inline JSON');
   });
 });
+
+describe('watch / serve --archive-ng', () => {
+  // cell0001 of the ELPV fixture is defective (probability 1), so the shipped model calls it NG.
+  const ng = fx('qc/elpv/images/cell0001.png');
+  const notADir = join(dir, 'archive-is-a-file');
+  writeFileSync(notADir, 'x');
+
+  it('a file as --archive-ng is refused at start, and the image stays where it was', async () => {
+    const w = join(dir, 'watched-1');
+    mkdirSync(w);
+    writeFileSync(join(w, 'part.png'), readFileSync(ng));
+    const r = await kestrel('watch', w, '--model', 'defects-elpv', '--once', '--stable-ms', '50', '--interval', '20', '--archive-ng', notADir, '--db', join(dir, 'w1.db'));
+    expectFailure(r, 'E_OPTIONS');
+    expect(r.err).toContain('is not a folder');
+    expect(readdirSync(w)).toEqual(['part.png']);
+    const s = await kestrel('serve', '--model', 'defects-elpv', '--api-key', 'k'.repeat(16), '--archive-ng', notADir, '--db', join(dir, 's2.db'), '--port', '0');
+    expectFailure(s, 'E_OPTIONS');
+  });
+
+  it('an archive folder that cannot be created is E_IO, not an internal error, and the image is not moved', async () => {
+    const w = join(dir, 'watched-2');
+    mkdirSync(w);
+    writeFileSync(join(w, 'part.png'), readFileSync(ng));
+    const r = await kestrel('watch', w, '--model', 'defects-elpv', '--once', '--stable-ms', '50', '--interval', '20', '--archive-ng', join(notADir, 'sub'), '--db', join(dir, 'w2.db'));
+    expectFailure(r, 'E_IO');
+    expect(readdirSync(w)).toEqual(['part.png']);
+  });
+});

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { KestrelError } from '@kestrel/core';
 
@@ -20,9 +20,15 @@ export function writeFileAtomic(root: string, rel: string, bytes: Uint8Array): s
   const target = resolve(base, rel);
   if (!target.startsWith(base + sep)) throw new KestrelError('E_INTERNAL', `refusing to write outside ${base}: ${rel}`);
   const dir = dirname(target);
-  mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`);
-  const fd = openSync(tmp, 'wx', 0o644);
+  let fd: number;
+  try {
+    mkdirSync(dir, { recursive: true });
+    fd = openSync(tmp, 'wx', 0o644);
+  } catch (e) {
+    // e.g. the archive root is a file (ENOTDIR) or read-only: a KestrelError, not an internal error.
+    throw new KestrelError('E_IO', `cannot write ${target}: ${(e as Error).message}`, { cause: e });
+  }
   try {
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
@@ -36,6 +42,13 @@ export function writeFileAtomic(root: string, rel: string, bytes: Uint8Array): s
   renameSync(tmp, target);
   fsyncDir(dir);
   return target;
+}
+
+/** Refuse an `--archive-ng` path that exists but is not a folder, at start rather than at the first NG. */
+export function checkArchiveDir(root: string): void {
+  let st;
+  try { st = statSync(root); } catch { return; } // created on the first NG image
+  if (!st.isDirectory()) throw new KestrelError('E_OPTIONS', `--archive-ng ${root} is not a folder; give a folder (it is created if missing)`);
 }
 
 /** fsync a directory so a rename in it is durable (no-op where the platform refuses). */

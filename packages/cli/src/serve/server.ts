@@ -4,7 +4,7 @@ import multipart from '@fastify/multipart';
 import { z } from 'zod';
 import { KestrelError, isKestrelError, parseOptions } from '@kestrel/core';
 import { authenticate, mayUseStation, type ApiKey } from './auth.js';
-import { extensionFor, writeFileAtomic } from './archive.js';
+import { checkArchiveDir, extensionFor, writeFileAtomic } from './archive.js';
 import { PartIdSchema, ServeConfigSchema, StationSchema, type ServeConfig, type ServeConfigInput } from './config.js';
 import type { InspectionStore } from './scale-out.js';
 import { probeImage, type Inspector, type Verdict } from './inspector.js';
@@ -130,6 +130,7 @@ function parseQuery<S extends z.ZodType>(schema: S, q: unknown, what: string): z
  */
 export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
   const config = parseOptions(ServeConfigSchema, deps.config, 'serve config');
+  if (config.archiveNgDir) checkArchiveDir(config.archiveNgDir);
   const { log, inspector } = deps;
   const keys: ApiKey[] = config.apiKeys;
   const queue = new WorkQueue(config.queue.concurrency, config.queue.maxQueued);

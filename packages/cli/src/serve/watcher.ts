@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { extname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, isKestrelError, parseOptions } from '@kestrel/core';
-import { extensionFor, fsyncDir, writeFileAtomic } from './archive.js';
+import { checkArchiveDir, extensionFor, fsyncDir, writeFileAtomic } from './archive.js';
 import { StationSchema } from './config.js';
 import type { InspectionLog, InspectionRecord, JournalEntry } from './inspection-log.js';
 import { DEFAULT_MAX_IMAGE_PIXELS, probeImage, type Inspector } from './inspector.js';
@@ -68,6 +68,7 @@ export class DirectoryWatcher {
     if (!existsSync(this.dir) || !lstatSync(this.dir).isDirectory()) {
       throw new KestrelError('E_IO', `kestrel watch: ${this.dir} is not a folder`);
     }
+    if (this.options.archiveNgDir) checkArchiveDir(this.options.archiveNgDir);
   }
 
   /** Finish moves interrupted by a crash (the inspection is logged; only the rename is missing). */
