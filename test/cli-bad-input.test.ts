@@ -144,3 +144,36 @@ describe('watch / serve --archive-ng', () => {
     expect(readdirSync(w)).toEqual(['part.png']);
   });
 });
+
+describe('an output path under a file is E_IO, not an internal error', () => {
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, 'x');
+  const img = fx('qc/pneumoniamnist/images/val_0000.png');
+
+  it('detect --out', async () => {
+    const r = await kestrel('detect', img, '--model', 'centernet', '--out', join(file, 'o.png'));
+    expectFailure(r, 'E_IO');
+    expect(readFileSync(file, 'utf8')).toBe('x');
+  });
+
+  it('train xray --out', async () => {
+    const data = join(dir, 'xray-data');
+    mkdirSync(data);
+    const names = ['train_0000.png', 'train_0001.png', 'train_0002.png', 'train_0003.png', 'train_0004.png', 'train_0005.png'];
+    for (const n of names) writeFileSync(join(data, n), readFileSync(fx(`qc/pneumoniamnist/images/${n}`)));
+    writeFileSync(join(data, 'labels.csv'), `file,split,label\n${names.map((n, i) => `${n},train,${i % 2}`).join('\n')}\n`);
+    const r = await kestrel('train', 'xray', '--data', data, '--out', join(file, 'model'), '--size', '32');
+    expectFailure(r, 'E_IO');
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('watch: DIR/ng is a file', async () => {
+    const w = join(dir, 'watched-3');
+    mkdirSync(w);
+    writeFileSync(join(w, 'part.png'), readFileSync(fx('qc/elpv/images/cell0001.png')));
+    writeFileSync(join(w, 'ng'), 'x');
+    const r = await kestrel('watch', w, '--model', 'defects-elpv', '--once', '--stable-ms', '50', '--interval', '20', '--db', join(dir, 'w3.db'));
+    expectFailure(r, 'E_IO');
+    expect(readdirSync(w).sort()).toEqual(['ng', 'part.png']);
+  });
+});

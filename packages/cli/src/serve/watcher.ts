@@ -76,11 +76,7 @@ export class DirectoryWatcher {
     let n = 0;
     for (const e of this.log.journalUnfinished(this.dir)) {
       const src = join(this.dir, e.name);
-      if (e.dest && existsSync(src) && !existsSync(e.dest)) {
-        mkdirSync(resolve(e.dest, '..'), { recursive: true });
-        renameSync(src, e.dest);
-        fsyncDir(this.dir);
-      }
+      if (e.dest && existsSync(src) && !existsSync(e.dest)) this.moveTo(src, e.dest);
       this.log.journalDone(e.key);
       n++;
     }
@@ -166,8 +162,13 @@ export class DirectoryWatcher {
   }
 
   private moveTo(src: string, dest: string): void {
-    mkdirSync(resolve(dest, '..'), { recursive: true });
-    renameSync(src, dest);
+    try {
+      mkdirSync(resolve(dest, '..'), { recursive: true });
+      renameSync(src, dest);
+    } catch (e) {
+      // e.g. DIR/ng is a file. The inspection is journaled, so a restart finishes this move (recover()).
+      throw new KestrelError('E_IO', `cannot move ${src} to ${dest}: ${(e as Error).message}`, { cause: e });
+    }
     fsyncDir(this.dir);
   }
 

@@ -67,13 +67,14 @@ export interface BenchCocoResult {
 /** Write a file so that readers see the old content or the whole new content, never a torn file. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const p = resolve(path);
-  await mkdir(dirname(p), { recursive: true });
   const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
+    // Inside the try: a parent that is a file (EEXIST/ENOTDIR) must be E_IO, not an internal error.
+    await mkdir(dirname(p), { recursive: true });
     await writeFile(tmp, data);
     await rename(tmp, p);
   } catch (e) {
-    await rm(tmp, { force: true });
+    await rm(tmp, { force: true }).catch(() => undefined); // the tmp may be unreachable (ENOTDIR)
     throw new KestrelError('E_IO', `cannot write ${p}: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -203,16 +203,17 @@ export async function pullModel(name: string, options: PullOptions = {}): Promis
   const manifest: PulledManifest = {
     name, package: entry.package, integrity: entry.integrity, main: entry.main, format: entry.format, files, pulledAt: new Date().toISOString(),
   };
-  await mkdir(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
+    // Inside the try: a cache root that is a file (ENOTDIR) must be E_IO, not an internal error.
+    await mkdir(dirname(dir), { recursive: true });
     await mkdir(tmp);
     for (const [p, f] of wanted) await writeFile(join(tmp, f.as), got.get(p)!);
     await writeFile(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined); // the tmp may be unreachable (ENOTDIR)
     throw new KestrelError('E_IO', `cannot write model into ${dir}: ${(e as Error).message}`, { cause: e });
   }
   reportProgress({ task, done: 1, total: 1, message: `${Math.round(bytes / 1e6)} MB` }, options.onProgress);

@@ -62,9 +62,10 @@ export async function writeQcModel(outDir: string, meta: object, tensors: Record
   if (existsSync(out) && !existsSync(join(out, QC_MODEL_FILE)) && (await import('node:fs')).readdirSync(out).length > 0) {
     throw new KestrelError('E_IO', `output folder ${out} exists and is not a Kestrel QC model folder; refusing to overwrite it`);
   }
-  await mkdir(dirname(out), { recursive: true });
   const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
+    // Inside the try: a parent that is a file (EEXIST/ENOTDIR) must be E_IO, not an internal error.
+    await mkdir(dirname(out), { recursive: true });
     await mkdir(tmp);
     await writeSafetensors(join(tmp, QC_WEIGHTS_FILE), tensors);
     await writeFile(join(tmp, QC_MODEL_FILE), JSON.stringify(meta, null, 2) + '\n');
@@ -72,7 +73,7 @@ export async function writeQcModel(outDir: string, meta: object, tensors: Record
     await rm(out, { recursive: true, force: true });
     await rename(tmp, out);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined); // the tmp may be unreachable (ENOTDIR)
     if (e instanceof KestrelError) throw e;
     throw new KestrelError('E_IO', `cannot write model to ${out}: ${(e as Error).message}`, { cause: e });
   }
