@@ -177,3 +177,20 @@ describe('an output path under a file is E_IO, not an internal error', () => {
     expect(readdirSync(w).sort()).toEqual(['ng', 'part.png']);
   });
 });
+
+describe('train --out is checked before the training', () => {
+  it('a non-model folder as --out fails first (the corrupt image behind it is never reached)', async () => {
+    const data = join(dir, 'xray-corrupt');
+    mkdirSync(data);
+    const names = ['a.png', 'b.png', 'c.png', 'd.png'];
+    for (const n of names) writeFileSync(join(data, n), 'not an image');
+    writeFileSync(join(data, 'labels.csv'), `file,split,label\n${names.map((n, i) => `${n},train,${i % 2}`).join('\n')}\n`);
+    const out = join(dir, 'precious');
+    mkdirSync(out);
+    writeFileSync(join(out, 'keep.txt'), 'x');
+    const r = await kestrel('train', 'xray', '--data', data, '--out', out, '--size', '32');
+    expectFailure(r, 'E_IO');
+    expect(r.err).toContain('refusing to overwrite');
+    expect(readdirSync(out)).toEqual(['keep.txt']);
+  });
+});

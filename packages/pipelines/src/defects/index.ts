@@ -14,6 +14,7 @@ import { classifierFromFiles, saveClassifier, trainClassifier, type ClassifierMe
 import { binaryBenchReport, type BinaryBenchReport } from '../training/report.js';
 import { stratifiedSplit } from '../training/split.js';
 import type { ImageInput } from '../training/image-input.js';
+import { checkQcModelOut } from '../training/model-dir.js';
 import { loadAnomalyModel, readAnyQcModel, saveAnomalyModel, trainAnomalyModel, type AnomalyMeta } from './anomaly.js';
 
 export { AnomalyMetaSchema, type AnomalyMeta } from './anomaly.js';
@@ -136,6 +137,7 @@ export async function trainDefects(options: TrainDefectsOptions): Promise<{ dir:
   const o = parseOptions(TrainDefectsOptionsSchema, options, 'train defects options');
   const { layout, items } = await readLabelledImages(o.data);
   if (layout === 'classification-csv') throw new KestrelError('E_DATA_FORMAT', `${o.data}/labels.csv has the X-ray layout (file,split,label); "train defects" reads the ELPV or magnetic-tile layout`);
+  checkQcModelOut(o.out);
   const { train, held } = holdoutSplit(items, o.holdout, o.seed);
   const trained = await trainClassifier({
     task: 'defects',
@@ -192,6 +194,7 @@ export async function trainAnomaly(options: TrainAnomalyOptions): Promise<{ dir:
   } else {
     goodItems = (await listImageFiles(o.good)).map((file) => ({ file, label: 0 as const, stratum: '0', meta: {} }));
   }
+  checkQcModelOut(o.out);
   const { train, held } = holdoutSplit(goodItems, o.holdout, o.seed);
   const m = await trainAnomalyModel({
     good: train.map((i) => i.file),

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -52,16 +52,29 @@ export async function readQcModel<M>(nameOrDir: string, check: (meta: unknown, d
 }
 
 /**
+ * Throw E_IO when `outDir` cannot take a QC model (a file, a folder that is not a QC model, or a path
+ * under a file). The trainers call it first, so a bad --out fails before the training, not after.
+ */
+export function checkQcModelOut(outDir: string): void {
+  const out = resolve(outDir);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new KestrelError('E_IO', `output ${out} exists and is not a folder`);
+  if (existsSync(out) && !existsSync(join(out, QC_MODEL_FILE)) && readdirSync(out).length > 0) {
+    throw new KestrelError('E_IO', `output folder ${out} exists and is not a Kestrel QC model folder; refusing to overwrite it`);
+  }
+  // The nearest existing ancestor must be a folder, or the final mkdir fails after all the work.
+  let p = dirname(out);
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  if (existsSync(p) && !statSync(p).isDirectory()) throw new KestrelError('E_IO', `cannot write model to ${out}: ${p} is a file`);
+}
+
+/**
  * Write a QC model folder atomically: everything goes to a temporary sibling folder that is renamed
  * into place at the end, so an interrupted run never leaves a half-written model. Extra text files
  * (a model card) may be added.
  */
 export async function writeQcModel(outDir: string, meta: object, tensors: Record<string, Tensor>, extra: Record<string, string> = {}): Promise<string> {
   const out = resolve(outDir);
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new KestrelError('E_IO', `output ${out} exists and is not a folder`);
-  if (existsSync(out) && !existsSync(join(out, QC_MODEL_FILE)) && (await import('node:fs')).readdirSync(out).length > 0) {
-    throw new KestrelError('E_IO', `output folder ${out} exists and is not a Kestrel QC model folder; refusing to overwrite it`);
-  }
+  checkQcModelOut(out);
   const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     // Inside the try: a parent that is a file (EEXIST/ENOTDIR) must be E_IO, not an internal error.

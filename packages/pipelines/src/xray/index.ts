@@ -9,6 +9,7 @@ import { CENTERNET_NODES } from '../training/backbone.js';
 import { loadClassifier, saveClassifier, trainClassifier, type ClassifierMeta } from '../training/classifier.js';
 import { binaryBenchReport, type BinaryBenchReport } from '../training/report.js';
 import type { ImageInput } from '../training/image-input.js';
+import { checkQcModelOut } from '../training/model-dir.js';
 
 /** Options of `pipeline('xray', ...)`. */
 export const XrayOptionsSchema = z.object({
@@ -97,6 +98,7 @@ export type TrainXrayOptions = z.input<typeof TrainXrayOptionsSchema>;
 export async function trainXray(options: TrainXrayOptions): Promise<{ dir: string; meta: ClassifierMeta }> {
   const o = parseOptions(TrainXrayOptionsSchema, options, 'train xray options');
   const items = await readXrayData(o.data, o.split);
+  checkQcModelOut(o.out);
   const trained = await trainClassifier({
     task: 'xray',
     labels: ['normal', 'pneumonia'],
