@@ -167,6 +167,13 @@ describe('an output path under a file is E_IO, not an internal error', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
+  it('quantize --out: refused before any tensor is quantized', async () => {
+    const r = await kestrel('quantize', '--model', fx('lm/A'), '--out', join(file, 'q8'));
+    expectFailure(r, 'E_IO');
+    expect(r.err).toContain('is a file');
+    expect(r.err).not.toContain('tensors');
+  });
+
   it('watch: DIR/ng is a file', async () => {
     const w = join(dir, 'watched-3');
     mkdirSync(w);

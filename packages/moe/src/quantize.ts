@@ -1,5 +1,5 @@
 import { mkdir, readFile, readdir, rename, rm, stat, copyFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { KestrelError, Tensor, openSafetensors, writeSafetensors } from '@kestrel/core';
 import { quantizeQ8, type LinearWeight } from '@kestrel/native';
 import { parseModelConfig } from './config.js';
@@ -41,6 +41,10 @@ export async function quantizeCheckpoint(dir: string, out: string, options: { ov
     const entries = exists.isDirectory() ? await readdir(dst) : ['(a file)'];
     if (entries.length && !options.overwrite) throw new KestrelError('E_OPTIONS', `${dst} already exists and is not empty; choose another --out or pass --overwrite`);
   }
+  // A path under a file would fail only at the final mkdir, after quantizing every tensor.
+  let up = dirname(dst);
+  while (!(await stat(up).catch(() => null)) && dirname(up) !== up) up = dirname(up);
+  if ((await stat(up).catch(() => null))?.isDirectory() === false) throw new KestrelError('E_IO', `cannot write ${dst}: ${up} is a file`);
   const file = await openSafetensors(src);
   const tmp = `${dst}.tmp-${process.pid}-${Date.now()}`;
   let inputBytes = 0;

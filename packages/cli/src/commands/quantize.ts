@@ -25,11 +25,17 @@ Load DIR2 with dtype 'int8': no quantization at load time. DIR2 is written atomi
       if (typeof model !== 'string' || typeof out !== 'string') throw new KestrelError('E_OPTIONS', 'kestrel quantize needs --model DIR and --out DIR2');
       const { quantizeCheckpoint } = await import('@kestrel/moe');
       const t0 = Date.now();
-      const rep = await quantizeCheckpoint(model, out, {
-        overwrite: ctx.values.overwrite === true,
-        onProgress: ctx.json ? undefined : (d, n) => { if (d === n || d % 50 === 0) ctx.err.write(`\rquantize: ${d}/${n} tensors`); },
-      });
-      if (!ctx.json) ctx.err.write('\n');
+      let progress = false;
+      let rep;
+      try {
+        rep = await quantizeCheckpoint(model, out, {
+          overwrite: ctx.values.overwrite === true,
+          onProgress: ctx.json ? undefined : (d, n) => { if (d === n || d % 50 === 0) { ctx.err.write(`\rquantize: ${d}/${n} tensors`); progress = true; } },
+        });
+      } finally {
+        // End the progress line also on failure, so an error starts on its own line.
+        if (progress) ctx.err.write('\n');
+      }
       const res = { ...rep, seconds: (Date.now() - t0) / 1000, ratio: rep.outputBytes / rep.inputBytes };
       if (ctx.json) printJson(ctx, res);
       else ctx.out.write(`wrote ${rep.out}: ${rep.quantized} of ${rep.tensors} tensors quantized, ${(rep.inputBytes / 2 ** 20).toFixed(1)} MiB -> ${(rep.outputBytes / 2 ** 20).toFixed(1)} MiB in ${res.seconds.toFixed(1)} s\n`);
