@@ -167,6 +167,20 @@ describe('an output path under a file is E_IO, not an internal error', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
+  it('caption --out and bench coco --results: refused before the model runs', async () => {
+    const c = await kestrel('caption', '--model', vlm, '--out', join(file, 'c.json'), join(vlm, 'img0.png'));
+    expectFailure(c, 'E_IO');
+    expect(c.err).not.toContain('captioned');
+    const data = join(dir, 'coco-ok');
+    mkdirSync(join(data, 'images'), { recursive: true });
+    mkdirSync(join(data, 'annotations'));
+    writeFileSync(join(data, 'images', 'a.png'), readFileSync(img));
+    writeFileSync(join(data, 'annotations', 'instances_val.json'), JSON.stringify({ images: [{ id: 1, file_name: 'a.png', width: 28, height: 28 }], annotations: [], categories: [{ id: 1, name: 'person' }] }));
+    // model "nope": reaching the model loader would give E_MODEL_NOT_FOUND instead
+    const b = await kestrel('bench', 'coco', '--model', 'nope', '--data', data, '--results', join(file, 'r.json'));
+    expectFailure(b, 'E_IO');
+  });
+
   it('quantize --out: refused before any tensor is quantized', async () => {
     const r = await kestrel('quantize', '--model', fx('lm/A'), '--out', join(file, 'q8'));
     expectFailure(r, 'E_IO');

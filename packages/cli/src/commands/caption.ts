@@ -51,6 +51,13 @@ export const commands: CommandSpec[] = [
       if (typeof ctx.values.out === 'string' && (await stat(ctx.values.out).catch(() => null))?.isDirectory()) {
         throw new KestrelError('E_OPTIONS', `--out ${ctx.values.out} is a directory; give a file name such as ${ctx.values.out.replace(/\/+$/, '')}/captions.json`);
       }
+      if (typeof ctx.values.out === 'string') {
+        // Nor can it go under a file (the folders are created only when writing, at the end).
+        const { dirname, resolve } = await import('node:path');
+        let up = dirname(resolve(ctx.values.out));
+        while (!(await stat(up).catch(() => null)) && dirname(up) !== up) up = dirname(up);
+        if ((await stat(up).catch(() => null))?.isDirectory() === false) throw new KestrelError('E_IO', `cannot write ${ctx.values.out}: ${up} is a file`);
+      }
       const { pipeline, writeFileAtomic } = await import('@kestrel/pipelines');
       const prompt = ctx.values.prompt;
       const caption = await pipeline('caption', { model, ...(await modelFlags(ctx.values)), ...(typeof prompt === 'string' ? { prompt } : {}) });

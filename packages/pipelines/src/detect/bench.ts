@@ -95,6 +95,12 @@ export async function benchCoco(options: BenchCocoOptions): Promise<BenchCocoRes
   if (o.results && (await stat(o.results).catch(() => null))?.isDirectory()) {
     throw new KestrelError('E_OPTIONS', `--results ${o.results} is a directory; give a file name such as ${join(o.results, 'results.json')}`);
   }
+  if (o.results) {
+    // Nor can it go under a file (the folders are created only when writing, after the run).
+    let up = dirname(resolve(o.results));
+    while (!(await stat(up).catch(() => null)) && dirname(up) !== up) up = dirname(up);
+    if ((await stat(up).catch(() => null))?.isDirectory() === false) throw new KestrelError('E_IO', `cannot write ${o.results}: ${up} is a file`);
+  }
   const task = o.iouType === 'segm' ? 'segment' : 'detect';
   const tl = performance.now();
   const pipe = (await createPipeline(task, {
