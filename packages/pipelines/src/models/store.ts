@@ -255,7 +255,8 @@ export async function listModels(home = kestrelHome()): Promise<ModelListing[]> 
       // A runtime file, or a Kestrel-trained model folder (qc-model.json + MODEL_CARD.md).
       if (!findMainFile(dir) && !CARD_FILES.some((f) => existsSync(join(dir, f)))) continue;
       const card = await readCard(dir);
-      out.push({ name: d.name, source, installed: true, dir, tasks: card.tasks ?? [], description: card.description ?? '', bytes: await dirBytes(dir) });
+      const description = card.description ?? (await modelCardSummary(dir)) ?? '';
+      out.push({ name: d.name, source, installed: true, dir, tasks: card.tasks ?? [], description, bytes: await dirBytes(dir) });
     }
   };
   await scan(join(home, 'models'), 'cache');
@@ -265,6 +266,16 @@ export async function listModels(home = kestrelHome()): Promise<ModelListing[]> 
 
 /** Files that mark a folder as a model even without model.json / *.onnx. */
 const CARD_FILES = [MANIFEST, 'model-card.json', 'qc-model.json', 'MODEL_CARD.md'];
+
+/** The first sentence of a folder's MODEL_CARD.md (its first paragraph line), as a description. */
+async function modelCardSummary(dir: string): Promise<string | undefined> {
+  let text: string;
+  try { text = await readFile(join(dir, 'MODEL_CARD.md'), 'utf8'); } catch { return undefined; }
+  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  if (!line) return undefined;
+  const sentence = line.replace(/\*\*/g, '').split(/(?<=[.)])\s/)[0]!;
+  return sentence.length > 90 ? `${sentence.slice(0, 87)}...` : sentence;
+}
 
 async function readCard(dir: string): Promise<{ tasks?: string[]; description?: string }> {
   for (const f of [MANIFEST, 'model-card.json', 'qc-model.json']) {
