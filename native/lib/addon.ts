@@ -7,30 +7,19 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KestrelError } from '@kestrel/core';
-import type { AttentionParams, ExpertWeights, Kernels, LinearWeight, MoeRouteParams, PreparedLinear, RopeParams } from './contract.js';
+import type { Kernels, LinearWeight, PreparedLinear } from './contract.js';
 
-/** The raw functions the binary exports (see src/addon.cc). */
-interface NativeBinding {
+/**
+ * The raw functions the binary exports (see src/addon.cc): the contract's ops with the same signatures,
+ * plus pool/ISA control; weights are prepared into and released from opaque native handles.
+ */
+type NativeBinding = Omit<Kernels, 'name' | 'prepareLinear' | 'releaseLinear'> & {
   info(): { isa: string; threads: number; supportedIsas: string[] };
   setThreads(n: number): void;
   setIsa(name: string): boolean;
   prepareLinear(w: LinearWeight): unknown;
   releaseLinear(handle: unknown): void;
-  linear(x: Float32Array, m: number, w: PreparedLinear, bias: Float32Array | null, out: Float32Array): void;
-  rmsnorm(x: Float32Array, m: number, n: number, weight: Float32Array, eps: number, out: Float32Array): void;
-  layernorm(x: Float32Array, m: number, n: number, weight: Float32Array, bias: Float32Array, eps: number, out: Float32Array): void;
-  gelu(x: Float32Array, out: Float32Array, approx: 'tanh' | 'erf'): void;
-  silu(x: Float32Array, out: Float32Array): void;
-  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array): void;
-  softmax(x: Float32Array, m: number, n: number): void;
-  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
-  mul(a: Float32Array, b: Float32Array, out: Float32Array): void;
-  embedding(table: PreparedLinear, ids: Int32Array, out: Float32Array): void;
-  rope(x: Float32Array, p: RopeParams, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, p: AttentionParams): void;
-  moeRoute(logits: Float32Array, m: number, nExperts: number, p: MoeRouteParams, idx: Int32Array, weight: Float32Array, scores: Float32Array): void;
-  moeExperts(x: Float32Array, m: number, h: number, experts: ExpertWeights[], idx: Int32Array, weight: Float32Array, topK: number, out: Float32Array): void;
-}
+};
 
 /** State of the native CPU backend. */
 export interface NativeInfo {

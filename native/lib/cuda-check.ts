@@ -4,7 +4,8 @@
  * Error measure per output: max |got - ref| / max |ref| (norm-wise relative error); a NaN or infinity in
  * the output never passes. Outputs are poisoned with NaN before every run so an op that skips elements fails.
  */
-import { portableKernels as P, quantizeQ8 } from './portable/index.js';
+import { portableKernels as P } from './portable/index.js';
+import { rng, randn, randomWeight as weight } from './random-inputs.js';
 import type { AttentionParams, ExpertWeights, Kernels, LinearWeight, MoeRouteParams, RopeParams } from './contract.js';
 
 /** One compared op. */
@@ -14,35 +15,6 @@ export interface OpCheck {
   err: number;
   tol: number;
   pass: boolean;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-function randn(r: () => number, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) * scale;
-  return a;
-}
-
-function toBf16(a: Float32Array): Uint16Array {
-  const u = new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-  const o = new Uint16Array(a.length);
-  for (let i = 0; i < a.length; i++) o[i] = u[i]! >>> 16;
-  return o;
-}
-
-function weight(r: () => number, n: number, k: number, format: 'f32' | 'bf16' | 'q8'): LinearWeight {
-  const data = randn(r, n * k, 1 / Math.sqrt(k));
-  const f: LinearWeight = { format: 'f32', n, k, data };
-  if (format === 'f32') return f;
-  if (format === 'bf16') return { format: 'bf16', n, k, data: toBf16(data) };
-  return quantizeQ8(f);
 }
 
 /** max |got - ref| / max |ref|; Infinity when got has a NaN/inf or the lengths differ. */

@@ -6,37 +6,13 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { portableKernels as P, quantizeQ8 } from './portable/index.js';
+import { portableKernels as P } from './portable/index.js';
+import { rng, randn, randomWeight as weight } from './random-inputs.js';
 import type { ExpertWeights, Kernels, LinearWeight, MoeRouteParams, PreparedLinear } from './contract.js';
 import { Q8_BLOCK } from './contract.js';
 
 const built = existsSync(fileURLToPath(new URL('../build/Release/kestrel_native.node', import.meta.url)));
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-function randn(r: () => number, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) * scale;
-  return a;
-}
-function toBf16(a: Float32Array): Uint16Array {
-  const u = new Uint32Array(a.buffer.slice(0));
-  const o = new Uint16Array(a.length);
-  for (let i = 0; i < a.length; i++) o[i] = u[i]! >>> 16; // truncation: any bf16 pattern is a valid weight
-  return o;
-}
-function weight(r: () => number, n: number, k: number, format: 'f32' | 'bf16' | 'q8'): LinearWeight {
-  const data = randn(r, n * k, 1 / Math.sqrt(k));
-  const f: LinearWeight = { format: 'f32', n, k, data };
-  if (format === 'f32') return f;
-  if (format === 'bf16') return { format: 'bf16', n, k, data: toBf16(data) };
-  return quantizeQ8(f);
-}
 /** Componentwise check |a - b| <= tol[i] (tol per element), with the worst offender in the message. */
 function expectClose(a: Float32Array | Int32Array, b: ArrayLike<number>, tol: (i: number) => number, what: string): void {
   expect(a.length, what).toBe(b.length);

@@ -2,20 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { f32ToBf16, bf16ToF32 } from '@kestrel/core';
 import { portableKernels as K, quantizeQ8, erf } from './index.js';
 import type { LinearWeight, MoeRouteParams } from '../contract.js';
+import { rng, randn } from '../random-inputs.js';
 
-// Deterministic generator so failures reproduce.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-function randn(r: () => number, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r())) * scale;
-  return a;
-}
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let m = 0;
