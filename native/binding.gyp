@@ -1,5 +1,5 @@
 # The addon: baseline C++ plus one static library per instruction set, each compiled with only its own -m
-# flags (never -march=native), so one build runs on any x86-64 CPU and picks its kernels at run time (cpuid).
+# flags (never a host-tuned -march), so one build runs on any x86-64 CPU and picks its kernels at run time (cpuid).
 {
   "variables": {
     "kestrel_common_cflags": ["-O3", "-fPIC", "-std=c++17", "-fno-math-errno", "-Wno-uninitialized", "-Wno-maybe-uninitialized"]
