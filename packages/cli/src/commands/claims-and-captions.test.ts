@@ -2,29 +2,13 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { isKestrelError } from '@kestrel/core';
 import type { CommandContext, CommandSpec } from '../command.js';
+import { runCommand, errorCode as code } from '../testing/run-command.js';
 import { commands as claimsCommands } from './claims.js';
 import { commands as captionCommands } from './eval-captions.js';
 
-function sink(): { stream: Writable; text: () => string } {
-  let buf = '';
-  return { stream: new Writable({ write(c, _e, cb) { buf += String(c); cb(); } }), text: () => buf };
-}
-
-async function runCmd(cmd: CommandSpec, values: CommandContext['values'], json = true): Promise<{ out: string; err: string }> {
-  const out = sink();
-  const err = sink();
-  await cmd.run({ values, positionals: [], json, debug: false, out: out.stream, err: err.stream });
-  return { out: out.text(), err: err.text() };
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { if (isKestrelError(e)) return e.code; throw e; }
-  return 'ok';
-}
+const runCmd = (cmd: CommandSpec, values: CommandContext['values'], json = true): Promise<{ out: string; err: string }> => runCommand(cmd, values, [], json);
 
 const dir = mkdtempSync(join(tmpdir(), 'kestrel-claims-'));
 const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p; };

@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { isKestrelError, type KestrelError } from '@kestrel/core';
 import type { CommandContext } from '../command.js';
+import { runCommand, captureStream as sink } from '../testing/run-command.js';
 import { commands } from './eval-coco.js';
 import { commands as benchCommands } from './bench-eval.js';
 
@@ -14,16 +14,7 @@ const dir = mkdtempSync(join(tmpdir(), 'kestrel-coco-cli-'));
 const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p; };
 const cmd = commands[0]!;
 
-function sink(): { stream: Writable; text: () => string } {
-  let buf = '';
-  return { stream: new Writable({ write(c, _e, cb) { buf += String(c); cb(); } }), text: () => buf };
-}
-
-async function run(values: CommandContext['values'], json = true): Promise<string> {
-  const out = sink();
-  await cmd.run({ values, positionals: [], json, debug: false, out: out.stream, err: sink().stream });
-  return out.text();
-}
+const run = async (values: CommandContext['values'], json = true): Promise<string> => (await runCommand(cmd, values, [], json)).out;
 
 async function failure(values: CommandContext['values']): Promise<KestrelError> {
   try { await run(values); } catch (e) { if (isKestrelError(e)) return e; throw e; }

@@ -2,10 +2,9 @@ import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { isKestrelError } from '@kestrel/core';
 import type { CommandContext, CommandSpec } from '../command.js';
+import { runCommand, errorCode as code } from '../testing/run-command.js';
 import { commands as genCommands } from './generate.js';
 import { commands as quantCommands } from './quantize.js';
 
@@ -13,20 +12,7 @@ const FIX = fileURLToPath(new URL('../../../../test/fixtures/lm/', import.meta.u
 const generate = genCommands[0]!;
 const quantize = quantCommands[0]!;
 
-function sink(): { stream: Writable; text: () => string } {
-  let buf = '';
-  return { stream: new Writable({ write(c, _e, cb) { buf += String(c); cb(); } }), text: () => buf };
-}
-async function runCmd(cmd: CommandSpec, values: CommandContext['values'], json = true): Promise<{ out: string; err: string }> {
-  const out = sink();
-  const err = sink();
-  await cmd.run({ values, positionals: [], json, debug: false, out: out.stream, err: err.stream });
-  return { out: out.text(), err: err.text() };
-}
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { if (isKestrelError(e)) return e.code; throw e; }
-  return 'ok';
-}
+const runCmd = (cmd: CommandSpec, values: CommandContext['values'], json = true): Promise<{ out: string; err: string }> => runCommand(cmd, values, [], json);
 
 describe('kestrel generate / quantize', () => {
   it('generate --ids prints the golden greedy tokens (JSON and plain)', async () => {

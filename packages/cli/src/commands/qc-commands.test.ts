@@ -2,10 +2,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { isKestrelError } from '@kestrel/core';
 import type { CommandContext, CommandSpec } from '../command.js';
+import { runCommand as run, errorCode as code } from '../testing/run-command.js';
 import { commands as trainCommands } from './train.js';
 import { commands as benchXrayCommands } from './bench-xray.js';
 import { commands as benchDefectsCommands } from './bench-defects.js';
@@ -14,23 +13,6 @@ import { commands as claimsCommands } from './claims.js';
 
 const fixtures = fileURLToPath(new URL('../../../../test/fixtures/qc/', import.meta.url));
 const byPath = (cmds: CommandSpec[], p: string): CommandSpec => cmds.find((c) => c.path.join(' ') === p)!;
-
-function sink(): { stream: Writable; text: () => string } {
-  let buf = '';
-  return { stream: new Writable({ write(c, _e, cb) { buf += String(c); cb(); } }), text: () => buf };
-}
-
-async function run(cmd: CommandSpec, values: CommandContext['values'], positionals: string[] = [], json = true): Promise<{ out: string; err: string }> {
-  const out = sink();
-  const err = sink();
-  await cmd.run({ values, positionals, json, debug: false, out: out.stream, err: err.stream });
-  return { out: out.text(), err: err.text() };
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { if (isKestrelError(e)) return e.code; throw e; }
-  return 'ok';
-}
 
 describe('QC commands', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kestrel-qc-cli-'));
