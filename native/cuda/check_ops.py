@@ -375,6 +375,16 @@ class Lib:
             "kc_d_upload": (C.c_int, [V, P, C.c_size_t]),
             "kc_d_sync": (C.c_int, []),
             "kc_d_linear": (C.c_int, [V, I64, V, V, V]),
+            "kc_d_download": (C.c_int, [P, V, C.c_size_t]),
+            "kc_d_rmsnorm": (C.c_int, [V, I64, I64, I64, V, F, V, I64]),
+            "kc_d_rope": (C.c_int, [V, P, V, V, V]),
+            "kc_d_attention": (C.c_int, [V, V, V, V, P, F]),
+            "kc_d_moe_route": (C.c_int, [V, I64, I32, P, V, F, V, V, V]),
+            "kc_moe_group_create": (V, [P, I32]),
+            "kc_moe_group_release": (None, [V]),
+            "kc_d_moe_experts": (C.c_int, [V, I64, I64, V, V, V, I32, V]),
+            "kc_d_linear_grouped": (C.c_int, [V, I64, I64, I32, I64, V, V, I64, I64]),
+            "kc_d_argmax": (C.c_int, [V, I64, I64, V]),
         }
         for name, (res, args) in sig.items():
             f = getattr(L, name)
@@ -476,8 +486,154 @@ def run_gpu(lib, case):
     raise ValueError(op)
 
 
+# ----------------------------------------------------------------------------------------------
+# the device-pointer layer (what the device-resident decode runs on): same references, inputs on the GPU
+
+
+def ref_grouped(x, m, ldx, groups, xgs, w, ldo, ogs, out0):
+    W = decode(w)
+    n, k = w["n"] // groups, w["k"]
+    out = out0.astype(np.float64).copy()
+    for r in range(m):
+        for g in range(groups):
+            xv = x[r * ldx + g * xgs:r * ldx + g * xgs + k].astype(np.float64)
+            out[r * ldo + g * ogs:r * ldo + g * ogs + n] = W[g * n:(g + 1) * n] @ xv
+    return out
+
+
+def build_device_cases(seed=20261130):
+    rng = np.random.default_rng(seed)
+    base = {c["name"]: c for c in build_cases()}
+    cases = []
+    for name in ("moeExperts f32 m=1", "moeExperts bf16 m=1", "moeExperts bf16 m=11", "moeExperts q8 m=11", "rope interleaved", "rope rotate_half",
+                 "attention decode", "attention MLA decode (latent cache)", "attention MLA prefill chunk", "moeRoute softmax group_limited_greedy",
+                 "moeRoute sigmoid noaux_tc"):
+        c = dict(base[name])
+        c["name"] = "device " + name
+        c["op"] = "d_" + c["op"]
+        cases.append(c)
+    for fmt in ("f32", "bf16", "q8"):
+        groups, n, k, m = 4, 24, 40, 3
+        xgs, ldx, ogs, ldo = 48, 4 * 48 + 5, 30, 4 * 30 + 2
+        w = make_weight(rng, groups * n, k, fmt)
+        inp = {"x": randn(rng, m * ldx), "w_data": w["data"], "out0": np.full(m * ldo, 0.5, np.float32)}
+        if w["scales"] is not None:
+            inp["w_scales"] = w["scales"]
+        cases.append({"name": f"device linearGrouped {fmt}", "op": "d_linear_grouped", "tol": TOL[fmt],
+                      "params": {"fmt": fmt, "n": groups * n, "k": k, "m": m, "ldx": ldx, "groups": groups, "xgs": xgs, "ldo": ldo, "ogs": ogs}, "inputs": inp})
+    m, n, ld = 4, 96, 130
+    cases.append({"name": "device rmsnorm strided (in place)", "op": "d_rmsnorm", "tol": 1e-5, "params": {"m": m, "n": n, "ld": ld, "eps": 1e-6},
+                  "inputs": {"x": randn(rng, m * ld, 2), "w": randn(rng, n)}})
+    x = randn(rng, 3 * 1000)
+    x[1000 + 17] = x[1000 + 900] = 50.0  # a tie: the lower index wins
+    cases.append({"name": "device argmax", "op": "d_argmax", "tol": 0, "params": {"m": 3, "n": 1000}, "inputs": {"x": x}})
+    return cases
+
+
+def device_reference(case):
+    op, p, i = case["op"], case["params"], case["inputs"]
+    if op == "d_linear_grouped":
+        return {"out": ref_grouped(i["x"], p["m"], p["ldx"], p["groups"], p["xgs"], weight_of(case), p["ldo"], p["ogs"], i["out0"])}
+    if op == "d_rmsnorm":
+        out = i["x"].astype(np.float64).copy()
+        for r in range(p["m"]):
+            o = r * p["ld"]
+            out[o:o + p["n"]] = ref_rmsnorm(i["x"][o:o + p["n"]], 1, p["n"], i["w"], p["eps"])
+        return {"out": out}
+    if op == "d_argmax":
+        return {"out": i["x"].reshape(p["m"], p["n"]).argmax(1).astype(np.int32)}
+    return reference(dict(case, op=op[2:]))
+
+
+class Dev:
+    """Device buffers of one case, freed together."""
+
+    def __init__(self, lib):
+        self.lib, self.ptrs = lib, []
+
+    def put(self, a):
+        a = np.ascontiguousarray(a)
+        d = self.lib.d_alloc(max(a.nbytes, 4))
+        self.ptrs.append(d)
+        self.lib.check(self.lib.d_upload(d, ptr(a), a.nbytes), "upload")
+        return d
+
+    def get(self, d, n, dtype=np.float32):
+        out = np.empty(n, dtype)
+        self.lib.check(self.lib.d_download(ptr(out), d, out.nbytes), "download")
+        return out
+
+    def free(self):
+        for d in self.ptrs:
+            self.lib.d_free(d)
+
+
+def run_device(lib, case):
+    op, p, i = case["op"], case["params"], case["inputs"]
+    D = Dev(lib)
+    try:
+        if op == "d_moe_experts":
+            handles = [lib.prepare(e[nm]) for e in expert_weights(case) for nm in ("gate", "up", "down")]
+            arr = (C.c_void_p * len(handles))(*handles)
+            g = lib.moe_group_create(C.cast(arr, C.c_void_p), p["E"])
+            try:
+                if not g:
+                    raise RuntimeError(lib.last_error().decode())
+                out = D.put(nanlike(p["m"] * p["h"]))
+                lib.check(lib.d_moe_experts(D.put(i["x"]), p["m"], p["h"], g, D.put(i["idx"]), D.put(i["weight"]), p["topK"], out), op)
+                return {"out": D.get(out, p["m"] * p["h"])}
+            finally:
+                lib.moe_group_release(g)
+                for h in handles:
+                    lib.release_linear(h)
+        if op == "d_rope":
+            x = D.put(i["x"])
+            lib.check(lib.d_rope(x, ptr(np.array(p["geom"], np.int32)), D.put(i["positions"]), D.put(i["cos"]), D.put(i["sin"])), op)
+            return {"out": D.get(x, i["x"].size)}
+        if op == "d_attention":
+            g = p["geom"]
+            out0 = i["out"].copy()
+            for r in range(g[0]):
+                out0[r * g[9]:r * g[9] + g[2] * g[5]] = np.nan
+            out = D.put(out0)
+            lib.check(lib.d_attention(D.put(i["q"]), D.put(i["k"]), D.put(i["v"]), out, ptr(np.array(g, np.int32)), p["scale"]), op)
+            return {"out": D.get(out, out0.size)}
+        if op == "d_moe_route":
+            m, E, cfg = p["m"], p["E"], p["cfg"]
+            idx, w, sc = D.put(nanlike(m * cfg[0], np.int32)), D.put(nanlike(m * cfg[0])), D.put(nanlike(m * E))
+            lib.check(lib.d_moe_route(D.put(i["logits"]), m, E, ptr(np.array(cfg, np.int32)), D.put(i["bias"]) if p["bias"] else None, p["scaling"], idx, w, sc), op)
+            return {"idx": D.get(idx, m * cfg[0], np.int32), "weight": D.get(w, m * cfg[0]), "scores": D.get(sc, m * E)}
+        if op == "d_linear_grouped":
+            h = lib.prepare(weight_of(case))
+            try:
+                out0 = i["out0"].copy()
+                n = p["n"] // p["groups"]
+                for r in range(p["m"]):
+                    for gi in range(p["groups"]):
+                        o = r * p["ldo"] + gi * p["ogs"]
+                        out0[o:o + n] = np.nan
+                out = D.put(out0)
+                lib.check(lib.d_linear_grouped(D.put(i["x"]), p["m"], p["ldx"], p["groups"], p["xgs"], h, out, p["ldo"], p["ogs"]), op)
+                return {"out": D.get(out, out0.size)}
+            finally:
+                lib.release_linear(h)
+        if op == "d_rmsnorm":
+            x = D.put(i["x"])
+            lib.check(lib.d_rmsnorm(x, p["m"], p["n"], p["ld"], D.put(i["w"]), p["eps"], x, p["ld"]), op)
+            return {"out": D.get(x, i["x"].size)}
+        if op == "d_argmax":
+            out = D.put(np.full(p["m"], -1, np.int32))
+            lib.check(lib.d_argmax(D.put(i["x"]), p["m"], p["n"], out), op)
+            return {"out": D.get(out, p["m"], np.int32)}
+        raise ValueError(op)
+    finally:
+        D.free()
+
+
 def compare(case, got, ref):
-    if case["op"] == "moe_route":
+    if case["op"] == "d_argmax":
+        return 0.0 if np.array_equal(got["out"], ref["out"]) else math.inf
+    if case["op"] in ("moe_route", "d_moe_route"):
         if not np.array_equal(got["idx"], ref["idx"]):
             return math.inf
         return max(rel_err(got["weight"], ref["weight"]), rel_err(got["scores"], ref["scores"]))
@@ -541,7 +697,7 @@ def main():
         print(f"wrote {len(cases)} cases to {args.emit}")
         return 0
     lib = Lib(os.path.abspath(args.lib))
-    if lib.abi_version() != 1:
+    if lib.abi_version() != 2:
         print("library ABI version mismatch; rebuild", file=sys.stderr)
         return 2
     if lib.init() != 0:
@@ -552,10 +708,12 @@ def main():
     lib.device_info(name, 256, C.byref(ma), C.byref(mi), C.byref(mem), C.byref(sms))
     lines = [f"device: {name.value.decode()} (sm_{ma.value}{mi.value}, {sms.value} SMs, {mem.value / 2**30:.1f} GiB)"]
     failed = 0
+    cases = cases + build_device_cases()
     for case in cases:
-        ref = reference(case)
+        dev = case["op"].startswith("d_")
+        ref = device_reference(case) if dev else reference(case)
         try:
-            got = run_gpu(lib, case)
+            got = run_device(lib, case) if dev else run_gpu(lib, case)
             err = compare(case, got, ref)
         except Exception as e:  # one failing op must not hide the others
             err = math.inf

@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KestrelError } from '@kestrel/core';
+import { createDeviceOps, type DeviceOps } from './cuda-device.js';
 import { Q8_BLOCK, type AttentionParams, type ExpertWeights, type Kernels, type LinearWeight, type MoeRouteParams, type PreparedLinear, type RopeParams } from './contract.js';
 
 /** What the shim exports (see native/cuda/src/shim.c). Numbers are plain JS numbers. */
@@ -32,6 +33,26 @@ export interface CudaBinding {
   moeRoute(logits: Float32Array, m: number, nExperts: number, cfg: Int32Array, bias: Float32Array | null, scaling: number, idx: Int32Array, weight: Float32Array, scores: Float32Array): void;
   moeExperts(x: Float32Array, m: number, h: number, handles: unknown[], idx: Int32Array, weight: Float32Array, topK: number, out: Float32Array): void;
   copyBandwidth(bytes: number, reps: number): number;
+  // device-pointer layer (addresses as BigInt, 0n = null); see native/cuda/src/kestrel_cuda.h
+  dAlloc(bytes: number): bigint;
+  dFree(p: bigint): void;
+  dUpload(dst: bigint, src: Float32Array | Int32Array): void;
+  dDownload(dst: Float32Array | Int32Array, src: bigint): void;
+  dSync(): void;
+  dMemcpy(dst: bigint, src: bigint, bytes: number): void;
+  dCopyRows(dst: bigint, ldd: number, src: bigint, lds: number, rows: number, cols: number): void;
+  dLinear(x: bigint, m: number, handle: unknown, bias: bigint, out: bigint): void;
+  dRmsnorm(x: bigint, m: number, n: number, ldx: number, w: bigint, eps: number, out: bigint, ldo: number): void;
+  dEmbedding(handle: unknown, ids: bigint, m: number, out: bigint): void;
+  dBinary(op: number, a: bigint, b: bigint, len: number, out: bigint): void;
+  dRope(x: bigint, geom: Int32Array, positions: bigint, cos: bigint, sin: bigint): void;
+  dAttention(q: bigint, k: bigint, v: bigint, out: bigint, geom: Int32Array, scale: number): void;
+  dMoeRoute(logits: bigint, m: number, nExperts: number, cfg: Int32Array, bias: bigint, scaling: number, idx: bigint, weight: bigint, scores: bigint): void;
+  moeGroup(handles: unknown[]): unknown;
+  moeGroupRelease(group: unknown): void;
+  dMoeExperts(x: bigint, m: number, h: number, group: unknown, idx: bigint, weight: bigint, topK: number, out: bigint): void;
+  dLinearGrouped(x: bigint, m: number, ldx: number, groups: number, xGroupStride: number, handle: unknown, out: bigint, ldo: number, outGroupStride: number): void;
+  dArgmax(x: bigint, m: number, n: number, out: bigint): void;
 }
 
 /** The GPU the backend runs on. */
@@ -51,6 +72,8 @@ export type CudaKernels = Kernels & {
   releaseLinear(w: PreparedLinear): void;
   /** Device-to-device copy bandwidth in GB/s (read + write), the bound decode is measured against. */
   copyBandwidthGBs(bytes?: number, reps?: number): number;
+  /** The same ops on buffers that stay on the GPU (device-resident decode). */
+  readonly deviceOps: DeviceOps;
 };
 
 const BUILD_DIR = process.env.KESTREL_CUDA_DIR ?? fileURLToPath(new URL('../cuda/build/', import.meta.url));
@@ -120,11 +143,11 @@ export async function cudaAvailability(): Promise<{ available: true; device: Cud
 // ---------------------------------------------------------------------------------------------
 // shape checks: every length the C side trusts is checked here first
 
-function shape(cond: boolean, op: string, msg: string): void {
+export function shape(cond: boolean, op: string, msg: string): void {
   if (!cond) throw new RangeError(`cuda ${op}: ${msg}`);
 }
 
-function count(v: number, op: string, name: string): void {
+export function count(v: number, op: string, name: string): void {
   shape(Number.isInteger(v) && v >= 0 && v <= 0x7fffffff, op, `${name} must be a non-negative int32, got ${v}`);
 }
 
@@ -150,7 +173,10 @@ function extent(rows: number, stride: number, width: number): number {
 }
 
 /** The attention geometry as the C ABI takes it, after checking it against the buffers. */
-export function attentionGeometry(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, p: AttentionParams): Int32Array {
+/** Anything with a length in elements: a typed array, or a device view (cuda-device.ts). */
+export interface Sized { readonly length: number }
+
+export function attentionGeometry(q: Sized, k: Sized, v: Sized, out: Sized, p: AttentionParams): Int32Array {
   const op = 'attention';
   for (const key of ['tq', 'tk', 'nHeads', 'nKvHeads', 'dqk', 'dv', 'qStride', 'kStride', 'vStride', 'outStride', 'qPos0'] as const) count(p[key], op, key);
   shape(p.nKvHeads > 0 && p.nHeads % p.nKvHeads === 0, op, `nHeads ${p.nHeads} must be a multiple of nKvHeads ${p.nKvHeads}`);
@@ -164,21 +190,22 @@ export function attentionGeometry(q: Float32Array, k: Float32Array, v: Float32Ar
 }
 
 /** The rope geometry as the C ABI takes it, after checking it against the buffers. */
-export function ropeGeometry(x: Float32Array, p: RopeParams, positions: Int32Array, cos: Float32Array, sin: Float32Array): Int32Array {
+export function ropeGeometry(x: Sized, p: RopeParams, positions: Int32Array | null, cos: Sized, sin: Sized): Int32Array {
   const op = 'rope';
   for (const key of ['m', 'nHeads', 'headStride', 'rowStride', 'offset', 'dim'] as const) count(p[key], op, key);
   shape(p.dim % 2 === 0 && p.dim > 0, op, `dim must be even and positive, got ${p.dim}`);
   if (p.m > 0 && p.nHeads > 0) shape(x.length >= (p.m - 1) * p.rowStride + (p.nHeads - 1) * p.headStride + p.offset + p.dim, op, 'x is shorter than the rows and heads it rotates');
-  shape(positions.length >= p.m, op, 'fewer positions than rows');
   const half = p.dim / 2;
   shape(cos.length === sin.length && cos.length % half === 0, op, 'cos and sin must be tables of the same [maxPos, dim/2] shape');
   const maxPos = cos.length / half;
-  for (let r = 0; r < p.m; r++) shape(positions[r]! >= 0 && positions[r]! < maxPos, op, `position ${positions[r]} outside the table [0, ${maxPos})`);
+  // device positions (null) are checked by their producer before upload
+  if (positions) shape(positions.length >= p.m, op, 'fewer positions than rows');
+  if (positions) for (let r = 0; r < p.m; r++) shape(positions[r]! >= 0 && positions[r]! < maxPos, op, `position ${positions[r]} outside the table [0, ${maxPos})`);
   return Int32Array.from([p.m, p.nHeads, p.headStride, p.rowStride, p.offset, p.dim, p.interleaved ? 1 : 0]);
 }
 
 /** The router configuration as the C ABI takes it, after checking it. */
-export function routeConfig(logits: Float32Array, m: number, nExperts: number, p: MoeRouteParams, idx: Int32Array, weight: Float32Array, scores: Float32Array): Int32Array {
+export function routeConfig(logits: Sized, m: number, nExperts: number, p: MoeRouteParams, idx: Sized, weight: Sized, scores: Sized): Int32Array {
   const op = 'moeRoute';
   count(m, op, 'm');
   shape(Number.isInteger(nExperts) && nExperts > 0 && nExperts <= 4096, op, `nExperts must be in [1, 4096], got ${nExperts}`);
@@ -250,6 +277,7 @@ export function createCudaKernels(b: CudaBinding): CudaKernels {
   return {
     name: 'cuda',
     device,
+    deviceOps: createDeviceOps(b, (w, op) => handleOf(w, op)),
     prepareLinear(w: LinearWeight): PreparedLinear {
       const handle: DeviceHandle = { cuda: upload(w) };
       return { ...w, handle } as PreparedLinear;

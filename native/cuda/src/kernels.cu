@@ -131,9 +131,11 @@ __global__ void binary_kernel(int op, const float* a, const float* b, int64_t le
   }
 }
 
-__global__ void rmsnorm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w, float eps, float* __restrict__ out) {
-  const float* xr = x + blockIdx.x * n;
-  float* orow = out + blockIdx.x * n;
+// ldx/ldo: row strides (the MLA latent is normalised inside rows [latent | k_pe])
+__global__ void rmsnorm_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, const float* __restrict__ w, float eps, float* __restrict__ out,
+                               int64_t ldo) {
+  const float* xr = x + blockIdx.x * ldx;
+  float* orow = out + blockIdx.x * ldo;
   float ss = 0.f;
   for (int64_t c = threadIdx.x; c < n; c += blockDim.x) ss += xr[c] * xr[c];
   ss = block_sum(ss);
@@ -186,9 +188,10 @@ __global__ void embedding_kernel(const WDev* __restrict__ wp, const int32_t* __r
 
 // One block per (row, head): the head's rotated channels are read into shared memory first because the
 // de-interleaved variant writes channel i from channels 2i and 2i+1.
-// cs/sn: compact tables [m, dim/2] (the host gathers the rows of the positions in use).
+// cs/sn: tables [*, dim/2]; row r uses table row pos[r] (device path: the whole table lives on the GPU), or row r
+// when pos is null (host path: the host gathers the rows of the positions in use into compact tables).
 __global__ void rope_kernel(float* x, int nHeads, int64_t headStride, int64_t rowStride, int offset, int dim, int interleaved,
-                            const float* __restrict__ cs, const float* __restrict__ sn) {
+                            const float* __restrict__ cs, const float* __restrict__ sn, const int32_t* __restrict__ pos) {
   extern __shared__ float t[];
   const int r = blockIdx.x / nHeads, h = blockIdx.x % nHeads;
   const int half = dim / 2;
@@ -204,7 +207,8 @@ __global__ void rope_kernel(float* x, int nHeads, int64_t headStride, int64_t ro
   }
   __syncthreads();
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float c = cs[static_cast<int64_t>(r) * half + i], s = sn[static_cast<int64_t>(r) * half + i];
+    const int64_t tr = pos ? pos[r] : r;
+    const float c = cs[tr * half + i], s = sn[tr * half + i];
     const float a = t[i], b = t[half + i];
     o[i] = a * c - b * s;
     o[half + i] = b * c + a * s;
@@ -557,14 +561,126 @@ __global__ void moe_route_kernel(const float* __restrict__ logits, int E, int to
   for (int t = 0; t < topK; ++t) wr[t] = norm ? (wr[t] / denom) * scaling : wr[t] * scaling;
 }
 
-// out[r, c] = Σ_j weight[r, j] · y[pos[r*topK + j], c]
+// ---------------------------------------------------------------------------------------------
+// device-resident decode: what the host did between launches now happens on the GPU
+
+// Counting sort of the (token, expert) slots by expert, and the tile table of the grouped expert launches,
+// built on the device from the router's output so MoE needs no host round trip. One block; the fill is serial
+// (slot order) so the row order, and with it the result, is deterministic. Unused tiles get rows = 0.
+__global__ void moe_tiles_kernel(const int32_t* __restrict__ idx, int slots, int topK, int E, int maxTiles, int* __restrict__ rowIdx,
+                                 int* __restrict__ pos, Tile* __restrict__ tiles) {
+  extern __shared__ int cnt[];  // [E] counts, then [E] running starts
+  int* st = cnt + E;
+  for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < slots; s += blockDim.x) {
+    const int e = idx[s];
+    if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  int acc = 0, nt = 0;
+  for (int e = 0; e < E; ++e) {
+    st[e] = acc;
+    for (int o = 0; o < cnt[e] && nt < maxTiles; o += kRowsPerTile) tiles[nt++] = Tile{e, acc + o, min(kRowsPerTile, cnt[e] - o)};
+    acc += cnt[e];
+  }
+  for (; nt < maxTiles; ++nt) tiles[nt] = Tile{0, 0, 0};
+  for (int s = 0; s < slots; ++s) {
+    const int e = idx[s];
+    if (e < 0 || e >= E) {
+      pos[s] = -1;  // an out-of-range index contributes nothing (the router never produces one)
+      continue;
+    }
+    const int t = st[e]++;
+    rowIdx[t] = s / topK;
+    pos[s] = t;
+  }
+}
+
+// out[r, c] = Σ_j weight[r, j] · y[pos[r*topK + j], c], skipping slots with pos < 0
 __global__ void combine_kernel(const float* __restrict__ y, const int* __restrict__ pos, const float* __restrict__ weight, int64_t m, int64_t h,
-                               int topK, float* __restrict__ out) {
+                                   int topK, float* __restrict__ out) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < m * h; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / h, c = i % h;
     float acc = 0.f;
-    for (int j = 0; j < topK; ++j) acc = fmaf(weight[r * topK + j], y[static_cast<int64_t>(pos[r * topK + j]) * h + c], acc);
+    for (int j = 0; j < topK; ++j) {
+      const int p = pos[r * topK + j];
+      if (p >= 0) acc = fmaf(weight[r * topK + j], y[static_cast<int64_t>(p) * h + c], acc);
+    }
     out[i] = acc;
+  }
+}
+
+// Per-group products with one stacked weight W [G*n, k]: out[r*ldo + g*ogs + j] = Σ_c x[r*ldx + g*xgs + c] · W[g*n + j, c].
+// MLA's absorbed per-head projections (W_ukᵀ, W_uv) for all heads in one launch. One warp per (group, column).
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) grouped_rows_kernel(const WDev* __restrict__ wp, int64_t n, const float* __restrict__ x, int m,
+                                                                           int64_t ldx, int64_t xgs, float* __restrict__ out, int64_t ldo, int64_t ogs) {
+  const WDev w = *wp;
+  const int g = blockIdx.y;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (j >= n) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(g) * n + j;
+  for (int r0 = 0; r0 < m; r0 += kRowsPerTile) {
+    const int rows = min(kRowsPerTile, m - r0);
+    float acc[kRowsPerTile];
+#pragma unroll
+    for (int r = 0; r < kRowsPerTile; ++r) acc[r] = 0.f;
+    for (int64_t c = lane; c < w.k; c += 32) {
+      const float wv = load_w(w, row, c);
+#pragma unroll
+      for (int r = 0; r < kRowsPerTile; ++r)
+        if (r < rows) acc[r] = fmaf(wv, x[static_cast<int64_t>(r0 + r) * ldx + g * xgs + c], acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsPerTile; ++r) {
+      if (r < rows) {
+        const float s = warp_sum(acc[r]);
+        if (lane == 0) out[static_cast<int64_t>(r0 + r) * ldo + g * ogs + j] = s;
+      }
+    }
+  }
+}
+
+// Index of the largest value of each row (the lowest index among equals, as the host's greedy pick).
+__global__ void argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* __restrict__ out) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  const float* r = x + blockIdx.x * n;
+  float v = -INFINITY;
+  int i = -1;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
+    const float y = r[c];
+    if (i < 0 || y > v) {  // NaN never wins; within a thread c ascends, so ties keep the first
+      if (!(y != y)) {
+        v = y;
+        i = static_cast<int>(c);
+      }
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+    const int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+    if (i2 >= 0 && (i < 0 || v2 > v || (v2 == v && i2 < i))) {
+      v = v2;
+      i = i2;
+    }
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  if (lane == 0) {
+    bv[warp] = v;
+    bi[warp] = i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w2 = 1; w2 < nw; ++w2)
+      if (bi[w2] >= 0 && (i < 0 || bv[w2] > v || (bv[w2] == v && bi[w2] < i))) {
+        v = bv[w2];
+        i = bi[w2];
+      }
+    out[blockIdx.x] = i < 0 ? 0 : i;
   }
 }
 
@@ -656,6 +772,12 @@ struct kc_weight {
   int64_t bytes;
 };
 
+struct kc_moe_group {
+  int nExperts, fmtGU, fmtD;
+  int64_t inter, h;
+  WDev* tab;  // device: gate, up, down descriptors of each expert
+};
+
 namespace {
 
 // Grid dims for the row kernel must stay within limits: tiles go on grid.y (<= 65535).
@@ -694,6 +816,84 @@ int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bi
   const bool vec = wd.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   launch_rows_fmt<false>(wd.fmt, a, vec, wd.n, static_cast<int>(tiles));
   KC_LAUNCHED();
+  return 0;
+}
+
+
+// The two grouped launches of the routed experts, given the gathered row order (rowIdx), the tile table and the
+// experts' descriptor table: H[t] = silu(x[row t]·gateᵀ) * (x[row t]·upᵀ), then Y[t] = H[t]·downᵀ (into slot S_Y).
+int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int fmtD, int64_t inter, const int* dRow, const Tile* dTiles, int nTiles,
+                   int64_t slots, float** yOut) {
+  KC_WS(dH, float, S_H, slots * inter);
+  KC_WS(dY, float, S_Y, slots * h);
+  // gate and up of every expert in one launch: H[t] = silu(x[row t]·gateᵀ) * (x[row t]·upᵀ)
+  RowsArgs a{};
+  a.wtab = dTab;
+  a.wstride = 3;
+  a.woff = 0;
+  a.tiles = dTiles;
+  a.T = static_cast<int>(slots);
+  a.rowIdx = dRow;
+  a.x = dx;
+  a.ldx = h;
+  a.out = dH;
+  a.ldo = inter;
+  if (fmtGU == KC_Q8) {
+    const int64_t kp = (h + kQ8Block - 1) / kQ8Block * kQ8Block;
+    KC_WS(xq, int8_t, S_QX, slots * kp);
+    KC_WS(xs, float, S_QS, slots * kp / kQ8Block);
+    KC_TRY(quantize_rows(dx, h, dRow, slots, h, kp, xq, xs));
+    a.xq = xq;
+    a.xs = xs;
+  }
+  launch_rows_fmt<true>(fmtGU, a, h % 8 == 0, inter, nTiles);
+  KC_LAUNCHED();
+
+  // down of every expert in one launch: Y[t] = H[t]·downᵀ
+  RowsArgs b{};
+  b.wtab = dTab;
+  b.wstride = 3;
+  b.woff = 2;
+  b.tiles = dTiles;
+  b.T = static_cast<int>(slots);
+  b.rowIdx = nullptr;
+  b.x = dH;
+  b.ldx = inter;
+  b.out = dY;
+  b.ldo = h;
+  if (fmtD == KC_Q8) {
+    const int64_t kp = (inter + kQ8Block - 1) / kQ8Block * kQ8Block;
+    KC_WS(hq, int8_t, S_HQ, slots * kp);
+    KC_WS(hs, float, S_HS, slots * kp / kQ8Block);
+    KC_TRY(quantize_rows(dH, inter, nullptr, slots, inter, kp, hq, hs));
+    b.xq = hq;
+    b.xs = hs;
+  }
+  launch_rows_fmt<false>(fmtD, b, inter % 8 == 0, h, nTiles);
+  KC_LAUNCHED();
+  *yOut = dY;
+  return 0;
+}
+
+// Attention on device buffers (geom as in kc_attention). Scores go to a scratch of (query rows x heads x keys);
+// long prefills run in query chunks so it stays under 256 MB (and grid.y under its limit).
+int attention_launch(const float* dq, const float* dk, const float* dvv, float* dout, const int32_t* geom, float scale) {
+  const int tq = geom[0], tk = geom[1], nHeads = geom[2], nKvHeads = geom[3], dqk = geom[4], dv = geom[5];
+  const int64_t qStride = geom[6], kStride = geom[7], vStride = geom[8], outStride = geom[9];
+  const int causal = geom[10], qPos0 = geom[11];
+  if (tq <= 0 || nHeads <= 0) return 0;
+  if (dqk * 4 > 48 * 1024) return set_err("attention: head dim too large");
+  if (nKvHeads <= 0 || nHeads % nKvHeads != 0) return set_err("attention: nHeads must be a multiple of nKvHeads");
+  const int64_t perRow = static_cast<int64_t>(nHeads) * std::max(tk, 1);
+  const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(tq), (int64_t{64} << 20) / perRow, int64_t{65535}})));
+  KC_WS(scr, float, S_D, chunk * perRow);
+  for (int i0 = 0; i0 < tq; i0 += chunk) {
+    const int rows = std::min(chunk, tq - i0);
+    const dim3 grid(static_cast<unsigned>(nHeads), static_cast<unsigned>(rows));
+    attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4>>>(dq + i0 * qStride, dk, dvv, dout + i0 * outStride, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv,
+                                                                   qStride, kStride, vStride, outStride, scale, causal, qPos0 + i0);
+    KC_LAUNCHED();
+  }
   return 0;
 }
 
@@ -815,9 +1015,9 @@ int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias
   return d_linear_impl(x, m, w, bias, out);
 }
 
-int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float eps, float* out) {
+int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, int64_t ldx, const float* weight, float eps, float* out, int64_t ldo) {
   if (m <= 0) return 0;
-  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(x, n, weight, eps, out);
+  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(x, n, ldx, weight, eps, out, ldo);
   KC_LAUNCHED();
   return 0;
 }
@@ -825,6 +1025,140 @@ int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, floa
 int kc_d_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out) {
   if (m <= 0) return 0;
   embedding_kernel<<<static_cast<unsigned>(m), 256>>>(table->d, ids, out);
+  KC_LAUNCHED();
+  return 0;
+}
+
+int kc_d_memcpy(void* dst, const void* src, size_t bytes) {
+  if (bytes) KC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+  return 0;
+}
+
+int kc_d_copy_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) return 0;
+  KC_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(ldd) * 4, src, static_cast<size_t>(lds) * 4, static_cast<size_t>(cols) * 4,
+                             static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, 0));
+  return 0;
+}
+
+int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out) {
+  if (len <= 0) return 0;
+  binary_kernel<<<grid_for(len, 256), 256>>>(op, a, b, len, out);
+  KC_LAUNCHED();
+  return 0;
+}
+
+int kc_d_rope(float* x, const int32_t* geom, const int32_t* positions, const float* cos, const float* sin) {
+  const int m = geom[0], nHeads = geom[1], headStride = geom[2], rowStride = geom[3], offset = geom[4], dim = geom[5], interleaved = geom[6];
+  if (m <= 0 || nHeads <= 0) return 0;
+  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4>>>(x, nHeads, headStride, rowStride, offset, dim, interleaved, cos, sin,
+                                                                                      positions);
+  KC_LAUNCHED();
+  return 0;
+}
+
+int kc_d_attention(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return attention_launch(q, k, v, out, geom, scale);
+}
+
+int kc_d_moe_route(const float* logits, int64_t m, int32_t n_experts, const int32_t* cfg, const float* bias, float scaling, int32_t* idx, float* weight,
+                   float* scores) {
+  const int E = n_experts, topK = cfg[0], scoring = cfg[1], method = cfg[2], nGroup = cfg[3], topkGroup = cfg[4], normTopk = cfg[5];
+  if (m <= 0) return 0;
+  const size_t smem = static_cast<size_t>(2 * E + std::max(nGroup, 1)) * 4;
+  moe_route_kernel<<<static_cast<unsigned>(m), 128, smem>>>(logits, E, topK, scoring, method, std::max(nGroup, 1), topkGroup, normTopk, scaling, bias, idx,
+                                                            weight, scores);
+  KC_LAUNCHED();
+  return 0;
+}
+
+kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n_experts) {
+  if (!ready()) {
+    set_err("kc_init has not succeeded");
+    return nullptr;
+  }
+  if (n_experts <= 0) {
+    set_err("moe_group_create: no experts");
+    return nullptr;
+  }
+  std::vector<WDev> tab(static_cast<size_t>(n_experts) * 3);
+  const WDev& g0 = experts[0]->h;
+  const WDev& d0 = experts[2]->h;
+  for (int e = 0; e < n_experts; ++e) {
+    const WDev& g = experts[3 * e]->h;
+    const WDev& u = experts[3 * e + 1]->h;
+    const WDev& d = experts[3 * e + 2]->h;
+    if (g.fmt != g0.fmt || u.fmt != g0.fmt || d.fmt != d0.fmt || g.n != g0.n || u.n != g0.n || u.k != g0.k || g.k != g0.k || d.n != d0.n || d.k != g0.n ||
+        d.n != g0.k) {
+      set_err("moe_group_create: the routed experts differ in format or shape; the grouped launch needs them alike");
+      return nullptr;
+    }
+    tab[3 * static_cast<size_t>(e)] = g;
+    tab[3 * static_cast<size_t>(e) + 1] = u;
+    tab[3 * static_cast<size_t>(e) + 2] = d;
+  }
+  auto* grp = new kc_moe_group{};
+  grp->nExperts = n_experts;
+  grp->fmtGU = g0.fmt;
+  grp->fmtD = d0.fmt;
+  grp->inter = g0.n;
+  grp->h = g0.k;
+  if (cudaMalloc(&grp->tab, tab.size() * sizeof(WDev)) != cudaSuccess ||
+      cudaMemcpy(grp->tab, tab.data(), tab.size() * sizeof(WDev), cudaMemcpyHostToDevice) != cudaSuccess) {
+    set_err("moe_group_create: out of device memory");
+    cudaFree(grp->tab);
+    delete grp;
+    return nullptr;
+  }
+  return grp;
+}
+
+void kc_moe_group_release(kc_moe_group* g) {
+  if (!g) return;
+  cudaFree(g->tab);
+  delete g;
+}
+
+int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t top_k, float* out) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (m <= 0) return 0;
+  if (h != g->h) return set_err("moeExperts: hidden size " + std::to_string(h) + " does not match the experts' " + std::to_string(g->h));
+  if (top_k <= 0) {
+    KC_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(m * h) * 4, 0));
+    return 0;
+  }
+  const int64_t slots = m * top_k;
+  // at most ceil(slots/8) full tiles plus one partial tile per expert in use
+  const int64_t maxTiles = (slots + kRowsPerTile - 1) / kRowsPerTile + std::min<int64_t>(g->nExperts, slots);
+  if (maxTiles > 65535) return set_err("moeExperts: too many rows for one launch");
+  KC_WS(dRow, int, S_I0, slots);
+  KC_WS(dPos, int, S_I1, slots);
+  KC_WS(dTiles, Tile, S_I2, maxTiles);
+  moe_tiles_kernel<<<1, 256, static_cast<size_t>(2 * g->nExperts) * 4>>>(idx, static_cast<int>(slots), top_k, g->nExperts, static_cast<int>(maxTiles), dRow,
+                                                                         dPos, dTiles);
+  KC_LAUNCHED();
+  float* dY = nullptr;
+  KC_TRY(experts_launch(x, h, g->tab, g->fmtGU, g->fmtD, g->inter, dRow, dTiles, static_cast<int>(maxTiles), slots, &dY));
+  combine_kernel<<<grid_for(m * h, 256), 256>>>(dY, dPos, weight, m, h, top_k, out);
+  KC_LAUNCHED();
+  return 0;
+}
+
+int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t x_group_stride, const kc_weight* w, float* out, int64_t ldo,
+                        int64_t out_group_stride) {
+  if (m <= 0 || groups <= 0) return 0;
+  if (w->h.n % groups != 0) return set_err("linear_grouped: weight rows are not a multiple of the group count");
+  const int64_t n = w->h.n / groups;
+  const dim3 grid(static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(groups));
+  grouped_rows_kernel<<<grid, kWarpsPerBlock * 32>>>(w->d, n, x, static_cast<int>(m), ldx, x_group_stride, out, ldo, out_group_stride);
+  KC_LAUNCHED();
+  return 0;
+}
+
+int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out) {
+  if (m <= 0) return 0;
+  argmax_kernel<<<static_cast<unsigned>(m), 256>>>(x, n, out);
   KC_LAUNCHED();
   return 0;
 }
@@ -885,7 +1219,7 @@ int kc_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float 
   KC_WS(dout, float, S_OUT, m * n);
   KC_TRY(up(dx, x, m * n * 4));
   KC_TRY(up(dw, weight, n * 4));
-  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n, dw, eps, dout);
+  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n, n, dw, eps, dout, n);
   KC_LAUNCHED();
   return down(out, dout, m * n * 4);
 }
@@ -970,7 +1304,7 @@ int kc_rope(float* x, int64_t xlen, const int32_t* geom, const int32_t* position
   KC_TRY(up(dx, x, xlen * 4));
   KC_TRY(up(dc, cs.data(), cs.size() * 4));
   KC_TRY(up(ds, sn.data(), sn.size() * 4));
-  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4>>>(dx, nHeads, headStride, rowStride, offset, dim, interleaved, dc, ds);
+  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4>>>(dx, nHeads, headStride, rowStride, offset, dim, interleaved, dc, ds, nullptr);
   KC_LAUNCHED();
   return down(x, dx, xlen * 4);
 }
@@ -978,32 +1312,17 @@ int kc_rope(float* x, int64_t xlen, const int32_t* geom, const int32_t* position
 int kc_attention(const float* q, int64_t qlen, const float* k, int64_t klen, const float* v, int64_t vlen, float* out, int64_t outlen,
                  const int32_t* geom, float scale) {
   KC_READY();
-  const int tq = geom[0], tk = geom[1], nHeads = geom[2], nKvHeads = geom[3], dqk = geom[4], dv = geom[5];
-  const int64_t qStride = geom[6], kStride = geom[7], vStride = geom[8], outStride = geom[9];
-  const int causal = geom[10], qPos0 = geom[11];
-  if (tq <= 0 || nHeads <= 0) return 0;
-  if (dqk * 4 > 48 * 1024) return set_err("attention: head dim too large");
+  if (geom[0] <= 0 || geom[2] <= 0) return 0;
   KC_WS(dq, float, S_A, qlen);
   KC_WS(dk, float, S_B, klen);
   KC_WS(dvv, float, S_C, vlen);
   KC_WS(dout, float, S_OUT, outlen);
-  // Scores go to a scratch of (query rows x heads x keys); long prefills run in query chunks so it stays
-  // under 256 MB (and grid.y under its limit).
-  const int64_t perRow = static_cast<int64_t>(nHeads) * std::max(tk, 1);
-  const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(tq), (int64_t{64} << 20) / perRow, int64_t{65535}})));
-  KC_WS(scr, float, S_D, chunk * perRow);
   KC_TRY(up(dq, q, qlen * 4));
   KC_TRY(up(dk, k, klen * 4));
   KC_TRY(up(dvv, v, vlen * 4));
   // rows of out not written by this call (strided views) must keep their contents
   KC_TRY(up(dout, out, outlen * 4));
-  for (int i0 = 0; i0 < tq; i0 += chunk) {
-    const int rows = std::min(chunk, tq - i0);
-    const dim3 grid(static_cast<unsigned>(nHeads), static_cast<unsigned>(rows));
-    attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4>>>(dq + i0 * qStride, dk, dvv, dout + i0 * outStride, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv,
-                                                                   qStride, kStride, vStride, outStride, scale, causal, qPos0 + i0);
-    KC_LAUNCHED();
-  }
+  KC_TRY(attention_launch(dq, dk, dvv, dout, geom, scale));
   return down(out, dout, outlen * 4);
 }
 
@@ -1085,8 +1404,6 @@ int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const*
 
   KC_WS(dx, float, S_A, m * h);
   KC_WS(dwt, float, S_B, slots);
-  KC_WS(dH, float, S_H, slots * inter);
-  KC_WS(dY, float, S_Y, slots * h);
   KC_WS(dout, float, S_OUT, m * h);
   KC_WS(dRow, int, S_I0, slots);
   KC_WS(dPos, int, S_I1, slots);
@@ -1098,53 +1415,8 @@ int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const*
   KC_TRY(up(dPos, pos.data(), slots * 4));
   KC_TRY(up(dTiles, tiles.data(), tiles.size() * sizeof(Tile)));
   KC_TRY(up(dTab, tab.data(), tab.size() * sizeof(WDev)));
-
-  // gate and up of every expert in one launch: H[t] = silu(x[row t]·gateᵀ) * (x[row t]·upᵀ)
-  RowsArgs a{};
-  a.wtab = dTab;
-  a.wstride = 3;
-  a.woff = 0;
-  a.tiles = dTiles;
-  a.T = static_cast<int>(slots);
-  a.rowIdx = dRow;
-  a.x = dx;
-  a.ldx = h;
-  a.out = dH;
-  a.ldo = inter;
-  if (fmtGU == KC_Q8) {
-    const int64_t kp = (h + kQ8Block - 1) / kQ8Block * kQ8Block;
-    KC_WS(xq, int8_t, S_QX, slots * kp);
-    KC_WS(xs, float, S_QS, slots * kp / kQ8Block);
-    KC_TRY(quantize_rows(dx, h, dRow, slots, h, kp, xq, xs));
-    a.xq = xq;
-    a.xs = xs;
-  }
-  launch_rows_fmt<true>(fmtGU, a, h % 8 == 0, inter, static_cast<int>(tiles.size()));
-  KC_LAUNCHED();
-
-  // down of every expert in one launch: Y[t] = H[t]·downᵀ
-  RowsArgs b{};
-  b.wtab = dTab;
-  b.wstride = 3;
-  b.woff = 2;
-  b.tiles = dTiles;
-  b.T = static_cast<int>(slots);
-  b.rowIdx = nullptr;
-  b.x = dH;
-  b.ldx = inter;
-  b.out = dY;
-  b.ldo = h;
-  if (fmtD == KC_Q8) {
-    const int64_t kp = (inter + kQ8Block - 1) / kQ8Block * kQ8Block;
-    KC_WS(hq, int8_t, S_HQ, slots * kp);
-    KC_WS(hs, float, S_HS, slots * kp / kQ8Block);
-    KC_TRY(quantize_rows(dH, inter, nullptr, slots, inter, kp, hq, hs));
-    b.xq = hq;
-    b.xs = hs;
-  }
-  launch_rows_fmt<false>(fmtD, b, inter % 8 == 0, h, static_cast<int>(tiles.size()));
-  KC_LAUNCHED();
-
+  float* dY = nullptr;
+  KC_TRY(experts_launch(dx, h, dTab, fmtGU, fmtD, inter, dRow, dTiles, static_cast<int>(tiles.size()), slots, &dY));
   combine_kernel<<<grid_for(m * h, 256), 256>>>(dY, dPos, dwt, m, h, top_k, dout);
   KC_LAUNCHED();
   return down(out, dout, m * h * 4);

@@ -23,13 +23,15 @@ extern "C" {
 #define KC_API __attribute__((visibility("default")))
 
 /** Bumped whenever a signature below changes; the shim refuses a library with another version. */
-#define KC_ABI_VERSION 1
+#define KC_ABI_VERSION 2
 
 enum kc_format { KC_F32 = 0, KC_BF16 = 1, KC_Q8 = 2 };
 enum kc_unary_op { KC_GELU_TANH = 0, KC_GELU_ERF = 1, KC_SILU = 2 };
 enum kc_binary_op { KC_ADD = 0, KC_MUL = 1, KC_SWIGLU = 2 };
 
 typedef struct kc_weight kc_weight;
+/** The routed experts of one MoE layer, as one descriptor table on the device (kc_moe_group_create). */
+typedef struct kc_moe_group kc_moe_group;
 
 KC_API int kc_abi_version(void);
 KC_API const char* kc_last_error(void);
@@ -63,15 +65,39 @@ KC_API int kc_moe_route(const float* logits, int64_t m, int32_t n_experts, const
 KC_API int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const* experts, int32_t n_experts, const int32_t* idx,
                           const float* weight, int32_t top_k, float* out);
 
-/* ---- device-pointer ops (no copies; stream = the library's stream) ---- */
+/* ---- device-pointer ops: buffers that live on the GPU, kernels queued on the default stream without a host sync;
+ * kc_d_download (or kc_d_sync) waits for them. Errors of queued kernels surface at that wait. ---- */
 KC_API void* kc_d_alloc(size_t bytes);
 KC_API void kc_d_free(void* p);
 KC_API int kc_d_upload(void* dst, const void* src, size_t bytes);
 KC_API int kc_d_download(void* dst, const void* src, size_t bytes);
 KC_API int kc_d_sync(void);
 KC_API int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out);
-KC_API int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float eps, float* out);
+/** Row strides ldx/ldo in floats (>= n). */
+KC_API int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, int64_t ldx, const float* weight, float eps, float* out, int64_t ldo);
+/** ids on the device; an id outside the table gives a NaN row (callers validate on the host). */
 KC_API int kc_d_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out);
+/** Device-to-device copies: bytes, or `rows` rows of `cols` floats between strided buffers. */
+KC_API int kc_d_memcpy(void* dst, const void* src, size_t bytes);
+KC_API int kc_d_copy_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols);
+KC_API int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out);
+/** geom as kc_rope; positions [m] on the device; cos/sin: whole tables [maxPos, dim/2] on the device. */
+KC_API int kc_d_rope(float* x, const int32_t* geom, const int32_t* positions, const float* cos, const float* sin);
+/** geom (host array) as kc_attention. */
+KC_API int kc_d_attention(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale);
+/** cfg (host array) as kc_moe_route; bias may be NULL. */
+KC_API int kc_d_moe_route(const float* logits, int64_t m, int32_t n_experts, const int32_t* cfg, const float* bias, float scaling, int32_t* idx,
+                          float* weight, float* scores);
+/** experts: 3*n_experts prepared weights (gate, up, down of each), all alike in format and shape. */
+KC_API kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n_experts);
+KC_API void kc_moe_group_release(kc_moe_group* g);
+/** Routed experts with the slot sort and tile table built on the device from idx/weight [m, top_k] (device). */
+KC_API int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t top_k, float* out);
+/** out[r*ldo + g*ogs + j] = sum_c x[r*ldx + g*xgs + c] * W[g*n + j, c] with W [groups*n, k] (per-head products). */
+KC_API int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t x_group_stride, const kc_weight* w, float* out,
+                               int64_t ldo, int64_t out_group_stride);
+/** out[r] = index of the largest value of row r of x [m, n] (lowest index among equals). */
+KC_API int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out);
 /** Copy bandwidth (GB/s) of a device-to-device copy of `bytes`, for the decode bandwidth bound. */
 KC_API double kc_d_copy_bandwidth(size_t bytes, int reps);
 

@@ -33,6 +33,25 @@ typedef struct {
   int (*moe_route)(const float*, int64_t, int32_t, const int32_t*, const float*, float, int32_t*, float*, float*);
   int (*moe_experts)(const float*, int64_t, int64_t, const kc_weight* const*, int32_t, const int32_t*, const float*, int32_t, float*);
   double (*copy_bandwidth)(size_t, int);
+  void* (*d_alloc)(size_t);
+  void (*d_free)(void*);
+  int (*d_upload)(void*, const void*, size_t);
+  int (*d_download)(void*, const void*, size_t);
+  int (*d_sync)(void);
+  int (*d_memcpy)(void*, const void*, size_t);
+  int (*d_copy_rows)(float*, int64_t, const float*, int64_t, int64_t, int64_t);
+  int (*d_linear)(const float*, int64_t, const kc_weight*, const float*, float*);
+  int (*d_rmsnorm)(const float*, int64_t, int64_t, int64_t, const float*, float, float*, int64_t);
+  int (*d_embedding)(const kc_weight*, const int32_t*, int64_t, float*);
+  int (*d_binary)(int, const float*, const float*, int64_t, float*);
+  int (*d_rope)(float*, const int32_t*, const int32_t*, const float*, const float*);
+  int (*d_attention)(const float*, const float*, const float*, float*, const int32_t*, float);
+  int (*d_moe_route)(const float*, int64_t, int32_t, const int32_t*, const float*, float, int32_t*, float*, float*);
+  kc_moe_group* (*moe_group_create)(const kc_weight* const*, int32_t);
+  void (*moe_group_release)(kc_moe_group*);
+  int (*d_moe_experts)(const float*, int64_t, int64_t, const kc_moe_group*, const int32_t*, const float*, int32_t, float*);
+  int (*d_linear_grouped)(const float*, int64_t, int64_t, int32_t, int64_t, const kc_weight*, float*, int64_t, int64_t);
+  int (*d_argmax)(const float*, int64_t, int64_t, int32_t*);
 } Lib;
 
 static Lib lib;
@@ -178,6 +197,25 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   SYM(moe_route, "kc_moe_route")
   SYM(moe_experts, "kc_moe_experts")
   SYM(copy_bandwidth, "kc_d_copy_bandwidth")
+  SYM(d_alloc, "kc_d_alloc")
+  SYM(d_free, "kc_d_free")
+  SYM(d_upload, "kc_d_upload")
+  SYM(d_download, "kc_d_download")
+  SYM(d_sync, "kc_d_sync")
+  SYM(d_memcpy, "kc_d_memcpy")
+  SYM(d_copy_rows, "kc_d_copy_rows")
+  SYM(d_linear, "kc_d_linear")
+  SYM(d_rmsnorm, "kc_d_rmsnorm")
+  SYM(d_embedding, "kc_d_embedding")
+  SYM(d_binary, "kc_d_binary")
+  SYM(d_rope, "kc_d_rope")
+  SYM(d_attention, "kc_d_attention")
+  SYM(d_moe_route, "kc_d_moe_route")
+  SYM(moe_group_create, "kc_moe_group_create")
+  SYM(moe_group_release, "kc_moe_group_release")
+  SYM(d_moe_experts, "kc_d_moe_experts")
+  SYM(d_linear_grouped, "kc_d_linear_grouped")
+  SYM(d_argmax, "kc_d_argmax")
 #undef SYM
   if (l.abi_version() != KC_ABI_VERSION) {
     dlclose(so);
@@ -433,6 +471,316 @@ static napi_value js_copy_bandwidth(napi_env env, napi_callback_info info) {
   return r;
 }
 
+
+/* ---- device buffers: addresses travel as BigInt (0n = NULL); the JS side owns and frees them ---- */
+
+static int ptr_of(napi_env env, napi_value v, void** p) {
+  uint64_t u = 0;
+  bool lossless = false;
+  if (napi_get_value_bigint_uint64(env, v, &u, &lossless) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a device address (BigInt)");
+    return 0;
+  }
+  *p = (void*)(uintptr_t)u;
+  return 1;
+}
+#define PTR(i, var) \
+  void* var;        \
+  if (!ptr_of(env, argv[i], &var)) return NULL
+
+typedef struct {
+  kc_moe_group* g;
+} GroupHandle;
+
+static int group_of(napi_env env, napi_value v, kc_moe_group** g) {
+  GroupHandle* h = NULL;
+  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h) {
+    napi_throw_type_error(env, NULL, "expected a CUDA expert-group handle");
+    return 0;
+  }
+  if (!h->g) {
+    napi_throw_error(env, "E_CUDA", "this expert group was released");
+    return 0;
+  }
+  *g = h->g;
+  return 1;
+}
+
+/* dAlloc(bytes) -> BigInt address */
+static napi_value js_d_alloc(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  NUM(0, bytes);
+  void* p = lib.d_alloc((size_t)bytes);
+  if (!p) return throw_lib(env);
+  napi_value r;
+  CALL(env, napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)p, &r));
+  return r;
+}
+
+static napi_value js_d_free(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  PTR(0, p);
+  lib.d_free(p);
+  return NULL;
+}
+
+/* Data pointer and byte length of a TypedArray. */
+static int typed_bytes(napi_env env, napi_value v, void** data, size_t* bytes) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) {
+    napi_throw_type_error(env, NULL, "expected a TypedArray");
+    return 0;
+  }
+  napi_typedarray_type tt;
+  size_t n, off;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &tt, &n, data, &ab, &off) != napi_ok) return 0;
+  size_t el = 4;
+  if (tt == napi_int8_array || tt == napi_uint8_array || tt == napi_uint8_clamped_array) el = 1;
+  else if (tt == napi_int16_array || tt == napi_uint16_array) el = 2;
+  else if (tt == napi_float64_array || tt == napi_bigint64_array || tt == napi_biguint64_array) el = 8;
+  *bytes = n * el;
+  return 1;
+}
+
+/* dUpload(dst, typedArray) / dDownload(typedArray, src): the whole typed array */
+static napi_value js_d_upload(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PTR(0, dst);
+  void* src;
+  size_t bytes;
+  if (!typed_bytes(env, argv[1], &src, &bytes)) return NULL;
+  DONE(lib.d_upload(dst, src, bytes));
+}
+
+static napi_value js_d_download(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  void* dst;
+  size_t bytes;
+  if (!typed_bytes(env, argv[0], &dst, &bytes)) return NULL;
+  PTR(1, src);
+  DONE(lib.d_download(dst, src, bytes));
+}
+
+static napi_value js_d_sync(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!need_lib(env)) return NULL;
+  DONE(lib.d_sync());
+}
+
+/* dMemcpy(dst, src, bytes) */
+static napi_value js_d_memcpy(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  PTR(0, dst);
+  PTR(1, src);
+  NUM(2, bytes);
+  DONE(lib.d_memcpy(dst, src, (size_t)bytes));
+}
+
+/* dCopyRows(dst, ldd, src, lds, rows, cols) */
+static napi_value js_d_copy_rows(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  PTR(0, dst);
+  NUM(1, ldd);
+  PTR(2, src);
+  NUM(3, lds);
+  NUM(4, rows);
+  NUM(5, cols);
+  DONE(lib.d_copy_rows(dst, (int64_t)ldd, src, (int64_t)lds, (int64_t)rows, (int64_t)cols));
+}
+
+/* dLinear(x, m, handle, bias|0n, out) */
+static napi_value js_d_linear(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  PTR(0, x);
+  NUM(1, m);
+  WEIGHT(2, w);
+  PTR(3, bias);
+  PTR(4, out);
+  DONE(lib.d_linear(x, (int64_t)m, w, bias, out));
+}
+
+/* dRmsnorm(x, m, n, ldx, w, eps, out, ldo) */
+static napi_value js_d_rmsnorm(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  PTR(0, x);
+  NUM(1, m);
+  NUM(2, n);
+  NUM(3, ldx);
+  PTR(4, w);
+  NUM(5, eps);
+  PTR(6, out);
+  NUM(7, ldo);
+  DONE(lib.d_rmsnorm(x, (int64_t)m, (int64_t)n, (int64_t)ldx, w, (float)eps, out, (int64_t)ldo));
+}
+
+/* dEmbedding(handle, ids, m, out) */
+static napi_value js_d_embedding(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  WEIGHT(0, w);
+  PTR(1, ids);
+  NUM(2, m);
+  PTR(3, out);
+  DONE(lib.d_embedding(w, ids, (int64_t)m, out));
+}
+
+/* dBinary(op, a, b, len, out) */
+static napi_value js_d_binary(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  NUM(0, op);
+  PTR(1, a);
+  PTR(2, b);
+  NUM(3, len);
+  PTR(4, out);
+  DONE(lib.d_binary((int)op, a, b, (int64_t)len, out));
+}
+
+/* dRope(x, geom Int32Array(7), positions, cos, sin) */
+static napi_value js_d_rope(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  PTR(0, x);
+  TA(1, geom, 0);
+  PTR(2, pos);
+  PTR(3, cs);
+  PTR(4, sn);
+  (void)geom_len;
+  DONE(lib.d_rope(x, geom, pos, cs, sn));
+}
+
+/* dAttention(q, k, v, out, geom Int32Array(12), scale) */
+static napi_value js_d_attention(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  PTR(0, q);
+  PTR(1, k);
+  PTR(2, v);
+  PTR(3, out);
+  TA(4, geom, 0);
+  NUM(5, scale);
+  (void)geom_len;
+  DONE(lib.d_attention(q, k, v, out, geom, (float)scale));
+}
+
+/* dMoeRoute(logits, m, E, cfg Int32Array(6), bias|0n, scaling, idx, weight, scores) */
+static napi_value js_d_moe_route(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  PTR(0, logits);
+  NUM(1, m);
+  NUM(2, e);
+  TA(3, cfg, 0);
+  PTR(4, bias);
+  NUM(5, scaling);
+  PTR(6, idx);
+  PTR(7, weight);
+  PTR(8, scores);
+  (void)cfg_len;
+  DONE(lib.d_moe_route(logits, (int64_t)m, (int32_t)e, cfg, bias, (float)scaling, idx, weight, scores));
+}
+
+static void finalize_group(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  GroupHandle* h = (GroupHandle*)data;
+  if (h->g && lib_ready) lib.moe_group_release(h->g);
+  free(h);
+}
+
+/* moeGroup(handles[3E]) -> external expert-group handle */
+static napi_value js_moe_group(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t count = 0;
+  CALL(env, napi_get_array_length(env, argv[0], &count));
+  if (count == 0 || count % 3 != 0) {
+    napi_throw_type_error(env, NULL, "moeGroup: expected 3 handles per expert");
+    return NULL;
+  }
+  const kc_weight** hs = (const kc_weight**)malloc(sizeof(kc_weight*) * count);
+  if (!hs) {
+    napi_throw_error(env, NULL, "out of host memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value el;
+    kc_weight* w;
+    if (napi_get_element(env, argv[0], i, &el) != napi_ok || !handle_of(env, el, &w)) {
+      free(hs);
+      return NULL;
+    }
+    hs[i] = w;
+  }
+  kc_moe_group* g = lib.moe_group_create(hs, (int32_t)(count / 3));
+  free(hs);
+  if (!g) return throw_lib(env);
+  GroupHandle* h = (GroupHandle*)malloc(sizeof(GroupHandle));
+  if (!h) {
+    lib.moe_group_release(g);
+    napi_throw_error(env, NULL, "out of host memory");
+    return NULL;
+  }
+  h->g = g;
+  napi_value ext;
+  if (napi_create_external(env, h, finalize_group, NULL, &ext) != napi_ok) {
+    lib.moe_group_release(g);
+    free(h);
+    napi_throw_error(env, NULL, "napi_create_external failed");
+    return NULL;
+  }
+  return ext;
+}
+
+static napi_value js_moe_group_release(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  GroupHandle* h = NULL;
+  if (napi_get_value_external(env, argv[0], (void**)&h) != napi_ok || !h) {
+    napi_throw_type_error(env, NULL, "expected a CUDA expert-group handle");
+    return NULL;
+  }
+  if (h->g) {
+    lib.moe_group_release(h->g);
+    h->g = NULL;
+  }
+  return NULL;
+}
+
+/* dMoeExperts(x, m, h, group, idx, weight, topK, out) */
+static napi_value js_d_moe_experts(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  PTR(0, x);
+  NUM(1, m);
+  NUM(2, h);
+  kc_moe_group* g;
+  if (!group_of(env, argv[3], &g)) return NULL;
+  PTR(4, idx);
+  PTR(5, weight);
+  NUM(6, topk);
+  PTR(7, out);
+  DONE(lib.d_moe_experts(x, (int64_t)m, (int64_t)h, g, idx, weight, (int32_t)topk, out));
+}
+
+/* dLinearGrouped(x, m, ldx, groups, xGroupStride, handle, out, ldo, outGroupStride) */
+static napi_value js_d_linear_grouped(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  PTR(0, x);
+  NUM(1, m);
+  NUM(2, ldx);
+  NUM(3, groups);
+  NUM(4, xgs);
+  WEIGHT(5, w);
+  PTR(6, out);
+  NUM(7, ldo);
+  NUM(8, ogs);
+  DONE(lib.d_linear_grouped(x, (int64_t)m, (int64_t)ldx, (int32_t)groups, (int64_t)xgs, w, out, (int64_t)ldo, (int64_t)ogs));
+}
+
+/* dArgmax(x, m, n, out) */
+static napi_value js_d_argmax(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  PTR(0, x);
+  NUM(1, m);
+  NUM(2, n);
+  PTR(3, out);
+  DONE(lib.d_argmax(x, (int64_t)m, (int64_t)n, out));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -451,6 +799,13 @@ static napi_value init(napi_env env, napi_value exports) {
       {"moeRoute", NULL, js_moe_route, NULL, NULL, NULL, napi_default, NULL},
       {"moeExperts", NULL, js_moe_experts, NULL, NULL, NULL, napi_default, NULL},
       {"copyBandwidth", NULL, js_copy_bandwidth, NULL, NULL, NULL, napi_default, NULL},
+#define D(js, fn) {js, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
+      D("dAlloc", js_d_alloc), D("dFree", js_d_free), D("dUpload", js_d_upload), D("dDownload", js_d_download), D("dSync", js_d_sync),
+      D("dMemcpy", js_d_memcpy), D("dCopyRows", js_d_copy_rows), D("dLinear", js_d_linear), D("dRmsnorm", js_d_rmsnorm),
+      D("dEmbedding", js_d_embedding), D("dBinary", js_d_binary), D("dRope", js_d_rope), D("dAttention", js_d_attention),
+      D("dMoeRoute", js_d_moe_route), D("moeGroup", js_moe_group), D("moeGroupRelease", js_moe_group_release),
+      D("dMoeExperts", js_d_moe_experts), D("dLinearGrouped", js_d_linear_grouped), D("dArgmax", js_d_argmax),
+#undef D
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

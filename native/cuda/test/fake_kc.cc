@@ -9,6 +9,11 @@
 
 #include "../src/kestrel_cuda.h"
 
+#define KC_TRY_FAKE(e) \
+  do {                 \
+    if ((e) != 0) return 1; \
+  } while (0)
+
 namespace {
 thread_local std::string g_err;
 int fail(const std::string& s) {
@@ -277,8 +282,69 @@ int kc_d_download(void* d, const void* s, size_t b) {
 }
 int kc_d_sync(void) { return 0; }
 int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) { return kc_linear(x, m, w, bias, out); }
-int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float eps, float* out) { return kc_rmsnorm(x, m, n, w, eps, out); }
+int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, int64_t ldx, const float* w, float eps, float* out, int64_t ldo) {
+  for (int64_t i = 0; i < m; ++i) KC_TRY_FAKE(kc_rmsnorm(x + i * ldx, 1, n, w, eps, out + i * ldo));
+  return 0;
+}
 int kc_d_embedding(const kc_weight* t, const int32_t* ids, int64_t m, float* out) { return kc_embedding(t, ids, m, out); }
+int kc_d_memcpy(void* d, const void* s, size_t b) {
+  std::memmove(d, s, b);
+  return 0;
+}
+int kc_d_copy_rows(float* d, int64_t ldd, const float* s, int64_t lds, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) std::memmove(d + r * ldd, s + r * lds, static_cast<size_t>(cols) * 4);
+  return 0;
+}
+int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out) { return kc_binary(op, a, b, len, out); }
+int kc_d_rope(float* x, const int32_t* geom, const int32_t* pos, const float* cs, const float* sn) {
+  return kc_rope(x, 0, geom, pos, cs, sn, int64_t{1} << 40);
+}
+int kc_d_attention(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale) {
+  return kc_attention(q, 0, k, 0, v, 0, out, 0, geom, scale);
+}
+int kc_d_moe_route(const float* logits, int64_t m, int32_t E, const int32_t* cfg, const float* bias, float scaling, int32_t* idx, float* weight,
+                   float* scores) {
+  return kc_moe_route(logits, m, E, cfg, bias, scaling, idx, weight, scores);
+}
+}  // extern "C"
+
+struct kc_moe_group {
+  std::vector<const kc_weight*> ex;
+};
+
+extern "C" {
+kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n) {
+  if (n <= 0) {
+    fail("moe_group_create: no experts");
+    return nullptr;
+  }
+  return new kc_moe_group{std::vector<const kc_weight*>(experts, experts + 3 * n)};
+}
+void kc_moe_group_release(kc_moe_group* g) { delete g; }
+int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t topk, float* out) {
+  return kc_moe_experts(x, m, h, g->ex.data(), static_cast<int32_t>(g->ex.size() / 3), idx, weight, topk, out);
+}
+int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t xgs, const kc_weight* w, float* out, int64_t ldo, int64_t ogs) {
+  if (groups <= 0 || w->n % groups != 0) return fail("linear_grouped: weight rows are not a multiple of the group count");
+  const int64_t n = w->n / groups;
+  for (int64_t r = 0; r < m; ++r)
+    for (int g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t c = 0; c < w->k; ++c) s += static_cast<double>(x[r * ldx + g * xgs + c]) * w->w[static_cast<size_t>((g * n + j) * w->k + c)];
+        out[r * ldo + g * ogs + j] = static_cast<float>(s);
+      }
+  return 0;
+}
+int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out) {
+  for (int64_t r = 0; r < m; ++r) {
+    int64_t b = 0;
+    for (int64_t c = 1; c < n; ++c)
+      if (x[r * n + c] > x[r * n + b]) b = c;
+    out[r] = static_cast<int32_t>(b);
+  }
+  return 0;
+}
 double kc_d_copy_bandwidth(size_t, int) { return 1.0; }
 
 }  // extern "C"
