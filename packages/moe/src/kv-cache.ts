@@ -3,9 +3,21 @@
  * does, one compressed row per position: the normalised latent c (kv_lora_rank) followed by the
  * rotated shared rope key k_pe (qk_rope_head_dim).
  */
+/** The GPU side of a {@link KvCache}: `rows` positions are valid there. */
+export interface DeviceCacheCopy {
+  rows: number;
+  /** copy rows [from, to) of every layer into the host arrays of `cache` */
+  pull(cache: KvCache, from: number, to: number): void;
+  release(): void;
+}
+
 export class KvCache {
   /** positions already in the cache */
   length = 0;
+  /** positions whose rows are in the host arrays (a device-resident model may hold newer rows on the GPU only) */
+  hostRows = 0;
+  /** the GPU copy kept by a model on device 'cuda' (device-forward.ts); null until such a model uses this cache */
+  device: DeviceCacheCopy | null = null;
   private cap = 0;
   /** per layer: [k, v] for MHA or [latent] for MLA */
   readonly layers: Float32Array[][];
@@ -32,6 +44,23 @@ export class KvCache {
   /** Drop positions >= n (e.g. to re-run from a shared prefix). */
   truncate(n: number): void {
     this.length = Math.max(0, Math.min(this.length, n));
+    this.hostRows = Math.min(this.hostRows, this.length);
+    if (this.device) this.device.rows = Math.min(this.device.rows, this.length);
+  }
+
+  /** Make the host arrays hold every position (copies rows that exist only on the GPU). */
+  syncToHost(): void {
+    if (this.hostRows >= this.length) return;
+    if (!this.device || this.device.rows < this.length) throw new Error('KvCache: rows are missing on both host and device');
+    this.reserve(this.length);
+    this.device.pull(this, this.hostRows, this.length);
+    this.hostRows = this.length;
+  }
+
+  /** Free the GPU copy now (it is also freed when the cache is garbage-collected). */
+  releaseDevice(): void {
+    this.device?.release();
+    this.device = null;
   }
 
   /** Bytes held. */

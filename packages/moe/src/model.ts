@@ -2,9 +2,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions, reportProgress, type SafetensorsFile, type ProgressListener } from '@kestrel/core';
-import { getKernels, loadCudaKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
+import { getKernels, loadCudaKernels, type CudaKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
+import type { Layer, MhaWeights, MlaWeights, DenseMlp, MoeMlp } from './layers.js';
+import { DeviceRunner } from './device-forward.js';
 import { RopeTables, ropeFrequencies, attentionMscale2 } from './rope-tables.js';
 import { WeightReader, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -31,23 +33,15 @@ export const loadOptionsSchema = z.object({
    * (decompress k/v), or 'auto' (cheaper of the two per call; decode is always absorbed).
    */
   mlaMode: z.enum(['auto', 'absorbed', 'naive']).default('auto'),
+  /**
+   * Use these kernels instead of choosing by `device`/`backend` (a custom backend, or a CUDA backend made
+   * from another build). Kernels with device ops (device 'cuda') get the device-resident forward pass.
+   */
+  kernels: z.custom<Kernels>((v) => typeof v === 'object' && v !== null && typeof (v as Kernels).linear === 'function', 'kernels must implement the Kernels contract').optional(),
   /** receives 'load language model' progress events (one per layer); they also go to the core progress bus */
   onProgress: z.custom<ProgressListener>((v) => typeof v === 'function', 'onProgress must be a function').optional(),
 }).strict();
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
-
-interface MhaWeights { kind: 'mha'; q: PreparedLinear; k: PreparedLinear; v: PreparedLinear; o: PreparedLinear; qb: Float32Array | null; kb: Float32Array | null; vb: Float32Array | null; ob: Float32Array | null }
-interface MlaWeights {
-  kind: 'mla';
-  qA: PreparedLinear | null; qANorm: Float32Array | null; qB: PreparedLinear | null; q: PreparedLinear | null; qAb: Float32Array | null;
-  kvA: PreparedLinear; kvAb: Float32Array | null; kvANorm: Float32Array; kvB: PreparedLinear;
-  /** per head: W_ukᵀ [kv_lora, nope] (absorbed query) and W_uv [v, kv_lora] (absorbed output) */
-  ukT: PreparedLinear[]; uv: PreparedLinear[];
-  o: PreparedLinear; ob: Float32Array | null;
-}
-interface DenseMlp { kind: 'dense'; gate: PreparedLinear; up: PreparedLinear; down: PreparedLinear }
-interface MoeMlp { kind: 'moe'; router: PreparedLinear; route: MoeRouteParams; experts: ExpertWeights[]; shared: DenseMlp | null }
-interface Layer { inNorm: Float32Array; postNorm: Float32Array; attn: MhaWeights | MlaWeights; mlp: DenseMlp | MoeMlp }
 
 /** One sequence of a forward call: token ids or precomputed input embeddings [T, H]. */
 export interface ForwardInput {
@@ -87,6 +81,8 @@ const DISPOSED = 'this MoeLanguageModel was disposed; load it again';
  */
 export class MoeLanguageModel implements GenerationHost {
   private disposed = false;
+  /** the device-resident forward pass, when the kernels have device ops (device 'cuda') */
+  private runner: DeviceRunner | null = null;
   /** the checkpoint's tokenizer.json, when it has one */
   tokenizer: TextTokenizer | null = null;
   /** ids that end generation with stopOnEos (generation_config.json, else config.json) */
@@ -128,9 +124,9 @@ export class MoeLanguageModel implements GenerationHost {
     }
     const cfg = parseModelConfig(cfgJson);
     // device 'cuda': the CUDA kernels, or E_BACKEND_UNAVAILABLE saying why not (no build, driver or GPU)
-    const kernels = o.device === 'cuda'
+    const kernels = o.kernels ?? (o.device === 'cuda'
       ? await loadCudaKernels()
-      : await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      : await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) }));
     const file = await openSafetensors(dir);
     try {
       let prefix = o.prefix;
@@ -263,7 +259,10 @@ export class MoeLanguageModel implements GenerationHost {
     }
     const ropeDim = cfg.useMla ? cfg.rope : cfg.headDim;
     const tables = new RopeTables(ropeFrequencies(ropeDim, cfg.raw), Math.min(cfg.raw.max_position_embeddings, 4096));
-    return new MoeLanguageModel(cfg, kernels, dtype, embed, layers, finalNorm, lmHead, tables, mlaMode, dir);
+    const model = new MoeLanguageModel(cfg, kernels, dtype, embed, layers, finalNorm, lmHead, tables, mlaMode, dir);
+    const ops = (kernels as Partial<CudaKernels>).deviceOps;
+    if (ops) model.runner = new DeviceRunner({ config: cfg, kernels, ops, layers, embedTable: embed, finalNorm, lmHead, ropeTables: tables });
+    return model;
   }
 
   /** vocabulary size */
@@ -351,17 +350,16 @@ export class MoeLanguageModel implements GenerationHost {
   forwardBatch(inputs: ForwardInput[], options: ForwardOptions = {}): ForwardOutput[] {
     this.check();
     if (inputs.length === 0) return [];
+    // hidden states and router outputs are read per layer, which the host path does
+    if (this.runner && !options.outputHiddenStates && !options.outputRouter) return this.forwardDevice(this.runner, inputs, options);
     const K = this.kernels;
     const c = this.config;
     const H = c.hidden;
     const embeds = inputs.map((i) => this.embedsOf(i));
     const lens = embeds.map((e) => e.length / H);
     const caches = inputs.map((inp, i) => inp.cache ?? this.createCache(lens[i]!));
-    if (new Set(caches).size !== caches.length) throw new KestrelError('E_OPTIONS', 'each sequence of a batch needs its own KvCache');
-    const shape = JSON.stringify(this.createCache(1).layers.map((l) => l.length));
-    for (const cc of caches) {
-      if (JSON.stringify(cc.layers.map((l) => l.length)) !== shape) throw new KestrelError('E_OPTIONS', 'this KvCache was created by another model; use model.createCache()');
-    }
+    this.checkCaches(caches);
+    for (const cc of caches) cc.syncToHost();
     const starts = caches.map((cc) => cc.length);
     const rowOff: number[] = [];
     let M = 0;
@@ -399,7 +397,7 @@ export class MoeLanguageModel implements GenerationHost {
       K.add(x, tmp, x);
       if (hidden) hidden.push(x.slice());
     }
-    inputs.forEach((_, i) => { caches[i]!.length = starts[i]! + lens[i]!; });
+    inputs.forEach((_, i) => { caches[i]!.length = caches[i]!.hostRows = starts[i]! + lens[i]!; });
 
     // final norm + lm_head, on the rows asked for
     const outs: ForwardOutput[] = [];
@@ -423,6 +421,39 @@ export class MoeLanguageModel implements GenerationHost {
       outs.push(o);
     }
     return outs;
+  }
+
+  /** The device-resident pass: one sequence after another, each on its GPU cache. */
+  private forwardDevice(runner: DeviceRunner, inputs: ForwardInput[], options: ForwardOptions): ForwardOutput[] {
+    const H = this.config.hidden;
+    const prepared = inputs.map((inp) => {
+      if (inp.inputsEmbeds !== undefined) {
+        const e = this.embedsOf(inp);
+        return { input: { embeds: e }, T: e.length / H };
+      }
+      if (inp.inputIds === undefined || inp.inputIds.length === 0) throw new KestrelError('E_OPTIONS', 'forward needs inputIds (at least one token) or inputsEmbeds');
+      const ids = this.toIds(inp.inputIds);
+      return { input: { ids }, T: ids.length };
+    });
+    const caches = inputs.map((inp, i) => inp.cache ?? this.createCache(prepared[i]!.T));
+    this.checkCaches(caches);
+    return prepared.map(({ input, T }, i) => {
+      const cache = caches[i]!;
+      const s = cache.length;
+      this.ropeTables.ensure(s + T);
+      const r = runner.forward(input, T, cache, options.lastOnly === true, false);
+      cache.length = s + T;
+      const t = options.lastOnly ? 1 : T;
+      return { logits: new Tensor('f32', [t, this.config.vocab], r.logits!) };
+    });
+  }
+
+  private checkCaches(caches: KvCache[]): void {
+    if (new Set(caches).size !== caches.length) throw new KestrelError('E_OPTIONS', 'each sequence of a batch needs its own KvCache');
+    const shape = JSON.stringify(this.createCache(1).layers.map((l) => l.length));
+    for (const cc of caches) {
+      if (JSON.stringify(cc.layers.map((l) => l.length)) !== shape) throw new KestrelError('E_OPTIONS', 'this KvCache was created by another model; use model.createCache()');
+    }
   }
 
   private mha(l: number, a: MhaWeights, xn: Float32Array, M: number, positions: Int32Array, caches: KvCache[], starts: number[], lens: number[], rowOff: number[], out: Float32Array): void {
@@ -613,6 +644,8 @@ export class MoeLanguageModel implements GenerationHost {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.runner?.dispose();
+    this.runner = null;
     const release = this.kernels.releaseLinear;
     if (release) for (const w of this.allWeights()) release.call(this.kernels, w);
     (this as unknown as { layers: Layer[] }).layers.length = 0;

@@ -126,3 +126,22 @@ export function transposeRows(w: LinearWeight, r0: number, r1: number): LinearWe
   }
   return { format: 'f32', n: k, k: n, data: out };
 }
+
+/** Weights of one format and width stacked by rows into one [Σn, k] weight (copies; q8 rows keep their padding). */
+export function stackRows(ws: LinearWeight[]): LinearWeight {
+  const f = ws[0]!;
+  if (ws.some((w) => w.format !== f.format || w.k !== f.k)) throw new KestrelError('E_INTERNAL', 'stackRows: weights differ in format or width');
+  const n = ws.reduce((a, w) => a + w.n, 0);
+  const cat = <T extends Float32Array | Uint16Array | Int8Array>(parts: T[], make: (len: number) => T): T => {
+    const out = make(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  };
+  if (f.format === 'q8') {
+    const q = ws as Array<LinearWeight & { format: 'q8' }>;
+    return { format: 'q8', n, k: f.k, data: cat(q.map((w) => w.data), (l) => new Int8Array(l)), scales: cat(q.map((w) => w.scales), (l) => new Float32Array(l)) };
+  }
+  if (f.format === 'bf16') return { format: 'bf16', n, k: f.k, data: cat((ws as Array<LinearWeight & { format: 'bf16' }>).map((w) => w.data), (l) => new Uint16Array(l)) };
+  return { format: 'f32', n, k: f.k, data: cat((ws as Array<LinearWeight & { format: 'f32' }>).map((w) => w.data), (l) => new Float32Array(l)) };
+}

@@ -1,0 +1,345 @@
+/**
+ * The forward pass of MoeLanguageModel kept on the GPU (device 'cuda'): weights were uploaded once at load,
+ * activations, router decisions and the KV cache stay in device buffers, and a step copies in only its
+ * token ids (or input embeddings) and positions, and copies out only the logits it returns, or just the
+ * chosen token with `greedy`. The math mirrors model.ts op for op, through the device ops of @kestrel/native.
+ *
+ * MLA attention always runs in the absorbed form here (attention over the cached latent); the host path may
+ * pick the decompressed form for long prefills. Both are the same function; f32 rounding differs slightly.
+ */
+import type { DeviceBuffer, DeviceExpertGroup, DeviceOps, DeviceView, PreparedLinear, Kernels } from '@kestrel/native';
+import type { ModelConfig } from './config.js';
+import type { KvCache, DeviceCacheCopy } from './kv-cache.js';
+import type { Layer, DenseMlp } from './layers.js';
+import { attentionMscale2, type RopeTables } from './rope-tables.js';
+import { stackRows } from './weights.js';
+
+/** What the runner needs of the model. */
+export interface DeviceModelParts {
+  config: ModelConfig;
+  kernels: Kernels;
+  ops: DeviceOps;
+  layers: Layer[];
+  embedTable: PreparedLinear;
+  finalNorm: Float32Array;
+  lmHead: PreparedLinear;
+  ropeTables: RopeTables;
+}
+
+interface LayerDev {
+  inNorm: DeviceBuffer;
+  postNorm: DeviceBuffer;
+  qANorm: DeviceBuffer | null;
+  kvANorm: DeviceBuffer | null;
+  bias: Map<string, DeviceBuffer>;
+  /** MLA: W_ukᵀ of all heads [nh*kvl, nope] and W_uv [nh*vh, kvl], stacked for one launch each */
+  ukT: PreparedLinear | null;
+  uv: PreparedLinear | null;
+  experts: DeviceExpertGroup | null;
+  routeBias: DeviceBuffer | null;
+}
+
+/** The GPU copy of one sequence's KV cache: per layer [latent|k_pe] rows (MLA) or k and v rows (MHA). */
+class DeviceKv implements DeviceCacheCopy {
+  rows = 0;
+  cap = 0;
+  bufs: DeviceBuffer[][];
+  constructor(private readonly ops: DeviceOps, private readonly widths: number[][]) {
+    this.bufs = widths.map((ws) => ws.map(() => ops.alloc(0)));
+  }
+  reserve(n: number): void {
+    if (n <= this.cap) return;
+    const cap = Math.max(n, this.cap * 2, 64);
+    for (let l = 0; l < this.bufs.length; l++) {
+      for (let j = 0; j < this.bufs[l]!.length; j++) {
+        const w = this.widths[l]![j]!;
+        const nb = this.ops.alloc(cap * w);
+        const old = this.bufs[l]![j]!;
+        if (this.rows > 0) this.ops.copy(nb.at(), old.at(), this.rows * w);
+        old.free();
+        this.bufs[l]![j] = nb;
+      }
+    }
+    this.cap = cap;
+  }
+  push(cache: KvCache, from: number, to: number): void {
+    for (let l = 0; l < this.bufs.length; l++) {
+      for (let j = 0; j < this.bufs[l]!.length; j++) {
+        const w = this.widths[l]![j]!;
+        this.ops.upload(this.bufs[l]![j]!.at(from * w), cache.layers[l]![j]!.subarray(from * w, to * w));
+      }
+    }
+  }
+  pull(cache: KvCache, from: number, to: number): void {
+    for (let l = 0; l < this.bufs.length; l++) {
+      for (let j = 0; j < this.bufs[l]!.length; j++) {
+        const w = this.widths[l]![j]!;
+        this.ops.download(cache.layers[l]![j]!.subarray(from * w, to * w), this.bufs[l]![j]!.at(from * w));
+      }
+    }
+  }
+  release(): void {
+    for (const l of this.bufs) for (const b of l) b.free();
+    this.rows = 0;
+    this.cap = 0;
+  }
+}
+
+/** Named scratch buffers that grow (never shrink) with the rows of a call. */
+class Scratch {
+  private readonly bufs = new Map<string, DeviceBuffer>();
+  constructor(private readonly ops: DeviceOps) {}
+  get(name: string, length: number): DeviceView {
+    let b = this.bufs.get(name);
+    if (!b || b.length < length) {
+      b?.free();
+      b = this.ops.alloc(Math.max(length, b ? Math.ceil(b.length * 1.5) : 0));
+      this.bufs.set(name, b);
+    }
+    return b.at();
+  }
+  free(): void {
+    for (const b of this.bufs.values()) b.free();
+    this.bufs.clear();
+  }
+}
+
+/** Runs MoeLanguageModel's forward pass on device buffers. */
+export class DeviceRunner {
+  private readonly dev: LayerDev[] = [];
+  private readonly finalNorm: DeviceBuffer;
+  private readonly scratch: Scratch;
+  private cos: DeviceBuffer | null = null;
+  private sin: DeviceBuffer | null = null;
+  private ropeSrc: Float32Array | null = null;
+  private readonly owned: PreparedLinear[] = [];
+
+  constructor(private readonly p: DeviceModelParts) {
+    const { ops, kernels } = p;
+    const vec = (v: Float32Array): DeviceBuffer => {
+      const b = ops.alloc(v.length);
+      ops.upload(b.at(), v);
+      return b;
+    };
+    this.scratch = new Scratch(ops);
+    this.finalNorm = vec(p.finalNorm);
+    for (const layer of p.layers) {
+      const a = layer.attn;
+      const bias = new Map<string, DeviceBuffer>();
+      const addBias = (name: string, v: Float32Array | null): void => { if (v) bias.set(name, vec(v)); };
+      let ukT: PreparedLinear | null = null;
+      let uv: PreparedLinear | null = null;
+      if (a.kind === 'mha') {
+        addBias('q', a.qb); addBias('k', a.kb); addBias('v', a.vb); addBias('o', a.ob);
+      } else {
+        addBias('qA', a.qAb); addBias('kvA', a.kvAb); addBias('o', a.ob);
+        ukT = kernels.prepareLinear(stackRows(a.ukT));
+        uv = kernels.prepareLinear(stackRows(a.uv));
+        this.owned.push(ukT, uv);
+      }
+      const m = layer.mlp;
+      this.dev.push({
+        inNorm: vec(layer.inNorm),
+        postNorm: vec(layer.postNorm),
+        qANorm: a.kind === 'mla' && a.qANorm ? vec(a.qANorm) : null,
+        kvANorm: a.kind === 'mla' ? vec(a.kvANorm) : null,
+        bias, ukT, uv,
+        experts: m.kind === 'moe' ? ops.expertGroup(m.experts) : null,
+        routeBias: m.kind === 'moe' && m.route.bias ? vec(m.route.bias) : null,
+      });
+    }
+  }
+
+  /** KV row widths per layer (the same as the host cache's). */
+  private widths(): number[][] {
+    const c = this.p.config;
+    return this.p.layers.map((l) => (l.attn.kind === 'mha' ? [c.nKvHeads * c.headDim, c.nKvHeads * c.headDim] : [c.kvLoraRank + c.rope]));
+  }
+
+  private ropeTables(): { cos: DeviceView; sin: DeviceView } {
+    const rt = this.p.ropeTables;
+    if (this.ropeSrc !== rt.cos) {
+      this.cos?.free();
+      this.sin?.free();
+      this.cos = this.p.ops.alloc(rt.cos.length);
+      this.sin = this.p.ops.alloc(rt.sin.length);
+      this.p.ops.upload(this.cos.at(), rt.cos);
+      this.p.ops.upload(this.sin.at(), rt.sin);
+      this.ropeSrc = rt.cos;
+    }
+    return { cos: this.cos!.at(), sin: this.sin!.at() };
+  }
+
+  /**
+   * One sequence: T rows (ids, or embeds [T, H]) continuing `cache` (its length is the first position).
+   * Returns the logits of every row, or of the last row only, or (greedy) just the argmax of the last row.
+   * The caller has validated ids and reserved the rope tables; it updates cache.length afterwards.
+   */
+  forward(input: { ids: Int32Array } | { embeds: Float32Array }, T: number, cache: KvCache, lastOnly: boolean, greedy: boolean): { logits: Float32Array | null; token: number | null } {
+    const { ops, config: c } = this.p;
+    const H = c.hidden;
+    const s = cache.length;
+    let kv = cache.device as DeviceKv | null;
+    if (!(kv instanceof DeviceKv)) {
+      kv = new DeviceKv(ops, this.widths());
+      cache.device = kv;
+    }
+    kv.reserve(s + T);
+    if (kv.rows < s) {
+      // rows written by the host path (e.g. a forward that asked for hidden states) go up first
+      cache.syncToHost();
+      kv.push(cache, kv.rows, s);
+      kv.rows = s;
+    }
+    const S = this.scratch;
+    const x = S.get('x', T * H), xn = S.get('xn', T * H), tmp = S.get('tmp', T * H);
+    if ('ids' in input) {
+      const ids = S.get('ids', T);
+      ops.upload(ids, input.ids);
+      ops.embedding(this.p.embedTable, ids, T, x);
+    } else {
+      ops.upload(x, input.embeds);
+    }
+    const pos = S.get('pos', T);
+    const positions = new Int32Array(T);
+    for (let t = 0; t < T; t++) positions[t] = s + t;
+    ops.upload(pos, positions);
+    const rope = this.ropeTables();
+
+    for (let l = 0; l < this.p.layers.length; l++) {
+      const layer = this.p.layers[l]!;
+      const d = this.dev[l]!;
+      ops.rmsnorm(x, T, H, H, d.inNorm.at(), c.eps, xn, H);
+      if (layer.attn.kind === 'mha') this.mha(l, d, xn, T, s, pos, rope, kv, tmp);
+      else this.mla(l, d, xn, T, s, pos, rope, kv, tmp);
+      ops.add(x, tmp, T * H, x);
+      ops.rmsnorm(x, T, H, H, d.postNorm.at(), c.eps, xn, H);
+      const m = layer.mlp;
+      if (m.kind === 'dense') this.dense(m, xn, T, tmp, 'mlp');
+      else {
+        const E = c.nRouted, K = c.topK;
+        const logits = S.get('rlogits', T * E), idx = S.get('ridx', T * K), w = S.get('rw', T * K), scores = S.get('rscores', T * E);
+        ops.linear(xn, T, m.router, null, logits);
+        ops.moeRoute(logits, T, E, m.route, d.routeBias ? d.routeBias.at() : null, idx, w, scores);
+        ops.moeExperts(xn, T, H, d.experts!, idx, w, K, tmp);
+        if (m.shared) {
+          const sh = S.get('shared', T * H);
+          this.dense(m.shared, xn, T, sh, 'shared');
+          ops.add(tmp, sh, T * H, tmp);
+        }
+      }
+      ops.add(x, tmp, T * H, x);
+    }
+    kv.rows = s + T;
+
+    const t = lastOnly || greedy ? 1 : T;
+    const a = T - t;
+    const normed = S.get('normed', t * H);
+    ops.rmsnorm(x.at(a * H), t, H, H, this.finalNorm.at(), c.eps, normed, H);
+    const V = c.vocab;
+    const logitsDev = S.get('logits', t * V);
+    ops.linear(normed, t, this.p.lmHead, null, logitsDev);
+    if (greedy) {
+      const tok = S.get('token', 1);
+      ops.argmax(logitsDev, 1, V, tok);
+      const out = new Int32Array(1);
+      ops.download(out, tok);
+      return { logits: null, token: out[0]! };
+    }
+    const logits = new Float32Array(t * V);
+    ops.download(logits, logitsDev);
+    return { logits, token: null };
+  }
+
+  private biasOf(d: LayerDev, name: string): DeviceView | null {
+    const b = d.bias.get(name);
+    return b ? b.at() : null;
+  }
+
+  private mha(l: number, d: LayerDev, xn: DeviceView, T: number, s: number, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, kv: DeviceKv, out: DeviceView): void {
+    const { ops, config: c } = this.p;
+    const a = this.p.layers[l]!.attn;
+    if (a.kind !== 'mha') return;
+    const hd = c.headDim, nh = c.nHeads, nkv = c.nKvHeads, w = nkv * hd;
+    const S = this.scratch;
+    const q = S.get('q', T * nh * hd), k = S.get('k', T * w), v = S.get('v', T * w), att = S.get('att', T * nh * hd);
+    ops.linear(xn, T, a.q, this.biasOf(d, 'q'), q);
+    ops.linear(xn, T, a.k, this.biasOf(d, 'k'), k);
+    ops.linear(xn, T, a.v, this.biasOf(d, 'v'), v);
+    ops.rope(q, { m: T, nHeads: nh, headStride: hd, rowStride: nh * hd, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
+    ops.rope(k, { m: T, nHeads: nkv, headStride: hd, rowStride: w, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
+    const [kc, vc] = kv.bufs[l]!;
+    ops.copy(kc!.at(s * w), k, T * w);
+    ops.copy(vc!.at(s * w), v, T * w);
+    ops.attention(q, kc!.at(), vc!.at(), att, {
+      tq: T, tk: s + T, nHeads: nh, nKvHeads: nkv, dqk: hd, dv: hd,
+      qStride: nh * hd, kStride: w, vStride: w, outStride: nh * hd,
+      scale: 1 / Math.sqrt(hd), causal: true, qPos0: s,
+    });
+    ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
+  }
+
+  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, s: number, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, kv: DeviceKv, out: DeviceView): void {
+    const { ops, config: c } = this.p;
+    const a = this.p.layers[l]!.attn;
+    if (a.kind !== 'mla') return;
+    const nh = c.nHeads, nope = c.nope, rp = c.rope, dq = nope + rp, kvl = c.kvLoraRank, vh = c.vHead, lw = kvl + rp;
+    const S = this.scratch;
+    const q = S.get('q', T * nh * dq);
+    if (a.qA) {
+      const qr = c.qLoraRank!;
+      const qa = S.get('qa', T * qr);
+      ops.linear(xn, T, a.qA, this.biasOf(d, 'qA'), qa);
+      ops.rmsnorm(qa, T, qr, qr, d.qANorm!.at(), c.eps, qa, qr);
+      ops.linear(qa, T, a.qB!, null, q);
+    } else {
+      ops.linear(xn, T, a.q!, null, q);
+    }
+    const kva = S.get('kva', T * lw);
+    ops.linear(xn, T, a.kvA, this.biasOf(d, 'kvA'), kva);
+    // normalise the latent part of each [latent | k_pe] row in place
+    ops.rmsnorm(kva, T, kvl, lw, d.kvANorm!.at(), c.eps, kva, lw);
+    ops.rope(q, { m: T, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
+    ops.rope(kva, { m: T, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
+    const cache = kv.bufs[l]![0]!;
+    ops.copy(cache.at(s * lw), kva, T * lw);
+    // absorbed query: per head [W_ukᵀ q_nope | q_pe] over the latent row [c | k_pe]
+    const qAbs = S.get('qabs', T * nh * lw);
+    ops.linearGrouped(q, T, nh * dq, nh, dq, d.ukT!, qAbs, nh * lw, lw);
+    ops.copyRows(qAbs.at(kvl), lw, q.at(nope), dq, T * nh, rp);
+    const o = S.get('olat', T * nh * kvl);
+    ops.attention(qAbs, cache.at(), cache.at(), o, {
+      tq: T, tk: s + T, nHeads: nh, nKvHeads: 1, dqk: lw, dv: kvl,
+      qStride: nh * lw, kStride: lw, vStride: lw, outStride: nh * kvl,
+      scale: attentionMscale2(c.raw) / Math.sqrt(dq), causal: true, qPos0: s,
+    });
+    const att = S.get('att', T * nh * vh);
+    ops.linearGrouped(o, T, nh * kvl, nh, kvl, d.uv!, att, nh * vh, vh);
+    ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
+  }
+
+  private dense(m: DenseMlp, xn: DeviceView, T: number, out: DeviceView, tag: string): void {
+    const ops = this.p.ops;
+    const inter = m.gate.n;
+    const g = this.scratch.get(`${tag}.g`, T * inter), u = this.scratch.get(`${tag}.u`, T * inter);
+    ops.linear(xn, T, m.gate, null, g);
+    ops.linear(xn, T, m.up, null, u);
+    ops.swiglu(g, u, T * inter, g);
+    ops.linear(g, T, m.down, null, out);
+  }
+
+  /** Free every device buffer and group this runner made (the model's own weights are released by the model). */
+  dispose(): void {
+    for (const d of this.dev) {
+      d.inNorm.free(); d.postNorm.free(); d.qANorm?.free(); d.kvANorm?.free(); d.routeBias?.free();
+      for (const b of d.bias.values()) b.free();
+      d.experts?.release();
+    }
+    this.finalNorm.free();
+    this.cos?.free();
+    this.sin?.free();
+    this.scratch.free();
+    const release = this.p.kernels.releaseLinear;
+    if (release) for (const w of this.owned) release.call(this.p.kernels, w);
+  }
+}
