@@ -9,22 +9,11 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cudaAvailability, loadCudaKernels } from './cuda.js';
+import { activeWeightBytes } from './decode-bound.js';
 
 const avail = await cudaAvailability();
 const dir = process.env.KESTREL_ANCHOR_DIR;
 const why = !avail.available ? avail.reason : !dir ? 'KESTREL_ANCHOR_DIR is not set' : '';
-
-/** Bytes of weights read per decoded token, from the HF config (bf16 linears, f32 router). */
-export function activeWeightBytes(c: Record<string, number | null>, bytesPerParam: number): number {
-  const h = c.hidden_size!, nh = c.num_attention_heads!, nope = c.qk_nope_head_dim!, rope = c.qk_rope_head_dim!, v = c.v_head_dim!, kvr = c.kv_lora_rank!;
-  const q = c.q_lora_rank ? c.q_lora_rank * h + nh * (nope + rope) * c.q_lora_rank : nh * (nope + rope) * h;
-  const attn = q + (kvr + rope) * h + nh * (nope + v) * kvr + h * nh * v;
-  const dense = 3 * h * c.intermediate_size!;
-  const moe = (c.num_experts_per_tok! + (c.n_shared_experts ?? 0)) * 3 * h * c.moe_intermediate_size!;
-  const layers = c.num_hidden_layers!, nDense = c.first_k_dense_replace ?? 0;
-  const params = layers * attn + nDense * dense + (layers - nDense) * moe + c.vocab_size! * h;
-  return params * bytesPerParam + (layers - nDense) * c.n_routed_experts! * h * 4;
-}
 
 describe.skipIf(why !== '')(`decode on device 'cuda' vs the bandwidth bound${why ? ` (skipped: ${why})` : ''}`, () => {
   it('times decode on the anchor model', async () => {

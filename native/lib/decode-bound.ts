@@ -1,0 +1,22 @@
+/**
+ * The decode bandwidth bound: bytes of weights one decoded token reads, for a DeepSeek-V2 HF config. Used by
+ * cuda-decode.test.ts and native/cuda/gpu/run-decode.mjs (bound tok/s = copy bandwidth / these bytes).
+ */
+
+/** Bytes per linear-weight parameter by in-memory dtype: bf16, f32, and the contract's q8 (int8 + one f32 scale per 32). */
+export const BYTES_PER_PARAM = { f32: 4, bf16: 2, int8: 1 + 4 / 32 } as const;
+
+/**
+ * Bytes of weights read per decoded token, from the HF config: attention, the dense MLPs, the top-k routed +
+ * shared experts and lm_head at `bytesPerParam`, plus the f32 router. The embedding (one row) and norms are ignored.
+ */
+export function activeWeightBytes(c: Record<string, number | null>, bytesPerParam: number): number {
+  const h = c.hidden_size!, nh = c.num_attention_heads!, nope = c.qk_nope_head_dim!, rope = c.qk_rope_head_dim!, v = c.v_head_dim!, kvr = c.kv_lora_rank!;
+  const q = c.q_lora_rank ? c.q_lora_rank * h + nh * (nope + rope) * c.q_lora_rank : nh * (nope + rope) * h;
+  const attn = q + (kvr + rope) * h + nh * (nope + v) * kvr + h * nh * v;
+  const dense = 3 * h * c.intermediate_size!;
+  const moe = (c.num_experts_per_tok! + (c.n_shared_experts ?? 0)) * 3 * h * c.moe_intermediate_size!;
+  const layers = c.num_hidden_layers!, nDense = c.first_k_dense_replace ?? 0;
+  const params = layers * attn + nDense * dense + (layers - nDense) * moe + c.vocab_size! * h;
+  return params * bytesPerParam + (layers - nDense) * c.n_routed_experts! * h * 4;
+}
