@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Decode speed of the MoE LM on device 'cuda' against the HBM bandwidth bound, in plain Node (no vitest): the
+// same measurement as native/lib/cuda-decode.test.ts, for the GPU machine (see native/cuda/gpu/README.md).
+// The model is the perf-anchor HF checkpoint (gen_deepseek2_moe.py --gguf '' --hf bf16).
+//   bound tok/s = device copy bandwidth / bytes of weights one token reads (native/dist/decode-bound.js)
+// Per dtype: load time, prefill of the 32-token prompt (cold = first forward, warm = again on a new cache),
+// 4 warm-up decode steps, then --steps timed single-token greedy decode steps.
+// Prints one line per dtype; writes $OUT/decode.json when OUT is set. Exit 1 when a run fails.
+//   node native/cuda/gpu/run-decode.mjs [--dir ANCHOR_HF_DIR (default $KESTREL_ANCHOR_DIR)] [--steps 64]
+//        [--dtype bf16|int8|all] [--device cuda|cpu] [--bw GBs (bandwidth for --device cpu)]
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { MoeLanguageModel } from '@kestrel/moe';
+import { loadCudaKernels } from '@kestrel/native';
+
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  if (i >= 0) return argv[i + 1];
+  const a = argv.find((x) => x.startsWith(`--${name}=`));
+  return a ? a.slice(name.length + 3) : def;
+};
+const dir = opt('dir', process.env.KESTREL_ANCHOR_DIR);
+const steps = Number(opt('steps', '64'));
+const dtypeArg = opt('dtype', 'bf16');
+const device = opt('device', 'cuda');
+const dtypes = dtypeArg === 'all' ? ['bf16', 'int8'] : [dtypeArg];
+if (!dir || !(steps > 0) || !dtypes.every((d) => ['bf16', 'int8', 'f32'].includes(d)) || !['cuda', 'cpu'].includes(device)) {
+  console.error('usage: run-decode.mjs --dir ANCHOR_HF_DIR (or KESTREL_ANCHOR_DIR) [--steps N] [--dtype bf16|int8|all] [--device cuda|cpu] [--bw GBs]');
+  process.exit(2);
+}
+// by path: native/lib/index.ts does not re-export it
+const { activeWeightBytes, BYTES_PER_PARAM } = await import(new URL('../../dist/decode-bound.js', import.meta.url).href);
+
+const argmax = (a) => {
+  let b = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
+  return b;
+};
+const sec = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
+const r3 = (x) => (x == null ? null : Number(x.toPrecision(4)));
+
+const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+let bw = opt('bw') ? Number(opt('bw')) : null;
+let deviceName = device;
+if (device === 'cuda') {
+  const k = await loadCudaKernels();
+  deviceName = k.device.name;
+  const t0 = process.hrtime.bigint();
+  bw = k.copyBandwidthGBs(1 << 30, 20);
+  console.log(`device ${deviceName}: copy bandwidth ${bw.toFixed(1)} GB/s (1 GiB x 20, ${sec(t0).toFixed(2)}s)`);
+}
+const prompt = Array.from({ length: 32 }, (_, i) => 2 + ((i * 37) % 250));
+
+const results = [];
+let failed = 0;
+for (const dtype of dtypes) {
+  const r = { dtype, device: deviceName, ok: false };
+  try {
+    let t0 = process.hrtime.bigint();
+    const model = await MoeLanguageModel.load(dir, { device, dtype });
+    r.loadS = r3(sec(t0));
+    try {
+      let cache = model.createCache();
+      t0 = process.hrtime.bigint();
+      let logits = model.forward({ inputIds: prompt, cache }, { lastOnly: true }).logits.data;
+      r.prefillColdMs = r3(sec(t0) * 1e3);
+      for (let s = 0; s < 4; s++) logits = model.forward({ inputIds: [argmax(logits)], cache }, { lastOnly: true }).logits.data; // warm-up
+      t0 = process.hrtime.bigint();
+      const ids = [];
+      for (let s = 0; s < steps; s++) {
+        const id = argmax(logits);
+        ids.push(id);
+        logits = model.forward({ inputIds: [id], cache }, { lastOnly: true }).logits.data;
+      }
+      const decodeS = sec(t0);
+      cache = model.createCache();
+      t0 = process.hrtime.bigint();
+      model.forward({ inputIds: prompt, cache }, { lastOnly: true });
+      r.prefillWarmMs = r3(sec(t0) * 1e3);
+      const bytes = activeWeightBytes(cfg, BYTES_PER_PARAM[dtype]);
+      const tokS = steps / decodeS;
+      const boundTokS = bw ? (bw * 1e9) / bytes : null;
+      Object.assign(r, {
+        ok: true, steps, promptTokens: prompt.length, decodeTokS: r3(tokS), msPerToken: r3((decodeS * 1e3) / steps),
+        boundTokS: r3(boundTokS), fractionOfBound: boundTokS ? r3(tokS / boundTokS) : null, copyBandwidthGBs: r3(bw), activeWeightBytes: bytes,
+        prefillTokS: r3(prompt.length / (r.prefillWarmMs / 1e3)), firstIds: ids.slice(0, 8),
+      });
+    } finally {
+      model.dispose();
+    }
+    console.log(`decode ${dtype}: ${r.decodeTokS} tok/s, ${r.msPerToken} ms/token over ${steps} steps after a ${prompt.length}-token prompt; ` +
+      `bound ${r.boundTokS ?? '?'} tok/s (${(r.activeWeightBytes / 1e6).toFixed(1)} MB/token at ${r.copyBandwidthGBs ?? '?'} GB/s), fraction of bound ${r.fractionOfBound ?? '?'}; ` +
+      `prefill ${prompt.length} tokens: cold ${r.prefillColdMs} ms, warm ${r.prefillWarmMs} ms (${r.prefillTokS} tok/s); load ${r.loadS}s`);
+  } catch (e) {
+    failed++;
+    r.error = `${e?.code ? `${e.code}: ` : ''}${e?.message ?? e}`.split('\n')[0];
+    console.log(`FAIL decode ${dtype}: ${r.error}`);
+  }
+  results.push(r);
+}
+
+if (process.env.OUT) {
+  mkdirSync(process.env.OUT, { recursive: true });
+  writeFileSync(join(process.env.OUT, 'decode.json'), `${JSON.stringify({ dir, node: process.version, results }, null, 1)}\n`);
+}
+process.exit(failed ? 1 : 0);
