@@ -697,7 +697,7 @@ def main():
         print(f"wrote {len(cases)} cases to {args.emit}")
         return 0
     lib = Lib(os.path.abspath(args.lib))
-    if lib.abi_version() != 2:
+    if lib.abi_version() != 3:
         print("library ABI version mismatch; rebuild", file=sys.stderr)
         return 2
     if lib.init() != 0:

@@ -63,6 +63,14 @@ export interface DeviceExpertGroup {
   release(): void;
 }
 
+/** A captured sequence of device ops (a CUDA graph): one call replays all of them. */
+export interface DeviceGraph {
+  /** the library's workspace epoch when captured: the graph is stale once {@link DeviceOps.workspaceEpoch} differs */
+  readonly epoch: number;
+  launch(): void;
+  release(): void;
+}
+
 /** The contract's ops on device views. Shapes follow the host ops in contract.ts. */
 export interface DeviceOps {
   alloc(length: number): DeviceBuffer;
@@ -92,6 +100,19 @@ export interface DeviceOps {
   moeExperts(x: DeviceView, m: number, h: number, group: DeviceExpertGroup, idx: DeviceView, weight: DeviceView, topK: number, out: DeviceView): void;
   /** out[r] = index of the largest value of row r (lowest among equals). */
   argmax(x: DeviceView, m: number, n: number, out: DeviceView): void;
+  /**
+   * Causal attention continuing a cache whose length is read on the device from base[0]: keys are rows
+   * [0, base[0] + tq) of k/v. `p.tk`/`p.qPos0` give the current values for the checks; k/v must hold `maxTk` rows,
+   * so a captured launch stays valid while the cache fits in them.
+   */
+  attentionAt(q: DeviceView, k: DeviceView, v: DeviceView, out: DeviceView, p: AttentionParams, base: DeviceView, maxTk: number): void;
+  /** Append `rows` rows of `width` to `cache` at row base[0] (read on the device). */
+  appendRows(cache: DeviceView, width: number, src: DeviceView, rows: number, base: DeviceView, capacityRows: number, currentRow: number): void;
+  /** Counter that moves when a library workspace is reallocated (captured graphs become stale). */
+  workspaceEpoch(): number;
+  /** Start capturing the device ops that follow (no uploads or downloads until {@link DeviceOps.endGraph}). */
+  beginGraph(): void;
+  endGraph(): DeviceGraph;
 }
 
 interface GroupImpl extends DeviceExpertGroup { handle: unknown; released: boolean }
@@ -248,6 +269,53 @@ export function createDeviceOps(b: CudaBinding, handleOf: (w: PreparedLinear, op
       need(weight, m * topK, op, 'weight');
       const gh = groupOf(group, op);
       run(op, () => b.dMoeExperts(x.ptr, m, h, gh, idx.ptr, weight.ptr, topK, out.ptr));
+    },
+    attentionAt(q, k, v, out, p, base, maxTk) {
+      const op = 'attentionAt';
+      shape(p.causal, op, 'needs causal attention');
+      count(maxTk, op, 'maxTk');
+      shape(p.tk <= maxTk && p.tk - p.qPos0 === p.tq, op, `tk ${p.tk} must be qPos0 + tq and at most maxTk ${maxTk}`);
+      // check against the capacity the graph may reach, not only today's length
+      const geom = attentionGeometry(q, k, v, out, { ...p, tk: maxTk });
+      if (p.tq === 0 || p.nHeads === 0) return;
+      need(base, 1, op, 'base');
+      geom[1] = p.tq;  // relative to base[0]
+      geom[11] = 0;
+      run(op, () => b.dAttentionAt(q.ptr, k.ptr, v.ptr, out.ptr, geom, p.scale, base.ptr, maxTk));
+    },
+    appendRows(cache, width, src, rows, base, capacityRows, currentRow) {
+      const op = 'appendRows';
+      for (const [v, n] of [[width, 'width'], [rows, 'rows'], [capacityRows, 'capacityRows'], [currentRow, 'currentRow']] as const) count(v, op, n);
+      if (rows === 0) return;
+      shape(currentRow + rows <= capacityRows, op, `rows ${currentRow}+${rows} exceed the capacity ${capacityRows}`);
+      need(cache, capacityRows * width, op, 'cache');
+      need(src, rows * width, op, 'src');
+      need(base, 1, op, 'base');
+      run(op, () => b.dAppendRows(cache.ptr, width, src.ptr, rows, base.ptr));
+    },
+    workspaceEpoch() {
+      return b.wsEpoch();
+    },
+    beginGraph() {
+      run('beginGraph', () => b.graphBegin());
+    },
+    endGraph() {
+      let h: unknown;
+      run('endGraph', () => { h = b.graphEnd(); });
+      const epoch = b.wsEpoch();
+      let released = false;
+      return {
+        epoch,
+        launch() {
+          shape(!released, 'graph', 'the graph was released');
+          run('graphLaunch', () => b.graphLaunch(h));
+        },
+        release() {
+          if (released) return;
+          released = true;
+          b.graphRelease(h);
+        },
+      };
     },
     argmax(x, m, n, out) {
       count(m, 'argmax', 'm');

@@ -53,6 +53,13 @@ export interface CudaBinding {
   dMoeExperts(x: bigint, m: number, h: number, group: unknown, idx: bigint, weight: bigint, topK: number, out: bigint): void;
   dLinearGrouped(x: bigint, m: number, ldx: number, groups: number, xGroupStride: number, handle: unknown, out: bigint, ldo: number, outGroupStride: number): void;
   dArgmax(x: bigint, m: number, n: number, out: bigint): void;
+  dAttentionAt(q: bigint, k: bigint, v: bigint, out: bigint, geom: Int32Array, scale: number, base: bigint, maxTk: number): void;
+  dAppendRows(cache: bigint, width: number, src: bigint, rows: number, base: bigint): void;
+  wsEpoch(): number;
+  graphBegin(): void;
+  graphEnd(): unknown;
+  graphLaunch(graph: unknown): void;
+  graphRelease(graph: unknown): void;
 }
 
 /** The GPU the backend runs on. */

@@ -28,6 +28,11 @@ constexpr int kWarpsPerBlock = 8;  // output columns per block in the row kernel
 thread_local std::string g_err;
 std::mutex g_mu;  // host-array calls share one workspace
 bool g_ready = false;
+// Every kernel and async copy goes to this stream. It is a blocking stream, so the host-array path's plain
+// cudaMemcpy calls (legacy default stream) stay ordered with it; a CUDA graph captures it.
+cudaStream_t g_stream = nullptr;
+// Bumped whenever a workspace buffer moves: a captured graph holds workspace addresses and is stale after that.
+uint64_t g_ws_epoch = 0;
 
 struct WDev {
   int fmt;
@@ -444,10 +449,16 @@ __global__ void __launch_bounds__(128) gemm_bf16_wmma_kernel(const float* __rest
 // attention (causal with KV cache, or bidirectional); MLA decode is the nKvHeads = 1 case with the
 // compressed latent (+ rope part) as k and the latent as v. One block per (query row, head).
 
+// base (device, may be null): tk and qPos0 are relative to base[0] (the rows already in the cache), so one captured
+// launch serves every decode position.
 __global__ void attention_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ out,
                                  float* __restrict__ scratch, int tk, int nHeads, int group, int dqk, int dv, int64_t qStride, int64_t kStride,
-                                 int64_t vStride, int64_t outStride, float scale, int causal, int qPos0) {
+                                 int64_t vStride, int64_t outStride, float scale, int causal, int qPos0, const int32_t* __restrict__ base) {
   extern __shared__ float qs[];
+  if (base) {
+    tk += base[0];
+    qPos0 += base[0];
+  }
   const int h = blockIdx.x, i = blockIdx.y, g = h / group;
   const int visible = causal ? min(tk, qPos0 + i + 1) : tk;
   float* s = scratch + (static_cast<int64_t>(i) * nHeads + h) * tk;
@@ -684,6 +695,12 @@ __global__ void argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* _
   }
 }
 
+// cache[(base[0] + r) * width + c] = src[r * width + c]: appends rows at the position held on the device
+__global__ void append_rows_kernel(float* __restrict__ cache, int64_t width, const float* __restrict__ src, int64_t rows, const int32_t* __restrict__ base) {
+  float* dst = cache + static_cast<int64_t>(base[0]) * width;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * width; i += static_cast<int64_t>(gridDim.x) * blockDim.x) dst[i] = src[i];
+}
+
 // ---------------------------------------------------------------------------------------------
 // host side
 
@@ -709,6 +726,7 @@ void* ws(int slot, size_t bytes) {
   if (b.p) cudaFree(b.p);
   b.p = nullptr;
   b.cap = 0;
+  ++g_ws_epoch;
   if (cudaMalloc(&b.p, cap) != cudaSuccess) {
     b.p = nullptr;
     return nullptr;
@@ -745,8 +763,8 @@ bool ready() { return g_ready; }
 template <int FMT, bool DUAL>
 void launch_rows(const RowsArgs& a, bool vec, int64_t n, int tiles) {
   const dim3 grid(static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(tiles));
-  if (vec) rows_kernel<FMT, true, DUAL><<<grid, kWarpsPerBlock * 32>>>(a);
-  else rows_kernel<FMT, false, DUAL><<<grid, kWarpsPerBlock * 32>>>(a);
+  if (vec) rows_kernel<FMT, true, DUAL><<<grid, kWarpsPerBlock * 32, 0, g_stream>>>(a);
+  else rows_kernel<FMT, false, DUAL><<<grid, kWarpsPerBlock * 32, 0, g_stream>>>(a);
 }
 
 template <bool DUAL>
@@ -759,7 +777,7 @@ void launch_rows_fmt(int fmt, const RowsArgs& a, bool vec, int64_t n, int tiles)
 int quantize_rows(const float* x, int64_t ldx, const int* rowIdx, int64_t T, int64_t k, int64_t kp, int8_t* xq, float* xs) {
   const int64_t warps = T * (kp / kQ8Block);
   if (warps == 0) return 0;
-  quantize_kernel<<<grid_for(warps * 32, 256), 256>>>(x, ldx, rowIdx, static_cast<int>(T), k, kp, xq, xs);
+  quantize_kernel<<<grid_for(warps * 32, 256), 256, 0, g_stream>>>(x, ldx, rowIdx, static_cast<int>(T), k, kp, xq, xs);
   KC_LAUNCHED();
   return 0;
 }
@@ -770,6 +788,11 @@ struct kc_weight {
   WDev h;       // host copy of the descriptor
   WDev* d;      // device copy (the kernels read it)
   int64_t bytes;
+};
+
+struct kc_graph {
+  cudaGraphExec_t exec;
+  uint64_t epoch;
 };
 
 struct kc_moe_group {
@@ -787,7 +810,7 @@ int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bi
   if (wd.fmt == KC_BF16 && m > 2 * kRowsPerTile) {
     const dim3 grid(static_cast<unsigned>((wd.n + kBN - 1) / kBN), static_cast<unsigned>((m + kBM - 1) / kBM));
     if (grid.y > 65535) return set_err("linear: too many rows for one launch");
-    gemm_bf16_wmma_kernel<<<grid, 128>>>(x, m, static_cast<const uint16_t*>(wd.data), wd.n, wd.k, bias, out);
+    gemm_bf16_wmma_kernel<<<grid, 128, 0, g_stream>>>(x, m, static_cast<const uint16_t*>(wd.data), wd.n, wd.k, bias, out);
     KC_LAUNCHED();
     return 0;
   }
@@ -877,21 +900,23 @@ int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int 
 
 // Attention on device buffers (geom as in kc_attention). Scores go to a scratch of (query rows x heads x keys);
 // long prefills run in query chunks so it stays under 256 MB (and grid.y under its limit).
-int attention_launch(const float* dq, const float* dk, const float* dvv, float* dout, const int32_t* geom, float scale) {
+int attention_launch(const float* dq, const float* dk, const float* dvv, float* dout, const int32_t* geom, float scale, const int32_t* base = nullptr,
+                     int maxTk = 0) {
   const int tq = geom[0], tk = geom[1], nHeads = geom[2], nKvHeads = geom[3], dqk = geom[4], dv = geom[5];
   const int64_t qStride = geom[6], kStride = geom[7], vStride = geom[8], outStride = geom[9];
   const int causal = geom[10], qPos0 = geom[11];
   if (tq <= 0 || nHeads <= 0) return 0;
   if (dqk * 4 > 48 * 1024) return set_err("attention: head dim too large");
   if (nKvHeads <= 0 || nHeads % nKvHeads != 0) return set_err("attention: nHeads must be a multiple of nKvHeads");
-  const int64_t perRow = static_cast<int64_t>(nHeads) * std::max(tk, 1);
+  // with a device base the keys can reach maxTk; the scratch is sized for that
+  const int64_t perRow = static_cast<int64_t>(nHeads) * std::max(base ? maxTk : tk, 1);
   const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(tq), (int64_t{64} << 20) / perRow, int64_t{65535}})));
   KC_WS(scr, float, S_D, chunk * perRow);
   for (int i0 = 0; i0 < tq; i0 += chunk) {
     const int rows = std::min(chunk, tq - i0);
     const dim3 grid(static_cast<unsigned>(nHeads), static_cast<unsigned>(rows));
-    attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4>>>(dq + i0 * qStride, dk, dvv, dout + i0 * outStride, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv,
-                                                                   qStride, kStride, vStride, outStride, scale, causal, qPos0 + i0);
+    attention_kernel<<<grid, 128, static_cast<size_t>(dqk) * 4, g_stream>>>(dq + i0 * qStride, dk, dvv, dout + i0 * outStride, scr, tk, nHeads, nHeads / nKvHeads, dqk, dv,
+                                                                   qStride, kStride, vStride, outStride, scale, causal, qPos0 + i0, base);
     KC_LAUNCHED();
   }
   return 0;
@@ -927,6 +952,7 @@ int kc_init(void) {
   }
   KC_CHECK(cudaSetDevice(0));
   KC_CHECK(cudaFree(nullptr));  // creates the context now, so the first op does not pay for it
+  KC_CHECK(cudaStreamCreate(&g_stream));
   g_ready = true;
   return 0;
 }
@@ -1006,7 +1032,7 @@ void kc_d_free(void* p) { cudaFree(p); }
 int kc_d_upload(void* dst, const void* src, size_t bytes) { return up(dst, src, bytes); }
 int kc_d_download(void* dst, const void* src, size_t bytes) { return down(dst, src, bytes); }
 int kc_d_sync(void) {
-  KC_CHECK(cudaDeviceSynchronize());
+  KC_CHECK(cudaStreamSynchronize(g_stream));
   return 0;
 }
 
@@ -1017,33 +1043,33 @@ int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias
 
 int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, int64_t ldx, const float* weight, float eps, float* out, int64_t ldo) {
   if (m <= 0) return 0;
-  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(x, n, ldx, weight, eps, out, ldo);
+  rmsnorm_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(x, n, ldx, weight, eps, out, ldo);
   KC_LAUNCHED();
   return 0;
 }
 
 int kc_d_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* out) {
   if (m <= 0) return 0;
-  embedding_kernel<<<static_cast<unsigned>(m), 256>>>(table->d, ids, out);
+  embedding_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(table->d, ids, out);
   KC_LAUNCHED();
   return 0;
 }
 
 int kc_d_memcpy(void* dst, const void* src, size_t bytes) {
-  if (bytes) KC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+  if (bytes) KC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));
   return 0;
 }
 
 int kc_d_copy_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
   if (rows <= 0 || cols <= 0) return 0;
   KC_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(ldd) * 4, src, static_cast<size_t>(lds) * 4, static_cast<size_t>(cols) * 4,
-                             static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, 0));
+                             static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, g_stream));
   return 0;
 }
 
 int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out) {
   if (len <= 0) return 0;
-  binary_kernel<<<grid_for(len, 256), 256>>>(op, a, b, len, out);
+  binary_kernel<<<grid_for(len, 256), 256, 0, g_stream>>>(op, a, b, len, out);
   KC_LAUNCHED();
   return 0;
 }
@@ -1051,7 +1077,7 @@ int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out)
 int kc_d_rope(float* x, const int32_t* geom, const int32_t* positions, const float* cos, const float* sin) {
   const int m = geom[0], nHeads = geom[1], headStride = geom[2], rowStride = geom[3], offset = geom[4], dim = geom[5], interleaved = geom[6];
   if (m <= 0 || nHeads <= 0) return 0;
-  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4>>>(x, nHeads, headStride, rowStride, offset, dim, interleaved, cos, sin,
+  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4, g_stream>>>(x, nHeads, headStride, rowStride, offset, dim, interleaved, cos, sin,
                                                                                       positions);
   KC_LAUNCHED();
   return 0;
@@ -1067,7 +1093,7 @@ int kc_d_moe_route(const float* logits, int64_t m, int32_t n_experts, const int3
   const int E = n_experts, topK = cfg[0], scoring = cfg[1], method = cfg[2], nGroup = cfg[3], topkGroup = cfg[4], normTopk = cfg[5];
   if (m <= 0) return 0;
   const size_t smem = static_cast<size_t>(2 * E + std::max(nGroup, 1)) * 4;
-  moe_route_kernel<<<static_cast<unsigned>(m), 128, smem>>>(logits, E, topK, scoring, method, std::max(nGroup, 1), topkGroup, normTopk, scaling, bias, idx,
+  moe_route_kernel<<<static_cast<unsigned>(m), 128, smem, g_stream>>>(logits, E, topK, scoring, method, std::max(nGroup, 1), topkGroup, normTopk, scaling, bias, idx,
                                                             weight, scores);
   KC_LAUNCHED();
   return 0;
@@ -1125,7 +1151,7 @@ int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g
   if (m <= 0) return 0;
   if (h != g->h) return set_err("moeExperts: hidden size " + std::to_string(h) + " does not match the experts' " + std::to_string(g->h));
   if (top_k <= 0) {
-    KC_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(m * h) * 4, 0));
+    KC_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(m * h) * 4, g_stream));
     return 0;
   }
   const int64_t slots = m * top_k;
@@ -1135,12 +1161,12 @@ int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g
   KC_WS(dRow, int, S_I0, slots);
   KC_WS(dPos, int, S_I1, slots);
   KC_WS(dTiles, Tile, S_I2, maxTiles);
-  moe_tiles_kernel<<<1, 256, static_cast<size_t>(2 * g->nExperts) * 4>>>(idx, static_cast<int>(slots), top_k, g->nExperts, static_cast<int>(maxTiles), dRow,
+  moe_tiles_kernel<<<1, 256, static_cast<size_t>(2 * g->nExperts) * 4, g_stream>>>(idx, static_cast<int>(slots), top_k, g->nExperts, static_cast<int>(maxTiles), dRow,
                                                                          dPos, dTiles);
   KC_LAUNCHED();
   float* dY = nullptr;
   KC_TRY(experts_launch(x, h, g->tab, g->fmtGU, g->fmtD, g->inter, dRow, dTiles, static_cast<int>(maxTiles), slots, &dY));
-  combine_kernel<<<grid_for(m * h, 256), 256>>>(dY, dPos, weight, m, h, top_k, out);
+  combine_kernel<<<grid_for(m * h, 256), 256, 0, g_stream>>>(dY, dPos, weight, m, h, top_k, out);
   KC_LAUNCHED();
   return 0;
 }
@@ -1151,16 +1177,60 @@ int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, 
   if (w->h.n % groups != 0) return set_err("linear_grouped: weight rows are not a multiple of the group count");
   const int64_t n = w->h.n / groups;
   const dim3 grid(static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(groups));
-  grouped_rows_kernel<<<grid, kWarpsPerBlock * 32>>>(w->d, n, x, static_cast<int>(m), ldx, x_group_stride, out, ldo, out_group_stride);
+  grouped_rows_kernel<<<grid, kWarpsPerBlock * 32, 0, g_stream>>>(w->d, n, x, static_cast<int>(m), ldx, x_group_stride, out, ldo, out_group_stride);
   KC_LAUNCHED();
   return 0;
 }
 
 int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out) {
   if (m <= 0) return 0;
-  argmax_kernel<<<static_cast<unsigned>(m), 256>>>(x, n, out);
+  argmax_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(x, n, out);
   KC_LAUNCHED();
   return 0;
+}
+
+int kc_d_attention_at(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale, const int32_t* base, int32_t max_tk) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!base || max_tk <= 0) return set_err("attention_at: needs a device base and max_tk > 0");
+  return attention_launch(q, k, v, out, geom, scale, base, max_tk);
+}
+
+int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows, const int32_t* base) {
+  if (rows <= 0 || width <= 0) return 0;
+  append_rows_kernel<<<grid_for(rows * width, 256), 256, 0, g_stream>>>(cache, width, src, rows, base);
+  KC_LAUNCHED();
+  return 0;
+}
+
+uint64_t kc_ws_epoch(void) { return g_ws_epoch; }
+
+int kc_graph_begin(void) {
+  KC_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeRelaxed));
+  return 0;
+}
+
+int kc_graph_end(kc_graph** out) {
+  *out = nullptr;
+  cudaGraph_t g = nullptr;
+  KC_CHECK(cudaStreamEndCapture(g_stream, &g));
+  cudaGraphExec_t x = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&x, g, 0);
+  cudaGraphDestroy(g);
+  if (e != cudaSuccess) return set_err(std::string("graph instantiate: ") + cudaGetErrorString(e));
+  *out = new kc_graph{x, g_ws_epoch};
+  return 0;
+}
+
+int kc_graph_launch(const kc_graph* g) {
+  if (g->epoch != g_ws_epoch) return set_err("graph_launch: the graph is stale (a workspace moved since it was captured); capture it again");
+  KC_CHECK(cudaGraphLaunch(g->exec, g_stream));
+  return 0;
+}
+
+void kc_graph_release(kc_graph* g) {
+  if (!g) return;
+  cudaGraphExecDestroy(g->exec);
+  delete g;
 }
 
 double kc_d_copy_bandwidth(size_t bytes, int reps) {
@@ -1219,7 +1289,7 @@ int kc_rmsnorm(const float* x, int64_t m, int64_t n, const float* weight, float 
   KC_WS(dout, float, S_OUT, m * n);
   KC_TRY(up(dx, x, m * n * 4));
   KC_TRY(up(dw, weight, n * 4));
-  rmsnorm_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n, n, dw, eps, dout, n);
+  rmsnorm_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(dx, n, n, dw, eps, dout, n);
   KC_LAUNCHED();
   return down(out, dout, m * n * 4);
 }
@@ -1234,7 +1304,7 @@ int kc_layernorm(const float* x, int64_t m, int64_t n, const float* weight, cons
   KC_TRY(up(dx, x, m * n * 4));
   KC_TRY(up(dw, weight, n * 4));
   KC_TRY(up(db, bias, n * 4));
-  layernorm_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n, dw, db, eps, dout);
+  layernorm_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(dx, n, dw, db, eps, dout);
   KC_LAUNCHED();
   return down(out, dout, m * n * 4);
 }
@@ -1244,7 +1314,7 @@ int kc_unary(int op, const float* x, int64_t len, float* out) {
   if (len <= 0) return 0;
   KC_WS(dx, float, S_A, len);
   KC_TRY(up(dx, x, len * 4));
-  unary_kernel<<<grid_for(len, 256), 256>>>(op, dx, len, dx);
+  unary_kernel<<<grid_for(len, 256), 256, 0, g_stream>>>(op, dx, len, dx);
   KC_LAUNCHED();
   return down(out, dx, len * 4);
 }
@@ -1256,7 +1326,7 @@ int kc_binary(int op, const float* a, const float* b, int64_t len, float* out) {
   KC_WS(db, float, S_B, len);
   KC_TRY(up(da, a, len * 4));
   KC_TRY(up(db, b, len * 4));
-  binary_kernel<<<grid_for(len, 256), 256>>>(op, da, db, len, da);
+  binary_kernel<<<grid_for(len, 256), 256, 0, g_stream>>>(op, da, db, len, da);
   KC_LAUNCHED();
   return down(out, da, len * 4);
 }
@@ -1266,7 +1336,7 @@ int kc_softmax(float* x, int64_t m, int64_t n) {
   if (m <= 0 || n <= 0) return 0;
   KC_WS(dx, float, S_A, m * n);
   KC_TRY(up(dx, x, m * n * 4));
-  softmax_kernel<<<static_cast<unsigned>(m), 256>>>(dx, n);
+  softmax_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(dx, n);
   KC_LAUNCHED();
   return down(x, dx, m * n * 4);
 }
@@ -1280,7 +1350,7 @@ int kc_embedding(const kc_weight* table, const int32_t* ids, int64_t m, float* o
   KC_WS(dids, int32_t, S_I0, m);
   KC_WS(dout, float, S_OUT, m * k);
   KC_TRY(up(dids, ids, m * 4));
-  embedding_kernel<<<static_cast<unsigned>(m), 256>>>(table->d, dids, dout);
+  embedding_kernel<<<static_cast<unsigned>(m), 256, 0, g_stream>>>(table->d, dids, dout);
   KC_LAUNCHED();
   return down(out, dout, m * k * 4);
 }
@@ -1304,7 +1374,7 @@ int kc_rope(float* x, int64_t xlen, const int32_t* geom, const int32_t* position
   KC_TRY(up(dx, x, xlen * 4));
   KC_TRY(up(dc, cs.data(), cs.size() * 4));
   KC_TRY(up(ds, sn.data(), sn.size() * 4));
-  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4>>>(dx, nHeads, headStride, rowStride, offset, dim, interleaved, dc, ds, nullptr);
+  rope_kernel<<<static_cast<unsigned>(m) * nHeads, 64, static_cast<size_t>(dim) * 4, g_stream>>>(dx, nHeads, headStride, rowStride, offset, dim, interleaved, dc, ds, nullptr);
   KC_LAUNCHED();
   return down(x, dx, xlen * 4);
 }
@@ -1343,7 +1413,7 @@ int kc_moe_route(const float* logits, int64_t m, int32_t n_experts, const int32_
   }
   KC_TRY(up(dl, logits, m * E * 4));
   const size_t smem = static_cast<size_t>(2 * E + std::max(nGroup, 1)) * 4;
-  moe_route_kernel<<<static_cast<unsigned>(m), 128, smem>>>(dl, E, topK, scoring, method, std::max(nGroup, 1), topkGroup, normTopk, scaling, db, di, dw, ds);
+  moe_route_kernel<<<static_cast<unsigned>(m), 128, smem, g_stream>>>(dl, E, topK, scoring, method, std::max(nGroup, 1), topkGroup, normTopk, scaling, db, di, dw, ds);
   KC_LAUNCHED();
   KC_TRY(down(idx, di, m * topK * 4));
   KC_TRY(down(weight, dw, m * topK * 4));
@@ -1417,7 +1487,7 @@ int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const*
   KC_TRY(up(dTab, tab.data(), tab.size() * sizeof(WDev)));
   float* dY = nullptr;
   KC_TRY(experts_launch(dx, h, dTab, fmtGU, fmtD, inter, dRow, dTiles, static_cast<int>(tiles.size()), slots, &dY));
-  combine_kernel<<<grid_for(m * h, 256), 256>>>(dY, dPos, dwt, m, h, top_k, dout);
+  combine_kernel<<<grid_for(m * h, 256), 256, 0, g_stream>>>(dY, dPos, dwt, m, h, top_k, dout);
   KC_LAUNCHED();
   return down(out, dout, m * h * 4);
 }

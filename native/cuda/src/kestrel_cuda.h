@@ -23,7 +23,7 @@ extern "C" {
 #define KC_API __attribute__((visibility("default")))
 
 /** Bumped whenever a signature below changes; the shim refuses a library with another version. */
-#define KC_ABI_VERSION 2
+#define KC_ABI_VERSION 3
 
 enum kc_format { KC_F32 = 0, KC_BF16 = 1, KC_Q8 = 2 };
 enum kc_unary_op { KC_GELU_TANH = 0, KC_GELU_ERF = 1, KC_SILU = 2 };
@@ -32,6 +32,8 @@ enum kc_binary_op { KC_ADD = 0, KC_MUL = 1, KC_SWIGLU = 2 };
 typedef struct kc_weight kc_weight;
 /** The routed experts of one MoE layer, as one descriptor table on the device (kc_moe_group_create). */
 typedef struct kc_moe_group kc_moe_group;
+/** A captured sequence of device-pointer ops (a CUDA graph), replayed with one call. */
+typedef struct kc_graph kc_graph;
 
 KC_API int kc_abi_version(void);
 KC_API const char* kc_last_error(void);
@@ -96,6 +98,20 @@ KC_API int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_g
 /** out[r*ldo + g*ogs + j] = sum_c x[r*ldx + g*xgs + c] * W[g*n + j, c] with W [groups*n, k] (per-head products). */
 KC_API int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t x_group_stride, const kc_weight* w, float* out,
                                int64_t ldo, int64_t out_group_stride);
+/** Attention whose keys end where the cache ends: geom's tk and qPos0 are relative to base[0] (device int32: rows
+ * already cached), so a captured launch serves every position. k/v hold at least max_tk rows. */
+KC_API int kc_d_attention_at(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale, const int32_t* base,
+                             int32_t max_tk);
+/** cache[(base[0] + r) * width + c] = src[r * width + c] for r < rows (appends at the device-held position). */
+KC_API int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows, const int32_t* base);
+/** Counter bumped whenever a library workspace moves; graphs captured before are stale. */
+KC_API uint64_t kc_ws_epoch(void);
+/** Capture the device-pointer ops called between begin and end (no host copies in between) into a graph. */
+KC_API int kc_graph_begin(void);
+KC_API int kc_graph_end(kc_graph** out);
+/** Replays the graph on the library's stream (fails, without running, when the graph is stale). */
+KC_API int kc_graph_launch(const kc_graph* g);
+KC_API void kc_graph_release(kc_graph* g);
 /** out[r] = index of the largest value of row r of x [m, n] (lowest index among equals). */
 KC_API int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out);
 /** Copy bandwidth (GB/s) of a device-to-device copy of `bytes`, for the decode bandwidth bound. */

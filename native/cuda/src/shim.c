@@ -52,6 +52,13 @@ typedef struct {
   int (*d_moe_experts)(const float*, int64_t, int64_t, const kc_moe_group*, const int32_t*, const float*, int32_t, float*);
   int (*d_linear_grouped)(const float*, int64_t, int64_t, int32_t, int64_t, const kc_weight*, float*, int64_t, int64_t);
   int (*d_argmax)(const float*, int64_t, int64_t, int32_t*);
+  int (*d_attention_at)(const float*, const float*, const float*, float*, const int32_t*, float, const int32_t*, int32_t);
+  int (*d_append_rows)(float*, int64_t, const float*, int64_t, const int32_t*);
+  uint64_t (*ws_epoch)(void);
+  int (*graph_begin)(void);
+  int (*graph_end)(kc_graph**);
+  int (*graph_launch)(const kc_graph*);
+  void (*graph_release)(kc_graph*);
 } Lib;
 
 static Lib lib;
@@ -216,6 +223,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   SYM(d_moe_experts, "kc_d_moe_experts")
   SYM(d_linear_grouped, "kc_d_linear_grouped")
   SYM(d_argmax, "kc_d_argmax")
+  SYM(d_attention_at, "kc_d_attention_at")
+  SYM(d_append_rows, "kc_d_append_rows")
+  SYM(ws_epoch, "kc_ws_epoch")
+  SYM(graph_begin, "kc_graph_begin")
+  SYM(graph_end, "kc_graph_end")
+  SYM(graph_launch, "kc_graph_launch")
+  SYM(graph_release, "kc_graph_release")
 #undef SYM
   if (l.abi_version() != KC_ABI_VERSION) {
     dlclose(so);
@@ -781,6 +795,113 @@ static napi_value js_d_argmax(napi_env env, napi_callback_info info) {
   DONE(lib.d_argmax(x, (int64_t)m, (int64_t)n, out));
 }
 
+/* dAttentionAt(q, k, v, out, geom Int32Array(12), scale, base, maxTk) */
+static napi_value js_d_attention_at(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  PTR(0, q);
+  PTR(1, k);
+  PTR(2, v);
+  PTR(3, out);
+  TA(4, geom, 0);
+  NUM(5, scale);
+  PTR(6, base);
+  NUM(7, max_tk);
+  (void)geom_len;
+  DONE(lib.d_attention_at(q, k, v, out, geom, (float)scale, base, (int32_t)max_tk));
+}
+
+/* dAppendRows(cache, width, src, rows, base) */
+static napi_value js_d_append_rows(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  PTR(0, cache);
+  NUM(1, width);
+  PTR(2, src);
+  NUM(3, rows);
+  PTR(4, base);
+  DONE(lib.d_append_rows(cache, (int64_t)width, src, (int64_t)rows, base));
+}
+
+static napi_value js_ws_epoch(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!need_lib(env)) return NULL;
+  napi_value r;
+  CALL(env, napi_create_double(env, (double)lib.ws_epoch(), &r));
+  return r;
+}
+
+static napi_value js_graph_begin(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!need_lib(env)) return NULL;
+  DONE(lib.graph_begin());
+}
+
+typedef struct {
+  kc_graph* g;
+} GraphHandle;
+
+static void finalize_graph(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  GraphHandle* h = (GraphHandle*)data;
+  if (h->g && lib_ready) lib.graph_release(h->g);
+  free(h);
+}
+
+static int graph_of(napi_env env, napi_value v, GraphHandle** out) {
+  GraphHandle* h = NULL;
+  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h) {
+    napi_throw_type_error(env, NULL, "expected a CUDA graph handle");
+    return 0;
+  }
+  *out = h;
+  return 1;
+}
+
+/* graphEnd() -> external graph handle */
+static napi_value js_graph_end(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!need_lib(env)) return NULL;
+  kc_graph* g = NULL;
+  if (lib.graph_end(&g) != 0) return throw_lib(env);
+  GraphHandle* h = (GraphHandle*)malloc(sizeof(GraphHandle));
+  if (!h) {
+    lib.graph_release(g);
+    napi_throw_error(env, NULL, "out of host memory");
+    return NULL;
+  }
+  h->g = g;
+  napi_value ext;
+  if (napi_create_external(env, h, finalize_graph, NULL, &ext) != napi_ok) {
+    lib.graph_release(g);
+    free(h);
+    napi_throw_error(env, NULL, "napi_create_external failed");
+    return NULL;
+  }
+  return ext;
+}
+
+static napi_value js_graph_launch(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  GraphHandle* h;
+  if (!graph_of(env, argv[0], &h)) return NULL;
+  if (!h->g) {
+    napi_throw_error(env, "E_CUDA", "this graph was released");
+    return NULL;
+  }
+  DONE(lib.graph_launch(h->g));
+}
+
+static napi_value js_graph_release(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  GraphHandle* h;
+  if (!graph_of(env, argv[0], &h)) return NULL;
+  if (h->g) {
+    lib.graph_release(h->g);
+    h->g = NULL;
+  }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -805,6 +926,8 @@ static napi_value init(napi_env env, napi_value exports) {
       D("dEmbedding", js_d_embedding), D("dBinary", js_d_binary), D("dRope", js_d_rope), D("dAttention", js_d_attention),
       D("dMoeRoute", js_d_moe_route), D("moeGroup", js_moe_group), D("moeGroupRelease", js_moe_group_release),
       D("dMoeExperts", js_d_moe_experts), D("dLinearGrouped", js_d_linear_grouped), D("dArgmax", js_d_argmax),
+      D("dAttentionAt", js_d_attention_at), D("dAppendRows", js_d_append_rows), D("wsEpoch", js_ws_epoch), D("graphBegin", js_graph_begin),
+      D("graphEnd", js_graph_end), D("graphLaunch", js_graph_launch), D("graphRelease", js_graph_release),
 #undef D
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 #include <algorithm>
+#include <functional>
 
 #include "../src/kestrel_cuda.h"
 
@@ -16,6 +17,15 @@
 
 namespace {
 thread_local std::string g_err;
+std::vector<std::function<int()>>* g_rec = nullptr;  // ops recorded while a graph is captured
+template <class F>
+int defer(F f) {
+  if (g_rec) {
+    g_rec->push_back(f);
+    return 0;
+  }
+  return f();
+}
 int fail(const std::string& s) {
   g_err = s;
   return 1;
@@ -281,35 +291,72 @@ int kc_d_download(void* d, const void* s, size_t b) {
   return 0;
 }
 int kc_d_sync(void) { return 0; }
-int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) { return kc_linear(x, m, w, bias, out); }
-int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, int64_t ldx, const float* w, float eps, float* out, int64_t ldo) {
-  for (int64_t i = 0; i < m; ++i) KC_TRY_FAKE(kc_rmsnorm(x + i * ldx, 1, n, w, eps, out + i * ldo));
-  return 0;
+// While a graph is being captured, device ops are recorded (with their host-side arguments copied, as a CUDA
+// launch copies its parameters) instead of run; kc_graph_launch replays them.
+int kc_d_linear(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+  return defer([=] { return kc_linear(x, m, w, bias, out); });
 }
-int kc_d_embedding(const kc_weight* t, const int32_t* ids, int64_t m, float* out) { return kc_embedding(t, ids, m, out); }
+int kc_d_rmsnorm(const float* x, int64_t m, int64_t n, int64_t ldx, const float* w, float eps, float* out, int64_t ldo) {
+  return defer([=] {
+    for (int64_t i = 0; i < m; ++i) KC_TRY_FAKE(kc_rmsnorm(x + i * ldx, 1, n, w, eps, out + i * ldo));
+    return 0;
+  });
+}
+int kc_d_embedding(const kc_weight* t, const int32_t* ids, int64_t m, float* out) {
+  return defer([=] { return kc_embedding(t, ids, m, out); });
+}
 int kc_d_memcpy(void* d, const void* s, size_t b) {
-  std::memmove(d, s, b);
-  return 0;
+  return defer([=] {
+    std::memmove(d, s, b);
+    return 0;
+  });
 }
 int kc_d_copy_rows(float* d, int64_t ldd, const float* s, int64_t lds, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) std::memmove(d + r * ldd, s + r * lds, static_cast<size_t>(cols) * 4);
-  return 0;
+  return defer([=] {
+    for (int64_t r = 0; r < rows; ++r) std::memmove(d + r * ldd, s + r * lds, static_cast<size_t>(cols) * 4);
+    return 0;
+  });
 }
-int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out) { return kc_binary(op, a, b, len, out); }
+int kc_d_binary(int op, const float* a, const float* b, int64_t len, float* out) {
+  return defer([=] { return kc_binary(op, a, b, len, out); });
+}
 int kc_d_rope(float* x, const int32_t* geom, const int32_t* pos, const float* cs, const float* sn) {
-  return kc_rope(x, 0, geom, pos, cs, sn, int64_t{1} << 40);
+  const std::vector<int32_t> g(geom, geom + 7);
+  return defer([=] { return kc_rope(x, 0, g.data(), pos, cs, sn, int64_t{1} << 40); });
 }
 int kc_d_attention(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale) {
-  return kc_attention(q, 0, k, 0, v, 0, out, 0, geom, scale);
+  const std::vector<int32_t> g(geom, geom + 12);
+  return defer([=] { return kc_attention(q, 0, k, 0, v, 0, out, 0, g.data(), scale); });
+}
+int kc_d_attention_at(const float* q, const float* k, const float* v, float* out, const int32_t* geom, float scale, const int32_t* base, int32_t max_tk) {
+  if (!base || max_tk <= 0) return fail("attention_at: needs a device base and max_tk > 0");
+  const std::vector<int32_t> g0(geom, geom + 12);
+  return defer([=] {
+    std::vector<int32_t> g = g0;
+    g[1] += base[0];
+    g[11] += base[0];
+    if (g[1] > max_tk) return fail("attention_at: keys beyond max_tk");
+    return kc_attention(q, 0, k, 0, v, 0, out, 0, g.data(), scale);
+  });
+}
+int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows, const int32_t* base) {
+  return defer([=] {
+    std::memmove(cache + static_cast<int64_t>(base[0]) * width, src, static_cast<size_t>(rows * width) * 4);
+    return 0;
+  });
 }
 int kc_d_moe_route(const float* logits, int64_t m, int32_t E, const int32_t* cfg, const float* bias, float scaling, int32_t* idx, float* weight,
                    float* scores) {
-  return kc_moe_route(logits, m, E, cfg, bias, scaling, idx, weight, scores);
+  const std::vector<int32_t> c(cfg, cfg + 6);
+  return defer([=] { return kc_moe_route(logits, m, E, c.data(), bias, scaling, idx, weight, scores); });
 }
 }  // extern "C"
 
 struct kc_moe_group {
   std::vector<const kc_weight*> ex;
+};
+struct kc_graph {
+  std::vector<std::function<int()>> ops;
 };
 
 extern "C" {
@@ -322,29 +369,51 @@ kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n) {
 }
 void kc_moe_group_release(kc_moe_group* g) { delete g; }
 int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t topk, float* out) {
-  return kc_moe_experts(x, m, h, g->ex.data(), static_cast<int32_t>(g->ex.size() / 3), idx, weight, topk, out);
+  return defer([=] { return kc_moe_experts(x, m, h, g->ex.data(), static_cast<int32_t>(g->ex.size() / 3), idx, weight, topk, out); });
 }
 int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t xgs, const kc_weight* w, float* out, int64_t ldo, int64_t ogs) {
   if (groups <= 0 || w->n % groups != 0) return fail("linear_grouped: weight rows are not a multiple of the group count");
-  const int64_t n = w->n / groups;
-  for (int64_t r = 0; r < m; ++r)
-    for (int g = 0; g < groups; ++g)
-      for (int64_t j = 0; j < n; ++j) {
-        double s = 0;
-        for (int64_t c = 0; c < w->k; ++c) s += static_cast<double>(x[r * ldx + g * xgs + c]) * w->w[static_cast<size_t>((g * n + j) * w->k + c)];
-        out[r * ldo + g * ogs + j] = static_cast<float>(s);
-      }
-  return 0;
+  return defer([=] {
+    const int64_t n = w->n / groups;
+    for (int64_t r = 0; r < m; ++r)
+      for (int g = 0; g < groups; ++g)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0;
+          for (int64_t c = 0; c < w->k; ++c) s += static_cast<double>(x[r * ldx + g * xgs + c]) * w->w[static_cast<size_t>((g * n + j) * w->k + c)];
+          out[r * ldo + g * ogs + j] = static_cast<float>(s);
+        }
+    return 0;
+  });
 }
 int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out) {
-  for (int64_t r = 0; r < m; ++r) {
-    int64_t b = 0;
-    for (int64_t c = 1; c < n; ++c)
-      if (x[r * n + c] > x[r * n + b]) b = c;
-    out[r] = static_cast<int32_t>(b);
-  }
+  return defer([=] {
+    for (int64_t r = 0; r < m; ++r) {
+      int64_t b = 0;
+      for (int64_t c = 1; c < n; ++c)
+        if (x[r * n + c] > x[r * n + b]) b = c;
+      out[r] = static_cast<int32_t>(b);
+    }
+    return 0;
+  });
+}
+uint64_t kc_ws_epoch(void) { return 0; }
+int kc_graph_begin(void) {
+  if (g_rec) return fail("graph_begin: already capturing");
+  g_rec = new std::vector<std::function<int()>>();
   return 0;
 }
+int kc_graph_end(kc_graph** out) {
+  if (!g_rec) return fail("graph_end: not capturing");
+  *out = new kc_graph{std::move(*g_rec)};
+  delete g_rec;
+  g_rec = nullptr;
+  return 0;
+}
+int kc_graph_launch(const kc_graph* g) {
+  for (const auto& f : g->ops) KC_TRY_FAKE(f());
+  return 0;
+}
+void kc_graph_release(kc_graph* g) { delete g; }
 double kc_d_copy_bandwidth(size_t, int) { return 1.0; }
 
 }  // extern "C"

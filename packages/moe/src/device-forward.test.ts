@@ -51,6 +51,38 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
     }, 120_000);
   }
 
+  it('single-token steps replay a captured graph: same tokens and logits as op-by-op steps, across cache growth', async () => {
+    const model = await MoeLanguageModel.load(`${FIX}B`, { kernels: k });
+    try {
+      const json = JSON.parse(readFileSync(`${FIX}B/case_long.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
+      // 16 greedy steps from a prompt near the 64-row initial capacity: the cache grows and the graph is re-captured
+      const prompt = json.input_ids.slice(0, 60);
+      const runner = (model as unknown as { runner: { useGraphs: boolean } }).runner;
+      runner.useGraphs = false;
+      const eager = await model.generate({ inputIds: prompt }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
+      expect(model.deviceStats!.graphReplays).toBe(0);
+      runner.useGraphs = true;
+      const graphed = await model.generate({ inputIds: prompt }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
+      expect(graphed.tokenIds).toEqual(eager.tokenIds);
+      const st = model.deviceStats!;
+      expect(st.graphCaptures).toBeGreaterThanOrEqual(2); // once at first, again after the cache grew past 64 rows
+      expect(st.graphReplays).toBeGreaterThanOrEqual(10);
+      // the same through forward (logits returned): the replayed steps give the eager logits
+      const c1 = model.createCache(), c2 = model.createCache();
+      model.forward({ inputIds: prompt, cache: c1 });
+      model.forward({ inputIds: prompt, cache: c2 });
+      for (const t of eager.tokenIds.slice(0, 6)) {
+        runner.useGraphs = false;
+        const a = model.forward({ inputIds: [t], cache: c1 }, { lastOnly: true }).logits.data;
+        runner.useGraphs = true;
+        const b = model.forward({ inputIds: [t], cache: c2 }, { lastOnly: true }).logits.data;
+        expect(maxAbs(a, b)).toBe(0);
+      }
+    } finally {
+      model.dispose();
+    }
+  }, 120_000);
+
   it('a KV cache moves between the host path and the device path without losing rows', async () => {
     const model = await MoeLanguageModel.load(`${FIX}A`, { kernels: k });
     try {

@@ -7,7 +7,7 @@
  * MLA attention always runs in the absorbed form here (attention over the cached latent); the host path may
  * pick the decompressed form for long prefills. Both are the same function; f32 rounding differs slightly.
  */
-import type { DeviceBuffer, DeviceExpertGroup, DeviceOps, DeviceView, PreparedLinear, Kernels } from '@kestrel/native';
+import type { DeviceBuffer, DeviceExpertGroup, DeviceGraph, DeviceOps, DeviceView, PreparedLinear, Kernels } from '@kestrel/native';
 import type { ModelConfig } from './config.js';
 import type { KvCache, DeviceCacheCopy } from './kv-cache.js';
 import type { Layer, DenseMlp } from './layers.js';
@@ -43,6 +43,11 @@ interface LayerDev {
 class DeviceKv implements DeviceCacheCopy {
   rows = 0;
   cap = 0;
+  /** the captured decode step of this sequence and what it was captured for */
+  graph: DeviceGraph | null = null;
+  graphKey = '';
+  /** the key of the last step run without a graph (the next step with that key is captured) */
+  warmKey = '';
   bufs: DeviceBuffer[][];
   constructor(private readonly ops: DeviceOps, private readonly widths: number[][]) {
     this.bufs = widths.map((ws) => ws.map(() => ops.alloc(0)));
@@ -79,6 +84,8 @@ class DeviceKv implements DeviceCacheCopy {
     }
   }
   release(): void {
+    this.graph?.release();
+    this.graph = null;
     for (const l of this.bufs) for (const b of l) b.free();
     this.rows = 0;
     this.cap = 0;
@@ -88,11 +95,14 @@ class DeviceKv implements DeviceCacheCopy {
 /** Named scratch buffers that grow (never shrink) with the rows of a call. */
 class Scratch {
   private readonly bufs = new Map<string, DeviceBuffer>();
+  /** bumped on every reallocation: graphs that hold the old addresses are stale */
+  generation = 0;
   constructor(private readonly ops: DeviceOps) {}
   get(name: string, length: number): DeviceView {
     let b = this.bufs.get(name);
     if (!b || b.length < length) {
       b?.free();
+      this.generation++;
       b = this.ops.alloc(Math.max(length, b ? Math.ceil(b.length * 1.5) : 0));
       this.bufs.set(name, b);
     }
@@ -112,7 +122,12 @@ export class DeviceRunner {
   private cos: DeviceBuffer | null = null;
   private sin: DeviceBuffer | null = null;
   private ropeSrc: Float32Array | null = null;
+  private ropeGen = 0;
   private readonly owned: PreparedLinear[] = [];
+  /** decode steps replayed from a CUDA graph, graphs captured, and steps run op by op */
+  readonly stats = { graphReplays: 0, graphCaptures: 0, eagerSteps: 0 };
+  /** capture single-token steps as CUDA graphs (KESTREL_CUDA_GRAPHS=0 turns it off) */
+  useGraphs = process.env.KESTREL_CUDA_GRAPHS !== '0';
 
   constructor(private readonly p: DeviceModelParts) {
     const { ops, kernels } = p;
@@ -166,6 +181,7 @@ export class DeviceRunner {
       this.p.ops.upload(this.cos.at(), rt.cos);
       this.p.ops.upload(this.sin.at(), rt.sin);
       this.ropeSrc = rt.cos;
+      this.ropeGen++;
     }
     return { cos: this.cos!.at(), sin: this.sin!.at() };
   }
@@ -174,6 +190,7 @@ export class DeviceRunner {
    * One sequence: T rows (ids, or embeds [T, H]) continuing `cache` (its length is the first position).
    * Returns the logits of every row, or of the last row only, or (greedy) just the argmax of the last row.
    * The caller has validated ids and reserved the rope tables; it updates cache.length afterwards.
+   * Single-token steps are captured as a CUDA graph per sequence and replayed (one launch per token).
    */
   forward(input: { ids: Int32Array } | { embeds: Float32Array }, T: number, cache: KvCache, lastOnly: boolean, greedy: boolean): { logits: Float32Array | null; token: number | null } {
     const { ops, config: c } = this.p;
@@ -192,26 +209,73 @@ export class DeviceRunner {
       kv.rows = s;
     }
     const S = this.scratch;
-    const x = S.get('x', T * H), xn = S.get('xn', T * H), tmp = S.get('tmp', T * H);
-    if ('ids' in input) {
-      const ids = S.get('ids', T);
-      ops.upload(ids, input.ids);
-      ops.embedding(this.p.embedTable, ids, T, x);
-    } else {
-      ops.upload(x, input.embeds);
-    }
-    const pos = S.get('pos', T);
+    const byIds = 'ids' in input;
+    const rows = lastOnly || greedy ? 1 : T;
+    // inputs: uploads stay outside any graph (a graph replays device work only)
+    const x = S.get('x', T * H);
+    if ('ids' in input) ops.upload(S.get('ids', T), input.ids);
+    else ops.upload(x, input.embeds);
     const positions = new Int32Array(T);
     for (let t = 0; t < T; t++) positions[t] = s + t;
-    ops.upload(pos, positions);
+    ops.upload(S.get('pos', T), positions);
     const rope = this.ropeTables();
 
+    const key = (): string => `${kv.cap}/${S.generation}/${this.ropeGen}/${ops.workspaceEpoch()}/${byIds}/${rows}/${greedy}`;
+    const body = (): void => this.body(kv, T, byIds, rows, greedy, rope);
+    if (T === 1 && this.useGraphs) {
+      const k0 = key();
+      if (kv.graph && kv.graphKey === k0) {
+        kv.graph.launch();
+        this.stats.graphReplays++;
+      } else if (kv.warmKey === k0) {
+        kv.graph?.release();
+        kv.graph = null;
+        ops.beginGraph();
+        let g: DeviceGraph;
+        try {
+          body();
+        } finally {
+          g = ops.endGraph();
+        }
+        kv.graph = g;
+        kv.graphKey = k0;
+        this.stats.graphCaptures++;
+        g.launch();
+      } else {
+        body();
+        this.stats.eagerSteps++;
+        kv.warmKey = key();
+      }
+    } else {
+      body();
+      this.stats.eagerSteps++;
+    }
+    kv.rows = s + T;
+
+    if (greedy) {
+      const out = new Int32Array(1);
+      ops.download(out, S.get('token', 1));
+      return { logits: null, token: out[0]! };
+    }
+    const logits = new Float32Array(rows * c.vocab);
+    ops.download(logits, S.get('logits', rows * c.vocab));
+    return { logits, token: null };
+  }
+
+  /** The device work of one call: embeddings (ids) to logits, with the position read from scratch 'pos'. */
+  private body(kv: DeviceKv, T: number, byIds: boolean, rows: number, greedy: boolean, rope: { cos: DeviceView; sin: DeviceView }): void {
+    const { ops, config: c } = this.p;
+    const H = c.hidden;
+    const S = this.scratch;
+    const x = S.get('x', T * H), xn = S.get('xn', T * H), tmp = S.get('tmp', T * H);
+    const pos = S.get('pos', T);
+    if (byIds) ops.embedding(this.p.embedTable, S.get('ids', T), T, x);
     for (let l = 0; l < this.p.layers.length; l++) {
       const layer = this.p.layers[l]!;
       const d = this.dev[l]!;
       ops.rmsnorm(x, T, H, H, d.inNorm.at(), c.eps, xn, H);
-      if (layer.attn.kind === 'mha') this.mha(l, d, xn, T, s, pos, rope, kv, tmp);
-      else this.mla(l, d, xn, T, s, pos, rope, kv, tmp);
+      if (layer.attn.kind === 'mha') this.mha(l, d, xn, T, kv, pos, rope, tmp);
+      else this.mla(l, d, xn, T, kv, pos, rope, tmp);
       ops.add(x, tmp, T * H, x);
       ops.rmsnorm(x, T, H, H, d.postNorm.at(), c.eps, xn, H);
       const m = layer.mlp;
@@ -230,25 +294,11 @@ export class DeviceRunner {
       }
       ops.add(x, tmp, T * H, x);
     }
-    kv.rows = s + T;
-
-    const t = lastOnly || greedy ? 1 : T;
-    const a = T - t;
-    const normed = S.get('normed', t * H);
-    ops.rmsnorm(x.at(a * H), t, H, H, this.finalNorm.at(), c.eps, normed, H);
-    const V = c.vocab;
-    const logitsDev = S.get('logits', t * V);
-    ops.linear(normed, t, this.p.lmHead, null, logitsDev);
-    if (greedy) {
-      const tok = S.get('token', 1);
-      ops.argmax(logitsDev, 1, V, tok);
-      const out = new Int32Array(1);
-      ops.download(out, tok);
-      return { logits: null, token: out[0]! };
-    }
-    const logits = new Float32Array(t * V);
-    ops.download(logits, logitsDev);
-    return { logits, token: null };
+    const normed = S.get('normed', rows * H);
+    ops.rmsnorm(x.at((T - rows) * H), rows, H, H, this.finalNorm.at(), c.eps, normed, H);
+    const logitsDev = S.get('logits', rows * c.vocab);
+    ops.linear(normed, rows, this.p.lmHead, null, logitsDev);
+    if (greedy) ops.argmax(logitsDev, 1, c.vocab, S.get('token', 1));
   }
 
   private biasOf(d: LayerDev, name: string): DeviceView | null {
@@ -256,7 +306,7 @@ export class DeviceRunner {
     return b ? b.at() : null;
   }
 
-  private mha(l: number, d: LayerDev, xn: DeviceView, T: number, s: number, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, kv: DeviceKv, out: DeviceView): void {
+  private mha(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mha') return;
@@ -269,17 +319,19 @@ export class DeviceRunner {
     ops.rope(q, { m: T, nHeads: nh, headStride: hd, rowStride: nh * hd, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
     ops.rope(k, { m: T, nHeads: nkv, headStride: hd, rowStride: w, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
     const [kc, vc] = kv.bufs[l]!;
-    ops.copy(kc!.at(s * w), k, T * w);
-    ops.copy(vc!.at(s * w), v, T * w);
-    ops.attention(q, kc!.at(), vc!.at(), att, {
+    // the position comes from pos[0] on the device, so a captured step is valid at every position
+    const s = kv.rows;
+    ops.appendRows(kc!.at(), w, k, T, pos, kv.cap, s);
+    ops.appendRows(vc!.at(), w, v, T, pos, kv.cap, s);
+    ops.attentionAt(q, kc!.at(), vc!.at(), att, {
       tq: T, tk: s + T, nHeads: nh, nKvHeads: nkv, dqk: hd, dv: hd,
       qStride: nh * hd, kStride: w, vStride: w, outStride: nh * hd,
       scale: 1 / Math.sqrt(hd), causal: true, qPos0: s,
-    });
+    }, pos, kv.cap);
     ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
   }
 
-  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, s: number, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, kv: DeviceKv, out: DeviceView): void {
+  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mla') return;
@@ -302,17 +354,18 @@ export class DeviceRunner {
     ops.rope(q, { m: T, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
     ops.rope(kva, { m: T, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
     const cache = kv.bufs[l]![0]!;
-    ops.copy(cache.at(s * lw), kva, T * lw);
+    const s = kv.rows;
+    ops.appendRows(cache.at(), lw, kva, T, pos, kv.cap, s);
     // absorbed query: per head [W_ukᵀ q_nope | q_pe] over the latent row [c | k_pe]
     const qAbs = S.get('qabs', T * nh * lw);
     ops.linearGrouped(q, T, nh * dq, nh, dq, d.ukT!, qAbs, nh * lw, lw);
     ops.copyRows(qAbs.at(kvl), lw, q.at(nope), dq, T * nh, rp);
     const o = S.get('olat', T * nh * kvl);
-    ops.attention(qAbs, cache.at(), cache.at(), o, {
+    ops.attentionAt(qAbs, cache.at(), cache.at(), o, {
       tq: T, tk: s + T, nHeads: nh, nKvHeads: 1, dqk: lw, dv: kvl,
       qStride: nh * lw, kStride: lw, vStride: lw, outStride: nh * kvl,
       scale: attentionMscale2(c.raw) / Math.sqrt(dq), causal: true, qPos0: s,
-    });
+    }, pos, kv.cap);
     const att = S.get('att', T * nh * vh);
     ops.linearGrouped(o, T, nh * kvl, nh, kvl, d.uv!, att, nh * vh, vh);
     ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);

@@ -68,6 +68,11 @@ export interface GenerationHost {
   readonly tokenizer: TextTokenizer | null;
   createCache(capacity?: number): KvCache;
   forwardBatch(inputs: ForwardInput[], options?: ForwardOptions): ForwardOutput[];
+  /**
+   * Optional: the greedy next token of each sequence (last row's argmax), when the host can pick it without
+   * returning the logits (a model on the GPU copies back only the ids); null when it cannot.
+   */
+  greedyTokens?(inputs: ForwardInput[]): number[] | null;
 }
 
 function aborted(): KestrelError {
@@ -121,10 +126,22 @@ export async function* generateTokens(host: GenerationHost, inputs: GenerateInpu
   const tok = host.tokenizer;
   if (o.signal?.aborted) throw aborted();
 
-  let logits: Float32Array[] = [];
+  // Greedy without a repetition penalty needs only each row's argmax: let the host pick it where it can.
+  const greedyOnHost = params.temperature === 0 && params.repetitionPenalty === 1 && typeof host.greedyTokens === 'function';
+  // per sequence: the logits of its last step, or the token the host already picked
+  const logits: Array<Float32Array | undefined> = [];
+  const picked: number[] = [];
+  const advance = (ins: ForwardInput[], seqs: number[]): void => {
+    const g = greedyOnHost ? host.greedyTokens!(ins) : null;
+    if (g) {
+      seqs.forEach((i, j) => { picked[i] = g[j]!; logits[i] = undefined; });
+      return;
+    }
+    const res = host.forwardBatch(ins, { lastOnly: true });
+    seqs.forEach((i, j) => { logits[i] = res[j]!.logits.data; });
+  };
   if (o.maxNewTokens > 0) {
-    const res = host.forwardBatch(resolved.map((r, i) => ({ ...r.forward, cache: states[i]!.cache })), { lastOnly: true });
-    logits = res.map((r) => r.logits.data);
+    advance(resolved.map((r, i) => ({ ...r.forward, cache: states[i]!.cache })), resolved.map((_, i) => i));
   } else {
     for (const s of states) s.done = 'length';
   }
@@ -133,7 +150,8 @@ export async function* generateTokens(host: GenerationHost, inputs: GenerateInpu
     for (let i = 0; i < states.length; i++) {
       const s = states[i]!;
       if (s.done) continue;
-      const id = pickToken(logits[i]!, params, params.repetitionPenalty === 1 ? [] : [...s.prompt, ...s.out], s.rng);
+      const li = logits[i];
+      const id = li ? pickToken(li, params, params.repetitionPenalty === 1 ? [] : [...s.prompt, ...s.out], s.rng) : picked[i]!;
       s.out.push(id);
       let text: string | undefined;
       if (eos.has(id)) s.done = 'eos';
@@ -163,8 +181,7 @@ export async function* generateTokens(host: GenerationHost, inputs: GenerateInpu
     if (!live.length) break;
     await tick(); // let timers / abort signals / other requests run between steps
     if (o.signal?.aborted) throw aborted();
-    const res = host.forwardBatch(live.map((i) => ({ inputIds: [states[i]!.out.at(-1)!], cache: states[i]!.cache })), { lastOnly: true });
-    live.forEach((i, j) => { logits[i] = res[j]!.logits.data; });
+    advance(live.map((i) => ({ inputIds: [states[i]!.out.at(-1)!], cache: states[i]!.cache })), live);
   }
   onDone(states.map((s) => ({ tokenIds: s.out, finishReason: s.done ?? 'length', ...(s.finalText !== undefined ? { text: s.finalText } : tok ? { text: '' } : {}) })));
 }

@@ -423,8 +423,23 @@ export class MoeLanguageModel implements GenerationHost {
     return outs;
   }
 
+  /**
+   * The greedy next token of each sequence, picked on the GPU so only the ids come back (used by generate
+   * for temperature 0); null when this model runs on the host path.
+   */
+  greedyTokens(inputs: ForwardInput[]): number[] | null {
+    this.check();
+    if (!this.runner || inputs.length === 0) return null;
+    return this.runDevice(this.runner, inputs, true, true).map((r) => r.token!);
+  }
+
   /** The device-resident pass: one sequence after another, each on its GPU cache. */
   private forwardDevice(runner: DeviceRunner, inputs: ForwardInput[], options: ForwardOptions): ForwardOutput[] {
+    const V = this.config.vocab;
+    return this.runDevice(runner, inputs, options.lastOnly === true, false).map((r) => ({ logits: new Tensor('f32', [r.logits!.length / V, V], r.logits!) }));
+  }
+
+  private runDevice(runner: DeviceRunner, inputs: ForwardInput[], lastOnly: boolean, greedy: boolean): Array<{ logits: Float32Array | null; token: number | null }> {
     const H = this.config.hidden;
     const prepared = inputs.map((inp) => {
       if (inp.inputsEmbeds !== undefined) {
@@ -441,10 +456,9 @@ export class MoeLanguageModel implements GenerationHost {
       const cache = caches[i]!;
       const s = cache.length;
       this.ropeTables.ensure(s + T);
-      const r = runner.forward(input, T, cache, options.lastOnly === true, false);
+      const r = runner.forward(input, T, cache, lastOnly, greedy);
       cache.length = s + T;
-      const t = options.lastOnly ? 1 : T;
-      return { logits: new Tensor('f32', [t, this.config.vocab], r.logits!) };
+      return r;
     });
   }
 
@@ -649,6 +663,14 @@ export class MoeLanguageModel implements GenerationHost {
     const release = this.kernels.releaseLinear;
     if (release) for (const w of this.allWeights()) release.call(this.kernels, w);
     (this as unknown as { layers: Layer[] }).layers.length = 0;
+  }
+
+  /**
+   * How the device-resident pass ran so far (device 'cuda'): single-token steps replayed from a captured CUDA
+   * graph, graphs captured, and steps run op by op. null on the host path.
+   */
+  get deviceStats(): { graphReplays: number; graphCaptures: number; eagerSteps: number } | null {
+    return this.runner ? { ...this.runner.stats } : null;
   }
 
   /** Whether dispose() was called. */
