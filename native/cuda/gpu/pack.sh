@@ -86,6 +86,7 @@ tar -rf "$TMP/runtime.tar" -C "$TMP/shim" native/cuda/build/kestrel_cuda.node
 xz -6 -T0 -c "$TMP/runtime.tar" > "$CARRY/runtime.tar.xz"
 
 # 4. the anchor generator + the gguf stand-in
+rm -f "$CARRY/anchor/gen_deepseek2_moe.py" "$CARRY/anchor/gguf.py"
 cp "$GEN_SRC" "$CARRY/anchor/gen_deepseek2_moe.py"
 cp native/cuda/gpu/anchor/gguf.py "$CARRY/anchor/gguf.py"
 ( cd "$CARRY/anchor" && python3 gen_deepseek2_moe.py --preset anchor --gguf '' --hf bf16 --stats-only > /dev/null ) \
