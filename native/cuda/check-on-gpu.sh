@@ -101,7 +101,7 @@ fi
 [ -f "$LIB" ] || { say "no library ($LIB); stopping"; [ -n "$ANCHOR_PID" ] && kill "$ANCHOR_PID" 2>/dev/null; exit 1; }
 
 # time kept for steps 5 and 6 when they will run
-RESERVE=0; [ "$NODE_MODE" != none ] && RESERVE=200
+RESERVE=0; [ "$NODE_MODE" != none ] && RESERVE=300
 
 say "== 3 ops vs float64 reference, bandwidth"
 s=$SECONDS
@@ -112,7 +112,7 @@ grep -E "^FAIL|error in|ops pass|bandwidth|gemv|unavailable" "$OUT/ops-stdout.lo
 say "== 4 compute-sanitizer memcheck"
 if command -v compute-sanitizer >/dev/null 2>&1; then
   s=$SECONDS
-  PYTHONUNBUFFERED=1 timeout -k 10 "$(cap 180 $RESERVE)" compute-sanitizer --tool memcheck --error-exitcode 9 $PY native/cuda/check_ops.py --lib "$LIB" > "$OUT/memcheck.log" 2>&1
+  PYTHONUNBUFFERED=1 timeout -k 10 "$(cap 90 $RESERVE)" compute-sanitizer --tool memcheck --error-exitcode 9 $PY native/cuda/check_ops.py --lib "$LIB" > "$OUT/memcheck.log" 2>&1
   rc=$?; result "memcheck" $rc $((SECONDS - s))
   grep -E "ERROR SUMMARY|Invalid|misaligned" "$OUT/memcheck.log" | head -5 | tee -a "$OUT/summary.txt"
 else
@@ -147,7 +147,7 @@ if [ "$NODE_MODE" != none ]; then
     OUT="$OUT" timeout -k 10 "$(cap 240)" node native/cuda/gpu/run-decode.mjs --dir "$KESTREL_ANCHOR_DIR" \
       --dtype "${KESTREL_DECODE_DTYPE:-all}" --steps "${KESTREL_DECODE_STEPS:-64}" > "$OUT/decode.log" 2>&1
     rc=$?; result "decode timing (run-decode.mjs)" $rc $((SECONDS - s))
-    grep -E "^device|^decode|^FAIL|Error|error:" "$OUT/decode.log" | head -8 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
+    grep -E "^device|^decode|^  (bf16|int8)|FAIL|Error|error:" "$OUT/decode.log" | head -16 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
   else
     say "   SKIP decode timing: no anchor checkpoint (KESTREL_ANCHOR_DIR, or the generator in .gpu-carry/anchor/ or native/cuda/build/anchor/)"
   fi
