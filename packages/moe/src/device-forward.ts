@@ -7,7 +7,7 @@
  * MLA attention always runs in the absorbed form here (attention over the cached latent); the host path may
  * pick the decompressed form for long prefills. Both are the same function; f32 rounding differs slightly.
  */
-import type { DeviceBuffer, DeviceExpertGroup, DeviceGraph, DeviceOps, DeviceView, PreparedLinear, Kernels } from '@kestrel/native';
+import type { DeviceBuffer, DeviceExpertGroup, DeviceGraph, DeviceOps, DeviceView, ExpertWeights, PreparedLinear, Kernels } from '@kestrel/native';
 import type { ModelConfig } from './config.js';
 import type { KvCache, DeviceCacheCopy } from './kv-cache.js';
 import type { Layer, DenseMlp } from './layers.js';
@@ -124,9 +124,11 @@ export class DeviceRunner {
   private ropeSrc: Float32Array | null = null;
   private ropeGen = 0;
   private readonly owned: PreparedLinear[] = [];
+  /** some layer's routed experts run on the CPU: steps copy activations down and up, so they are not graphed */
+  private readonly hostExperts: boolean;
   /** decode steps replayed from a CUDA graph, graphs captured, and steps run op by op */
   readonly stats = { graphReplays: 0, graphCaptures: 0, eagerSteps: 0 };
-  /** capture single-token steps as CUDA graphs (KESTREL_CUDA_GRAPHS=0 turns it off) */
+  /** capture single-token steps as CUDA graphs (KESTREL_CUDA_GRAPHS=0 turns it off; so do experts on the CPU) */
   useGraphs = process.env.KESTREL_CUDA_GRAPHS !== '0';
 
   constructor(private readonly p: DeviceModelParts) {
@@ -138,6 +140,7 @@ export class DeviceRunner {
     };
     this.scratch = new Scratch(ops);
     this.finalNorm = vec(p.finalNorm);
+    this.hostExperts = p.layers.some((l) => l.mlp.kind === 'moe' && l.mlp.expertKernels !== null);
     for (const layer of p.layers) {
       const a = layer.attn;
       const bias = new Map<string, DeviceBuffer>();
@@ -159,7 +162,8 @@ export class DeviceRunner {
         qANorm: a.kind === 'mla' && a.qANorm ? vec(a.qANorm) : null,
         kvANorm: a.kind === 'mla' ? vec(a.kvANorm) : null,
         bias, ukT, uv,
-        experts: m.kind === 'moe' ? ops.expertGroup(m.experts) : null,
+        // experts placed on the CPU (expertsOn) stay in host memory and run on the CPU kernels
+        experts: m.kind === 'moe' && !m.expertKernels ? ops.expertGroup(m.experts) : null,
         routeBias: m.kind === 'moe' && m.route.bias ? vec(m.route.bias) : null,
       });
     }
@@ -222,7 +226,7 @@ export class DeviceRunner {
 
     const key = (): string => `${kv.cap}/${S.generation}/${this.ropeGen}/${ops.workspaceEpoch()}/${byIds}/${rows}/${greedy}`;
     const body = (): void => this.body(kv, T, byIds, rows, greedy, rope);
-    if (T === 1 && this.useGraphs) {
+    if (T === 1 && this.useGraphs && !this.hostExperts) {
       const k0 = key();
       if (kv.graph && kv.graphKey === k0) {
         kv.graph.launch();
@@ -285,7 +289,8 @@ export class DeviceRunner {
         const logits = S.get('rlogits', T * E), idx = S.get('ridx', T * K), w = S.get('rw', T * K), scores = S.get('rscores', T * E);
         ops.linear(xn, T, m.router, null, logits);
         ops.moeRoute(logits, T, E, m.route, d.routeBias ? d.routeBias.at() : null, idx, w, scores);
-        ops.moeExperts(xn, T, H, d.experts!, idx, w, K, tmp);
+        if (d.experts) ops.moeExperts(xn, T, H, d.experts, idx, w, K, tmp);
+        else this.expertsOnCpu(m.expertKernels!, m.experts, xn, T, idx, w, tmp);
         if (m.shared) {
           const sh = S.get('shared', T * H);
           this.dense(m.shared, xn, T, sh, 'shared');
@@ -299,6 +304,21 @@ export class DeviceRunner {
     const logitsDev = S.get('logits', rows * c.vocab);
     ops.linear(normed, rows, this.p.lmHead, null, logitsDev);
     if (greedy) ops.argmax(logitsDev, 1, c.vocab, S.get('token', 1));
+  }
+
+  /**
+   * Routed experts kept in host memory: the normalised activations and the router's choice come down, the CPU
+   * kernels run the experts, the result goes up (T*H floats each way per layer). Not capturable in a graph.
+   */
+  private expertsOnCpu(K: Kernels, experts: ExpertWeights[], xn: DeviceView, T: number, idx: DeviceView, w: DeviceView, out: DeviceView): void {
+    const { ops, config: c } = this.p;
+    const H = c.hidden, Kk = c.topK;
+    const hx = new Float32Array(T * H), hi = new Int32Array(T * Kk), hw = new Float32Array(T * Kk), ho = new Float32Array(T * H);
+    ops.download(hx, xn);
+    ops.download(hi, idx);
+    ops.download(hw, w);
+    K.moeExperts(hx, T, H, experts, hi, hw, Kk, ho);
+    ops.upload(out, ho);
   }
 
   private biasOf(d: LayerDev, name: string): DeviceView | null {

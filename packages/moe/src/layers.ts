@@ -1,5 +1,5 @@
 /** The in-memory weights of one decoder layer, as MoeLanguageModel holds them (shared by its host and device paths). */
-import type { ExpertWeights, MoeRouteParams, PreparedLinear } from '@kestrel/native';
+import type { ExpertWeights, Kernels, MoeRouteParams, PreparedLinear } from '@kestrel/native';
 
 export interface MhaWeights { kind: 'mha'; q: PreparedLinear; k: PreparedLinear; v: PreparedLinear; o: PreparedLinear; qb: Float32Array | null; kb: Float32Array | null; vb: Float32Array | null; ob: Float32Array | null }
 export interface MlaWeights {
@@ -11,6 +11,10 @@ export interface MlaWeights {
   o: PreparedLinear; ob: Float32Array | null;
 }
 export interface DenseMlp { kind: 'dense'; gate: PreparedLinear; up: PreparedLinear; down: PreparedLinear }
-export interface MoeMlp { kind: 'moe'; router: PreparedLinear; route: MoeRouteParams; experts: ExpertWeights[]; shared: DenseMlp | null }
+export interface MoeMlp {
+  kind: 'moe'; router: PreparedLinear; route: MoeRouteParams; experts: ExpertWeights[]; shared: DenseMlp | null;
+  /** the CPU kernels when this layer's routed experts were placed in host memory (expertsOn), else null */
+  expertKernels: Kernels | null;
+}
 export interface Layer { inNorm: Float32Array; postNorm: Float32Array; attn: MhaWeights | MlaWeights; mlp: DenseMlp | MoeMlp }
 

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions, reportProgress, type SafetensorsFile, type ProgressListener } from '@kestrel/core';
-import { getKernels, loadCudaKernels, type CudaKernels, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
+import { getKernels, loadCudaKernels, planExpertPlacement, type CudaKernels, type ExpertPlacement, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
 import type { Layer, MhaWeights, MlaWeights, DenseMlp, MoeMlp } from './layers.js';
@@ -38,6 +38,14 @@ export const loadOptionsSchema = z.object({
    * from another build). Kernels with device ops (device 'cuda') get the device-resident forward pass.
    */
   kernels: z.custom<Kernels>((v) => typeof v === 'object' && v !== null && typeof (v as Kernels).linear === 'function', 'kernels must implement the Kernels contract').optional(),
+  /**
+   * device 'cuda': where the routed experts live. 'gpu' (default): all on the GPU; 'cpu': all in host memory on
+   * the CPU kernels (only the token activations cross the bus, per MoE layer); 'auto': as many MoE layers' experts
+   * on the GPU as its memory holds, the first layers' on the CPU. Like llama.cpp's --cpu-moe / --n-cpu-moe.
+   */
+  expertsOn: z.enum(['gpu', 'cpu', 'auto']).optional(),
+  /** device 'cuda': keep the routed experts of the first N MoE layers on the CPU (llama.cpp's --n-cpu-moe) */
+  cpuExpertLayers: z.number().int().nonnegative().optional(),
   /** receives 'load language model' progress events (one per layer); they also go to the core progress bus */
   onProgress: z.custom<ProgressListener>((v) => typeof v === 'function', 'onProgress must be a function').optional(),
 }).strict();
@@ -83,6 +91,8 @@ export class MoeLanguageModel implements GenerationHost {
   private disposed = false;
   /** the device-resident forward pass, when the kernels have device ops (device 'cuda') */
   private runner: DeviceRunner | null = null;
+  /** where each layer's routed experts live (device 'cuda' with expertsOn / cpuExpertLayers), else null */
+  expertPlacement: ExpertPlacement | null = null;
   /** the checkpoint's tokenizer.json, when it has one */
   tokenizer: TextTokenizer | null = null;
   /** ids that end generation with stopOnEos (generation_config.json, else config.json) */
@@ -123,6 +133,10 @@ export class MoeLanguageModel implements GenerationHost {
       }
     }
     const cfg = parseModelConfig(cfgJson);
+    const onCuda = o.device === 'cuda' || (o.kernels !== undefined && 'deviceOps' in o.kernels);
+    if ((o.expertsOn !== undefined || o.cpuExpertLayers !== undefined) && !onCuda) {
+      throw new KestrelError('E_OPTIONS', "expertsOn and cpuExpertLayers place experts between GPU and CPU; they need device 'cuda'");
+    }
     // device 'cuda': the CUDA kernels, or E_BACKEND_UNAVAILABLE saying why not (no build, driver or GPU)
     const kernels = o.kernels ?? (o.device === 'cuda'
       ? await loadCudaKernels()
@@ -135,7 +149,13 @@ export class MoeLanguageModel implements GenerationHost {
         else if (file.has('language.model.embed_tokens.weight')) prefix = 'language.';
         else throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: no model.embed_tokens.weight (nor language.model.embed_tokens.weight); not a DeepSeek-V2 checkpoint`);
       }
-      const model = await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode, o.onProgress);
+      let placement: ExpertPlacement | null = null;
+      let cpuKernels: Kernels | null = null;
+      if (onCuda && (o.expertsOn !== undefined || o.cpuExpertLayers !== undefined)) {
+        placement = planExperts(cfg, o.dtype, o.expertsOn ?? 'gpu', o.cpuExpertLayers, (kernels as Partial<CudaKernels>).device?.totalMem);
+        if (placement.expertLayersOnCpu > 0) cpuKernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      }
+      const model = await MoeLanguageModel.build(dir, cfg, file, prefix, o.dtype, kernels, o.mlaMode, o.onProgress, placement, cpuKernels);
       model.tokenizer = await TextTokenizer.load(dir);
       model.eosIds = cfg.eosIds;
       const gen = await readFile(join(dir, 'generation_config.json'), 'utf8').then((t) => JSON.parse(t) as { eos_token_id?: unknown }, () => null);
@@ -148,8 +168,10 @@ export class MoeLanguageModel implements GenerationHost {
     }
   }
 
-  private static async build(dir: string, cfg: ModelConfig, file: SafetensorsFile, prefix: string, dtype: ModelDType, kernels: Kernels, mlaMode: 'auto' | 'absorbed' | 'naive', onProgress?: ProgressListener): Promise<MoeLanguageModel> {
+  private static async build(dir: string, cfg: ModelConfig, file: SafetensorsFile, prefix: string, dtype: ModelDType, kernels: Kernels, mlaMode: 'auto' | 'absorbed' | 'naive', onProgress: ProgressListener | undefined, placement: ExpertPlacement | null, cpuKernels: Kernels | null): Promise<MoeLanguageModel> {
     const w = new WeightReader(file, prefix, dtype, kernels, dir);
+    // routed experts placed on the CPU are read and prepared by the CPU kernels
+    const wCpu = cpuKernels ? new WeightReader(file, prefix, dtype, cpuKernels, dir) : null;
     const H = cfg.hidden;
     const embed = await w.linear('model.embed_tokens.weight', cfg.vocab, H);
     const layers: Layer[] = [];
@@ -209,9 +231,15 @@ export class MoeLanguageModel implements GenerationHost {
       if (cfg.isMoeLayer[l]) {
         const E = cfg.nRouted;
         const experts: ExpertWeights[] = [];
+        const onCpu = placement?.experts[l] === 'cpu' && wCpu !== null;
+        const er = onCpu ? wCpu : w;
         for (let e = 0; e < E; e++) {
-          const d = await mlp(`${p}.mlp.experts.${e}`, cfg.moeIntermediate);
-          experts.push({ gate: d.gate, up: d.up, down: d.down });
+          const ep = `${p}.mlp.experts.${e}`;
+          experts.push({
+            gate: await er.linear(`${ep}.gate_proj.weight`, cfg.moeIntermediate, H),
+            up: await er.linear(`${ep}.up_proj.weight`, cfg.moeIntermediate, H),
+            down: await er.linear(`${ep}.down_proj.weight`, H, cfg.moeIntermediate),
+          });
         }
         const needBias = cfg.raw.topk_method === 'noaux_tc';
         if (!needBias && w.has(`${p}.mlp.gate.e_score_correction_bias`)) {
@@ -231,6 +259,7 @@ export class MoeLanguageModel implements GenerationHost {
             scalingFactor: cfg.raw.routed_scaling_factor,
           },
           experts,
+          expertKernels: onCpu ? cpuKernels : null,
           shared: cfg.nShared > 0 ? await mlp(`${p}.mlp.shared_experts`, cfg.moeIntermediate * cfg.nShared) : null,
         };
       } else {
@@ -253,13 +282,14 @@ export class MoeLanguageModel implements GenerationHost {
     }
     // Everything of the LM must have been read: a stray tensor means config.json disagrees with the weights.
     const lmPrefix = prefix + 'model.';
-    const stray = file.names().filter((n) => (n.startsWith(lmPrefix) || n === prefix + 'lm_head.weight') && !w.used.has(n));
+    const stray = file.names().filter((n) => (n.startsWith(lmPrefix) || n === prefix + 'lm_head.weight') && !w.used.has(n) && !wCpu?.used.has(n));
     if (stray.length) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: ${stray.length} tensor(s) are not used by the model config.json describes (e.g. ${stray.slice(0, 3).join(', ')}); check num_hidden_layers, first_k_dense_replace, moe_layer_freq and q_lora_rank`, { details: { stray: stray.slice(0, 20) } });
     }
     const ropeDim = cfg.useMla ? cfg.rope : cfg.headDim;
     const tables = new RopeTables(ropeFrequencies(ropeDim, cfg.raw), Math.min(cfg.raw.max_position_embeddings, 4096));
     const model = new MoeLanguageModel(cfg, kernels, dtype, embed, layers, finalNorm, lmHead, tables, mlaMode, dir);
+    model.expertPlacement = placement;
     const ops = (kernels as Partial<CudaKernels>).deviceOps;
     if (ops) model.runner = new DeviceRunner({ config: cfg, kernels, ops, layers, embedTable: embed, finalNorm, lmHead, ropeTables: tables });
     return model;
@@ -619,7 +649,7 @@ export class MoeLanguageModel implements GenerationHost {
     const weight = new Float32Array(M * Kk);
     const scores = new Float32Array(M * E);
     K.moeRoute(logits, M, E, m.route, idx, weight, scores);
-    K.moeExperts(xn, M, H, m.experts, idx, weight, Kk, out);
+    (m.expertKernels ?? K).moeExperts(xn, M, H, m.experts, idx, weight, Kk, out);
     if (m.shared) {
       const sh = new Float32Array(M * H);
       this.denseMlp(m.shared, xn, M, sh);
@@ -660,6 +690,10 @@ export class MoeLanguageModel implements GenerationHost {
     this.disposed = true;
     this.runner?.dispose();
     this.runner = null;
+    for (const l of this.layers) {
+      const m = l.mlp;
+      if (m.kind === 'moe' && m.expertKernels?.releaseLinear) for (const e of m.experts) for (const x of [e.gate, e.up, e.down]) m.expertKernels.releaseLinear(x);
+    }
     const release = this.kernels.releaseLinear;
     if (release) for (const w of this.allWeights()) release.call(this.kernels, w);
     (this as unknown as { layers: Layer[] }).layers.length = 0;
@@ -675,4 +709,30 @@ export class MoeLanguageModel implements GenerationHost {
 
   /** Whether dispose() was called. */
   get isDisposed(): boolean { return this.disposed; }
+}
+
+/** Bytes of one weight parameter in memory for a model dtype (int8: one f32 scale per 32 values). */
+const BYTES_PER_PARAM: Record<ModelDType, number> = { f32: 4, bf16: 2, int8: 1 + 4 / 32 };
+
+/** The expert placement of a model on the GPU, from its config and the GPU's memory ('auto'). */
+function planExperts(cfg: ModelConfig, dtype: ModelDType, expertsOn: 'gpu' | 'cpu' | 'auto', cpuExpertLayers: number | undefined, gpuMem: number | undefined): ExpertPlacement {
+  const bpp = BYTES_PER_PARAM[dtype];
+  const H = cfg.hidden;
+  const expertBytesPerLayer = cfg.nRouted * 3 * H * cfg.moeIntermediate * bpp;
+  const attn = cfg.useMla
+    ? (cfg.qLoraRank !== null ? cfg.qLoraRank * H + cfg.nHeads * (cfg.nope + cfg.rope) * cfg.qLoraRank : cfg.nHeads * (cfg.nope + cfg.rope) * H)
+      + (cfg.kvLoraRank + cfg.rope) * H + 2 * cfg.nHeads * (cfg.nope + cfg.vHead) * cfg.kvLoraRank + H * cfg.nHeads * cfg.vHead
+    : (cfg.nHeads + 2 * cfg.nKvHeads) * cfg.headDim * H + H * cfg.nHeads * cfg.headDim;
+  let other = (cfg.tied ? 1 : 2) * cfg.vocab * H * bpp;
+  for (let l = 0; l < cfg.nLayers; l++) {
+    other += attn * bpp;
+    other += cfg.isMoeLayer[l] ? cfg.nShared * 3 * H * cfg.moeIntermediate * bpp + cfg.nRouted * H * 4 : 3 * H * cfg.intermediate * bpp;
+  }
+  const gpuBytes = gpuMem;
+  return planExpertPlacement({
+    expertsOn, layers: cfg.nLayers, isMoeLayer: (l) => cfg.isMoeLayer[l] === true, expertBytesPerLayer, otherBytes: other,
+    ...(cpuExpertLayers !== undefined ? { cpuExpertLayers } : {}),
+    // headroom for the KV cache, workspaces and the CUDA context: a tenth of the card, at least 1 GiB
+    ...(gpuBytes !== undefined ? { gpuBytes, reserveBytes: Math.max(2 ** 30, gpuBytes / 10) } : {}),
+  });
 }

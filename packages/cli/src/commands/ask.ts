@@ -16,6 +16,9 @@ generated; token counts and time go to stderr.
   --system TEXT           system prompt (default none)
   --backend NAME          auto | portable | native (default auto)
   --dtype NAME            language-model weights in memory: f32 | bf16 | int8 (default f32)
+  --device NAME           cpu | cuda (default cpu; cuda needs npm run build:cuda and an NVIDIA GPU)
+  --experts-on WHERE      cuda: routed experts on gpu | cpu | auto (default gpu)
+  --cpu-expert-layers N   cuda: routed experts of the first N MoE layers on the CPU
   --json                  print {"text", "usage"} as JSON at the end instead of streaming`;
 
 function num(v: unknown, name: string, int: boolean): number | undefined {
@@ -41,6 +44,9 @@ export async function modelFlags(values: Record<string, unknown>): Promise<Recor
     set('threads', num(values.threads, 'threads', true));
     set('backend', values.backend);
     set('dtype', values.dtype);
+    set('device', values.device);
+    set('expertsOn', values['experts-on']);
+    set('cpuExpertLayers', num(values['cpu-expert-layers'], 'cpu-expert-layers', true));
     set('systemPrompt', values.system);
     return o;
   } catch (e) {
@@ -58,6 +64,9 @@ export const MODEL_FLAGS = {
   threads: { type: 'string' },
   backend: { type: 'string' },
   dtype: { type: 'string' },
+  device: { type: 'string' },
+  'experts-on': { type: 'string' },
+  'cpu-expert-layers': { type: 'string' },
   system: { type: 'string' },
 } as const;
 

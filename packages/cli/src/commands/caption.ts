@@ -13,7 +13,7 @@ name is all digits (COCO: 000000397133.jpg -> 397133), else the file name withou
   --prompt TEXT           the instruction (default "Describe this image in one sentence.")
   --out FILE              write the JSON results to FILE (atomically)
   --max-new-tokens N      (default 64); --temperature, --top-p, --top-k, --seed, --system,
-  --backend, --dtype, --threads as for "kestrel ask"
+  --backend, --dtype, --threads, --device, --experts-on, --cpu-expert-layers as for "kestrel ask"
   --json                  JSON results on stdout`;
 
 /** COCO-style image id from a file name. */

@@ -32,12 +32,16 @@ answer streams as text; otherwise pass raw token ids with --ids and ids are prin
   --dtype NAME           f32 | bf16 | int8 (default f32)
   --backend NAME         auto | portable | native (default auto)
   --threads N            kernel threads
+  --device NAME          cpu | cuda (default cpu; cuda needs npm run build:cuda and an NVIDIA GPU)
+  --experts-on WHERE     cuda: routed experts on gpu | cpu | auto (default gpu)
+  --cpu-expert-layers N  cuda: routed experts of the first N MoE layers on the CPU
   --json                 print {"tokenIds", "text", "finishReason", "usage"} at the end`,
     options: {
       model: { type: 'string' }, prompt: { type: 'string' }, ids: { type: 'string' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
       'repetition-penalty': { type: 'string' }, seed: { type: 'string' }, stop: { type: 'string', multiple: true },
       dtype: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
+      device: { type: 'string' }, 'experts-on': { type: 'string' }, 'cpu-expert-layers': { type: 'string' },
     },
     allowPositionals: false,
     async run(ctx) {
@@ -62,6 +66,9 @@ answer streams as text; otherwise pass raw token ids with --ids and ids are prin
           ...(v.dtype !== undefined ? { dtype: v.dtype } : {}),
           ...(v.backend !== undefined ? { backend: v.backend } : {}),
           ...(v.threads !== undefined ? { threads: num(v.threads, 'threads', true) } : {}),
+          ...(v.device !== undefined ? { device: v.device } : {}),
+          ...(v['experts-on'] !== undefined ? { expertsOn: v['experts-on'] } : {}),
+          ...(v['cpu-expert-layers'] !== undefined ? { cpuExpertLayers: num(v['cpu-expert-layers'], 'cpu-expert-layers', true) } : {}),
         };
         if (typeof v.ids === 'string') {
           ids = v.ids.split(',').map((s) => num(s.trim(), 'ids', true)!);

@@ -10,6 +10,12 @@ const modelOptions = {
   backend: z.enum(['auto', 'portable', 'native']).default('auto'),
   threads: z.number().int().positive().optional(),
   dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+  /** where the language model runs; 'cuda' needs `npm run build:cuda` and an NVIDIA GPU */
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** device 'cuda': where the routed experts live (see MoeLanguageModel.load) */
+  expertsOn: z.enum(['gpu', 'cpu', 'auto']).optional(),
+  /** device 'cuda': routed experts of the first N MoE layers on the CPU */
+  cpuExpertLayers: z.number().int().nonnegative().optional(),
   maxNewTokens: z.number().int().positive().default(256),
   temperature: z.number().min(0).default(0),
   topP: z.number().gt(0).max(1).default(1),
@@ -104,7 +110,10 @@ async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model:
     if (!o.model.tokenizer) throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model.dir} has no tokenizer.json; the ask and caption pipelines need one`);
     return { model: o.model, owned: false };
   }
-  const model = await VisionLanguageModel.load(o.model, { backend: o.backend, dtype: o.dtype, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  const model = await VisionLanguageModel.load(o.model, {
+    backend: o.backend, dtype: o.dtype, device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.expertsOn !== undefined ? { expertsOn: o.expertsOn } : {}), ...(o.cpuExpertLayers !== undefined ? { cpuExpertLayers: o.cpuExpertLayers } : {}),
+  });
   if (!model.tokenizer) {
     model.dispose();
     throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model} has no tokenizer.json; the ask and caption pipelines need one`);

@@ -22,6 +22,10 @@ export const VlmLoadOptionsSchema = z.object({
   device: z.enum(['cpu', 'cuda']).default('cpu'),
   /** MLA attention form of the language model (as @kestrel/moe) */
   mlaMode: z.enum(['auto', 'absorbed', 'naive']).default('auto'),
+  /** device 'cuda': where the language model's routed experts live (as @kestrel/moe) */
+  expertsOn: z.enum(['gpu', 'cpu', 'auto']).optional(),
+  /** device 'cuda': routed experts of the first N MoE layers on the CPU (as @kestrel/moe) */
+  cpuExpertLayers: z.number().int().nonnegative().optional(),
 }).strict();
 export type VlmLoadOptions = z.input<typeof VlmLoadOptionsSchema>;
 
@@ -157,6 +161,7 @@ export class VisionLanguageModel {
     }
     const language = await MoeLanguageModel.load(dir, {
       config: lc, prefix: 'language.', backend: o.backend, dtype: o.dtype, device: o.device, mlaMode: o.mlaMode, ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      ...(o.expertsOn !== undefined ? { expertsOn: o.expertsOn } : {}), ...(o.cpuExpertLayers !== undefined ? { cpuExpertLayers: o.cpuExpertLayers } : {}),
     });
     if (language.config.hidden !== projector.outDim) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `projector n_embed ${projector.outDim} differs from the language model's hidden_size ${language.config.hidden}`);
