@@ -385,6 +385,8 @@ class Lib:
             "kc_d_moe_experts": (C.c_int, [V, I64, I64, V, V, V, I32, V]),
             "kc_d_linear_grouped": (C.c_int, [V, I64, I64, I32, I64, V, V, I64, I64]),
             "kc_d_argmax": (C.c_int, [V, I64, I64, V]),
+            "kc_d_attention_at": (C.c_int, [V, V, V, V, P, F, V, I32]),
+            "kc_d_append_rows": (C.c_int, [V, I64, V, I64, V]),
         }
         for name, (res, args) in sig.items():
             f = getattr(L, name)
@@ -524,6 +526,15 @@ def build_device_cases(seed=20261130):
     m, n, ld = 4, 96, 130
     cases.append({"name": "device rmsnorm strided (in place)", "op": "d_rmsnorm", "tol": 1e-5, "params": {"m": m, "n": n, "ld": ld, "eps": 1e-6},
                   "inputs": {"x": randn(rng, m * ld, 2), "w": randn(rng, n)}})
+    # the position-relative forms a captured decode step uses: attention at base[0], rows appended at base[0]
+    for name in ("attention decode", "attention MLA decode (latent cache)", "attention MLA prefill chunk"):
+        c = dict(base[name])
+        c["name"] = "device " + name + " at a device base"
+        c["op"] = "d_attention_at"
+        cases.append(c)
+    width, cap, rows, at = 72, 20, 3, 11
+    cases.append({"name": "device appendRows at a device base", "op": "d_append_rows", "tol": 0, "params": {"width": width, "cap": cap, "rows": rows, "at": at},
+                  "inputs": {"cache": randn(rng, cap * width), "src": randn(rng, rows * width)}})
     x = randn(rng, 3 * 1000)
     x[1000 + 17] = x[1000 + 900] = 50.0  # a tie: the lower index wins
     cases.append({"name": "device argmax", "op": "d_argmax", "tol": 0, "params": {"m": 3, "n": 1000}, "inputs": {"x": x}})
@@ -542,6 +553,12 @@ def device_reference(case):
         return {"out": out}
     if op == "d_argmax":
         return {"out": i["x"].reshape(p["m"], p["n"]).argmax(1).astype(np.int32)}
+    if op == "d_append_rows":
+        out = i["cache"].astype(np.float64).copy()
+        out[p["at"] * p["width"]:(p["at"] + p["rows"]) * p["width"]] = i["src"]
+        return {"out": out}
+    if op == "d_attention_at":
+        return reference(dict(case, op="attention"))
     return reference(dict(case, op=op[2:]))
 
 
@@ -621,6 +638,22 @@ def run_device(lib, case):
             x = D.put(i["x"])
             lib.check(lib.d_rmsnorm(x, p["m"], p["n"], p["ld"], D.put(i["w"]), p["eps"], x, p["ld"]), op)
             return {"out": D.get(x, i["x"].size)}
+        if op == "d_attention_at":
+            g = list(p["geom"])
+            tq, tk, qpos0 = g[0], g[1], g[11]
+            base_ = D.put(np.array([qpos0], np.int32))
+            rel = g[:]
+            rel[1], rel[11] = tk - qpos0, 0  # keys and query positions relative to base[0]
+            out0 = i["out"].copy()
+            for r in range(tq):
+                out0[r * g[9]:r * g[9] + g[2] * g[5]] = np.nan
+            out = D.put(out0)
+            lib.check(lib.d_attention_at(D.put(i["q"]), D.put(i["k"]), D.put(i["v"]), out, ptr(np.array(rel, np.int32)), p["scale"], base_, tk), op)
+            return {"out": D.get(out, out0.size)}
+        if op == "d_append_rows":
+            cache = D.put(i["cache"])
+            lib.check(lib.d_append_rows(cache, p["width"], D.put(i["src"]), p["rows"], D.put(np.array([p["at"]], np.int32))), op)
+            return {"out": D.get(cache, i["cache"].size)}
         if op == "d_argmax":
             out = D.put(np.full(p["m"], -1, np.int32))
             lib.check(lib.d_argmax(D.put(i["x"]), p["m"], p["n"], out), op)
@@ -631,7 +664,7 @@ def run_device(lib, case):
 
 
 def compare(case, got, ref):
-    if case["op"] == "d_argmax":
+    if case["op"] in ("d_argmax", "d_append_rows"):
         return 0.0 if np.array_equal(got["out"], ref["out"]) else math.inf
     if case["op"] in ("moe_route", "d_moe_route"):
         if not np.array_equal(got["idx"], ref["idx"]):
