@@ -38,6 +38,8 @@ mkdir -p "$CARRY/anchor"
 TMP=$(mktemp -d /tmp/kestrel-pack.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 if [ "$BUILD" = 1 ]; then
+  # tsc -b needs every project, datasets/ included: pack before 'stage.sh hide', not after
+  if [ ! -f datasets/tsconfig.json ]; then echo "pack: datasets/ is hidden; run 'bash native/cuda/gpu/stage.sh restore' first, then pack, then hide" >&2; exit 1; fi
   echo "pack: npx tsc -b"
   npx tsc -b
 fi
