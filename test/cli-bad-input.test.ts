@@ -215,3 +215,59 @@ describe('train --out is checked before the training', () => {
     expect(readdirSync(out)).toEqual(['keep.txt']);
   });
 });
+
+describe('models pull into a cache that cannot be written', () => {
+  it('fails with E_IO naming the cache folder and the fix', async () => {
+    const file = join(dir, 'home-is-a-file');
+    writeFileSync(file, 'x');
+    const r = await new Promise<{ code: number; err: string }>((resolve) => {
+      execFile(process.execPath, [bin, 'models', 'pull', 'centernet'], { timeout: 60_000, env: { ...process.env, KESTREL_HOME: join(file, 'home') } }, (e, _out, err) => {
+        resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, err });
+      });
+    });
+    expectFailure(r, 'E_IO');
+    expect(r.err).toContain('cannot write model into');
+    expect(r.err).toContain('KESTREL_HOME');
+  });
+});
+
+describe('serve on a port that is taken', () => {
+  it('fails with E_IO and leaves no new inspection database behind', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const db = join(dir, 'never-served.db');
+      const r = await kestrel('serve', '--port', String(port), '--host', '127.0.0.1', '--db', db, '--model', 'defects-elpv', '--api-key', 'k'.repeat(16));
+      expectFailure(r, 'E_IO');
+      expect(r.err).toContain('cannot listen');
+      expect(readdirSync(dir).filter((f) => f.startsWith('never-served'))).toEqual([]);
+      // an existing database is the user's: it stays
+      const kept = join(dir, 'kept.db');
+      writeFileSync(kept, '');
+      const again = await kestrel('serve', '--port', String(port), '--host', '127.0.0.1', '--db', kept, '--model', 'defects-elpv', '--api-key', 'k'.repeat(16));
+      expectFailure(again, 'E_IO');
+      expect(existsSync(kept)).toBe(true);
+    } finally {
+      blocker.close();
+    }
+  }, 120_000);
+});
+
+describe('detect with several images, one of them corrupt', () => {
+  it('stops with E_IMAGE_DECODE naming the image, and says which finished overlays it kept', async () => {
+    const good = fx('qc/pneumoniamnist/images/val_0000.png');
+    const bad = join(dir, 'corrupt.png');
+    writeFileSync(bad, 'not an image');
+    const out = join(dir, 'multi', 'o.png');
+    mkdirSync(join(dir, 'multi'));
+    const r = await kestrel('detect', good, bad, good, '--model', 'centernet', '--out', out);
+    expectFailure(r, 'E_IMAGE_DECODE');
+    expect(r.err).toContain('stopped at image 2 of 3');
+    expect(r.err).toContain(join(dir, 'multi', 'o-0.png'));
+    // the first overlay is a complete PNG; nothing was written for the corrupt image or after it
+    expect(readFileSync(join(dir, 'multi', 'o-0.png')).subarray(1, 4).toString()).toBe('PNG');
+    expect(readdirSync(join(dir, 'multi'))).toEqual(['o-0.png']);
+  }, 60_000);
+});

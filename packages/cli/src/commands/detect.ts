@@ -41,7 +41,15 @@ images, FILE gets the image index appended). Built-in models are fetched with "k
       const results: Array<{ image: string; objects: unknown[]; overlay?: string }> = [];
       try {
         for (const [i, img] of ctx.positionals.entries()) {
-          const [objs] = await run([img]);
+          let objs: Awaited<ReturnType<typeof run>>[number] | undefined;
+          try {
+            [objs] = await run([img]);
+          } catch (e) {
+            // the images before this one are done and their overlays are complete files: keep them, and say so
+            const done = results.filter((r) => r.overlay).map((r) => r.overlay!);
+            if (done.length === 0 || !(e instanceof KestrelError)) throw e;
+            throw new KestrelError(e.code, `${e.message} (stopped at image ${i + 1} of ${ctx.positionals.length}; the overlays of the ${done.length} image(s) before it were written: ${done.join(', ')})`, { cause: e });
+          }
           const entry: { image: string; objects: unknown[]; overlay?: string } = { image: img, objects: objs! };
           if (typeof v.out === 'string') {
             const path = ctx.positionals.length === 1 ? v.out : v.out.replace(/(\.[^./]+)?$/, `-${i}$1`);

@@ -71,6 +71,9 @@ async function run(ctx: CommandContext): Promise<number> {
   const { createServer } = await import('../serve/server.js');
   const inspector = config.model ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
+  // a DB this run creates is removed again if the server never starts (a bad --host, a port in use)
+  const { existsSync, rmSync } = await import('node:fs');
+  const newDb = config.db !== ':memory:' && !existsSync(config.db);
   const log = InspectionLog.open(config.db);
   const server = await createServer({ config, log, inspector, chat });
   const warm = await server.warmUp();
@@ -80,6 +83,7 @@ async function run(ctx: CommandContext): Promise<number> {
     url = await server.listen();
   } catch (e) {
     log.close();
+    if (newDb) for (const f of [config.db, `${config.db}-wal`, `${config.db}-shm`, `${config.db}-journal`]) rmSync(f, { force: true });
     throw new KestrelError('E_IO', `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`, { cause: e });
   }
   ctx.out.write(JSON.stringify({ event: 'listening', url, pid: process.pid, db: log.file, model: inspector?.model ?? null, chat: chat?.name ?? null }) + '\n');

@@ -114,4 +114,14 @@ describe('model store', () => {
     const m = await resolveModel('centernet', { home });
     expect(m).toMatchObject({ format: 'tfjs-graph', source: 'cache', file: join(r.dir, 'model.json') });
   }, 120_000);
+
+  it('a cache that cannot be written fails with E_IO before any byte is downloaded', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kestrel-store-')), 'a-file');
+    writeFileSync(file, 'x');
+    const events: unknown[] = [];
+    const err = await pullModel('nanodet', { home: join(file, 'home'), onProgress: (e) => events.push(e) }).catch((e: unknown) => e);
+    expect(isKestrelError(err) && err.code).toBe('E_IO');
+    expect((err as Error).message).toContain('KESTREL_HOME');
+    expect(events).toEqual([]); // the download reports progress per chunk: none means it never started
+  });
 });

