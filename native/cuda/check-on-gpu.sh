@@ -155,5 +155,23 @@ else
   say "== 5/6 SKIP golden cases and decode timing: no Node.js (neither node + node_modules nor .gpu-carry/ from native/cuda/gpu/pack.sh)${NODE_UNPACK_ERR:+: $NODE_UNPACK_ERR}"
 fi
 
+# 7. where a decode step's time goes: ncu's kernel times over 3 op-by-op steps (needs ncu, node and the anchor)
+if [ "${KESTREL_PROFILE:-1}" = 1 ] && [ "$NODE_MODE" != none ] && [ -n "${KESTREL_ANCHOR_DIR:-}" ] && command -v ncu >/dev/null 2>&1; then
+  say "== 7 decode profile (ncu, bf16, 3 op-by-op steps)"
+  s=$SECONDS
+  OUT="$OUT" timeout -k 10 "$(cap 150)" ncu --profile-from-start off --clock-control none --target-processes all \
+    --metrics gpu__time_duration.sum --csv --print-units base --log-file "$OUT/ncu.csv" \
+    node native/cuda/gpu/profile-decode.mjs --dir "$KESTREL_ANCHOR_DIR" --dtype bf16 --steps 3 > "$OUT/profile.log" 2>&1
+  rc=$?; result "ncu profile" $rc $((SECONDS - s))
+  step_ms=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["msPerTokenEager"])' "$OUT/profile-steps.json" 2>/dev/null)
+  $PY native/cuda/gpu/ncu_summary.py "$OUT/ncu.csv" --steps 3 ${step_ms:+--step-ms "$step_ms"} > "$OUT/profile-summary.txt" 2>&1
+  grep -E "^\{" "$OUT/profile.log" | head -1 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
+  head -16 "$OUT/profile-summary.txt" | sed 's/^/   /' | tee -a "$OUT/summary.txt"
+  tail -1 "$OUT/profile-summary.txt" | sed 's/^/   /' | tee -a "$OUT/summary.txt"
+fi
+
 say "== done (status $status) in $((SECONDS - T0))s"
+# The device tool returns at most 8 files: keep the summaries, put every log into one archive.
+( cd "$OUT" && ls | grep -vE '^(summary\.txt|decode\.json|golden\.json|profile-summary\.txt|logs\.tgz)$' > .logs.list \
+  && [ -s .logs.list ] && tar czf logs.tgz -T .logs.list && xargs rm -f < .logs.list; rm -f .logs.list ) 2>/dev/null
 exit $status

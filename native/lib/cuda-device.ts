@@ -113,6 +113,8 @@ export interface DeviceOps {
   /** Start capturing the device ops that follow (no uploads or downloads until {@link DeviceOps.endGraph}). */
   beginGraph(): void;
   endGraph(): DeviceGraph;
+  /** Start or stop the range a profiler records (`ncu --profile-from-start off`); harmless without one. */
+  profilerRange(on: boolean): void;
 }
 
 interface GroupImpl extends DeviceExpertGroup { handle: unknown; released: boolean }
@@ -295,6 +297,9 @@ export function createDeviceOps(b: CudaBinding, handleOf: (w: PreparedLinear, op
     },
     workspaceEpoch() {
       return b.wsEpoch();
+    },
+    profilerRange(on) {
+      run('profiler', () => b.profiler(on ? 1 : 0));
     },
     beginGraph() {
       run('beginGraph', () => b.graphBegin());

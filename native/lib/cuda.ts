@@ -60,6 +60,7 @@ export interface CudaBinding {
   graphEnd(): unknown;
   graphLaunch(graph: unknown): void;
   graphRelease(graph: unknown): void;
+  profiler(on: number): void;
 }
 
 /** The GPU the backend runs on. */

@@ -6,6 +6,7 @@
 #include "kestrel_cuda.h"
 
 #include <cuda_bf16.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -1203,6 +1204,11 @@ int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows
 }
 
 uint64_t kc_ws_epoch(void) { return g_ws_epoch; }
+
+int kc_profiler(int on) {
+  KC_CHECK(on ? cudaProfilerStart() : cudaProfilerStop());
+  return 0;
+}
 
 int kc_graph_begin(void) {
   KC_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeRelaxed));

@@ -104,6 +104,8 @@ KC_API int kc_d_attention_at(const float* q, const float* k, const float* v, flo
                              int32_t max_tk);
 /** cache[(base[0] + r) * width + c] = src[r * width + c] for r < rows (appends at the device-held position). */
 KC_API int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows, const int32_t* base);
+/** Starts (on = 1) or stops the range a profiler records (ncu --profile-from-start off). */
+KC_API int kc_profiler(int on);
 /** Counter bumped whenever a library workspace moves; graphs captured before are stale. */
 KC_API uint64_t kc_ws_epoch(void);
 /** Capture the device-pointer ops called between begin and end (no host copies in between) into a graph. */

@@ -59,6 +59,7 @@ typedef struct {
   int (*graph_end)(kc_graph**);
   int (*graph_launch)(const kc_graph*);
   void (*graph_release)(kc_graph*);
+  int (*profiler)(int);
 } Lib;
 
 static Lib lib;
@@ -230,6 +231,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   SYM(graph_end, "kc_graph_end")
   SYM(graph_launch, "kc_graph_launch")
   SYM(graph_release, "kc_graph_release")
+  SYM(profiler, "kc_profiler")
 #undef SYM
   if (l.abi_version() != KC_ABI_VERSION) {
     dlclose(so);
@@ -902,6 +904,13 @@ static napi_value js_graph_release(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* profiler(on) */
+static napi_value js_profiler(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  NUM(0, on);
+  DONE(lib.profiler(on != 0));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -927,7 +936,7 @@ static napi_value init(napi_env env, napi_value exports) {
       D("dMoeRoute", js_d_moe_route), D("moeGroup", js_moe_group), D("moeGroupRelease", js_moe_group_release),
       D("dMoeExperts", js_d_moe_experts), D("dLinearGrouped", js_d_linear_grouped), D("dArgmax", js_d_argmax),
       D("dAttentionAt", js_d_attention_at), D("dAppendRows", js_d_append_rows), D("wsEpoch", js_ws_epoch), D("graphBegin", js_graph_begin),
-      D("graphEnd", js_graph_end), D("graphLaunch", js_graph_launch), D("graphRelease", js_graph_release),
+      D("graphEnd", js_graph_end), D("graphLaunch", js_graph_launch), D("graphRelease", js_graph_release), D("profiler", js_profiler),
 #undef D
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
