@@ -105,6 +105,24 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
     await expect(MoeLanguageModel.load(`${FIX}A`, { expertsOn: 'cpu' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
   }, 120_000);
 
+  it('a batch of sequences (each with its own GPU cache and graph) gives what each gives alone', async () => {
+    const model = await MoeLanguageModel.load(`${FIX}C`, { kernels: k });
+    try {
+      const prompts = [[5, 9, 2, 44, 17], [3, 3, 8], [120, 7, 7, 7, 1, 60, 2]];
+      const alone = [];
+      for (const p of prompts) alone.push((await model.generate({ inputIds: p }, { maxNewTokens: 10, temperature: 0, stopOnEos: false })).tokenIds);
+      const together = await model.generateBatch(prompts.map((p) => ({ inputIds: p })), { maxNewTokens: 10, temperature: 0, stopOnEos: false });
+      expect(together.map((r) => r.tokenIds)).toEqual(alone);
+      expect(model.deviceStats!.graphReplays).toBeGreaterThan(0);
+      // forwardBatch: per-sequence logits equal separate forwards
+      const sep = prompts.map((p) => model.forward({ inputIds: p }).logits.data);
+      const bat = model.forwardBatch(prompts.map((p) => ({ inputIds: p })));
+      bat.forEach((o, i) => expect(maxAbs(o.logits.data, sep[i]!)).toBe(0));
+    } finally {
+      model.dispose();
+    }
+  }, 120_000);
+
   it('a KV cache moves between the host path and the device path without losing rows', async () => {
     const model = await MoeLanguageModel.load(`${FIX}A`, { kernels: k });
     try {
