@@ -23,7 +23,6 @@ if (!dir || !(steps > 0)) {
 const sec = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 const model = await MoeLanguageModel.load(dir, { device: 'cuda', dtype });
-const runner = model.runner; // private: graphs are switched per phase
 const ops = model.kernels.deviceOps;
 try {
   const prompt = Array.from({ length: 32 }, (_, i) => 2 + ((i * 37) % 250));
@@ -31,7 +30,7 @@ try {
   const next = (ids) => model.greedyTokens([{ inputIds: ids, cache }])[0];
   let id = next(prompt);
   const timed = (graphs, n) => {
-    runner.useGraphs = graphs;
+    model.cudaGraphs = graphs;
     for (let s = 0; s < 3; s++) id = next([id]); // warm-up (and graph capture)
     const t0 = process.hrtime.bigint();
     for (let s = 0; s < n; s++) id = next([id]);
@@ -39,7 +38,7 @@ try {
   };
   const msEager = timed(false, 32);
   const msGraph = timed(true, 32);
-  runner.useGraphs = false;
+  model.cudaGraphs = false;
   id = next([id]);
   ops.profilerRange(true);
   for (let s = 0; s < steps; s++) id = next([id]);

@@ -63,12 +63,11 @@ for (const dtype of dtypes) {
     try {
       const bytes = activeWeightBytes(cfg, BYTES_PER_PARAM[dtype]);
       const boundTokS = bw ? (bw * 1e9) / bytes : null;
-      const runner = model.runner; // private: toggled here to time the same model with and without CUDA graphs
       // One timed decode run: prefill the prompt, 4 warm-up steps, then `steps` single-token steps.
       //   greedy: the argmax is taken on the GPU and only the id comes back (what generate() does at temperature 0)
       //   logits: every step copies the logits back and the argmax is taken here
       const decode = (mode, graphs) => {
-        if (runner) runner.useGraphs = graphs;
+        if (model.deviceStats) model.cudaGraphs = graphs;
         const cache = model.createCache();
         let t0 = process.hrtime.bigint();
         const next = (ids) => {
@@ -86,7 +85,7 @@ for (const dtype of dtypes) {
         return { mode, graphs, tokS: r3(tokS), msPerToken: r3((dt * 1e3) / steps), fractionOfBound: boundTokS ? r3(tokS / boundTokS) : null, prefillMs: r3(prefillMs), ids };
       };
       const runs = [];
-      const plan = device === 'cuda' && runner ? [['greedy', true], ['greedy', true], ['logits', true], ['greedy', false]] : [['logits', false]];
+      const plan = device === 'cuda' && model.deviceStats ? [['greedy', true], ['greedy', true], ['logits', true], ['greedy', false]] : [['logits', false]];
       for (const [mode, graphs] of plan) {
         const x = decode(mode, graphs);
         runs.push(x);

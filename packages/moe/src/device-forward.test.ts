@@ -57,11 +57,10 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
       const json = JSON.parse(readFileSync(`${FIX}B/case_long.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
       // 16 greedy steps from a prompt near the 64-row initial capacity: the cache grows and the graph is re-captured
       const prompt = json.input_ids.slice(0, 60);
-      const runner = (model as unknown as { runner: { useGraphs: boolean } }).runner;
-      runner.useGraphs = false;
+      model.cudaGraphs = false;
       const eager = await model.generate({ inputIds: prompt }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
       expect(model.deviceStats!.graphReplays).toBe(0);
-      runner.useGraphs = true;
+      model.cudaGraphs = true;
       const graphed = await model.generate({ inputIds: prompt }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
       expect(graphed.tokenIds).toEqual(eager.tokenIds);
       const st = model.deviceStats!;
@@ -72,9 +71,9 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
       model.forward({ inputIds: prompt, cache: c1 });
       model.forward({ inputIds: prompt, cache: c2 });
       for (const t of eager.tokenIds.slice(0, 6)) {
-        runner.useGraphs = false;
+        model.cudaGraphs = false;
         const a = model.forward({ inputIds: [t], cache: c1 }, { lastOnly: true }).logits.data;
-        runner.useGraphs = true;
+        model.cudaGraphs = true;
         const b = model.forward({ inputIds: [t], cache: c2 }, { lastOnly: true }).logits.data;
         expect(maxAbs(a, b)).toBe(0);
       }

@@ -707,6 +707,19 @@ export class MoeLanguageModel implements GenerationHost {
     return this.runner ? { ...this.runner.stats } : null;
   }
 
+  /**
+   * Device 'cuda': whether single-token steps are captured and replayed as CUDA graphs (default true, or false
+   * when KESTREL_CUDA_GRAPHS=0). Turning it off runs every op as its own launch (for timing and debugging).
+   */
+  get cudaGraphs(): boolean {
+    return this.runner?.useGraphs ?? false;
+  }
+
+  set cudaGraphs(on: boolean) {
+    if (this.runner) this.runner.useGraphs = on;
+    else if (on) throw new KestrelError('E_OPTIONS', "cudaGraphs needs a model on device 'cuda'");
+  }
+
   /** Whether dispose() was called. */
   get isDisposed(): boolean { return this.disposed; }
 }
