@@ -387,6 +387,7 @@ class Lib:
             "kc_d_argmax": (C.c_int, [V, I64, I64, V]),
             "kc_d_attention_at": (C.c_int, [V, V, V, V, P, F, V, I32]),
             "kc_d_append_rows": (C.c_int, [V, I64, V, I64, V]),
+            "kc_set_q8_activations": (C.c_int, [C.c_int]),
         }
         for name, (res, args) in sig.items():
             f = getattr(L, name)
@@ -742,10 +743,13 @@ def main():
     lines = [f"device: {name.value.decode()} (sm_{ma.value}{mi.value}, {sms.value} SMs, {mem.value / 2**30:.1f} GiB)"]
     failed = 0
     cases = cases + build_device_cases()
-    for case in cases:
+    # the q8 cases once more with f32 activations (kc_set_q8_activations(0)); the default quantizes them to int8
+    q8f = [dict(c, name=c["name"] + " [q8 with f32 activations]", q8f32=True) for c in cases if "q8" in c["name"] and "embedding" not in c["name"]]
+    for case in cases + q8f:
         dev = case["op"].startswith("d_")
         ref = device_reference(case) if dev else reference(case)
         try:
+            lib.check(lib.set_q8_activations(0 if case.get("q8f32") else 1), "set_q8_activations")
             got = run_device(lib, case) if dev else run_gpu(lib, case)
             err = compare(case, got, ref)
         except Exception as e:  # one failing op must not hide the others
@@ -755,6 +759,8 @@ def main():
         failed += 0 if ok else 1
         lines.append(f"{'PASS' if ok else 'FAIL'} {case['name']}: rel err {err:.2e} (tol {case['tol']})")
         print(lines[-1], flush=True)
+    lib.check(lib.set_q8_activations(1), "set_q8_activations")
+    cases = cases + q8f
     bw = lib.d_copy_bandwidth(1 << 30, 20)
     lines.append(f"device copy bandwidth (read+write): {bw:.0f} GB/s")
     print(lines[-1], flush=True)

@@ -61,6 +61,7 @@ export interface CudaBinding {
   graphLaunch(graph: unknown): void;
   graphRelease(graph: unknown): void;
   profiler(on: number): void;
+  setQ8Activations(quantize: number): void;
 }
 
 /** The GPU the backend runs on. */
@@ -82,6 +83,12 @@ export type CudaKernels = Kernels & {
   copyBandwidthGBs(bytes?: number, reps?: number): number;
   /** The same ops on buffers that stay on the GPU (device-resident decode). */
   readonly deviceOps: DeviceOps;
+  /**
+   * How q8 weights meet activations, for every later op: 'int8' (default; activations quantized per block of 32
+   * and dp4a, as the CPU addon) or 'f32' (weights dequantized in registers; closer to the portable op).
+   * KESTREL_CUDA_Q8_ACT=f32 sets it at load.
+   */
+  setQ8Activations(mode: 'int8' | 'f32'): void;
 };
 
 const BUILD_DIR = process.env.KESTREL_CUDA_DIR ?? fileURLToPath(new URL('../cuda/build/', import.meta.url));
@@ -249,6 +256,7 @@ function isDeviceHandle(h: unknown): h is DeviceHandle {
  */
 export function createCudaKernels(b: CudaBinding): CudaKernels {
   const device = b.info();
+  if (process.env.KESTREL_CUDA_Q8_ACT === 'f32') b.setQ8Activations(0);
   const uploaded = new WeakMap<object, unknown>();
   const released = new WeakSet<object>();
 
@@ -286,6 +294,10 @@ export function createCudaKernels(b: CudaBinding): CudaKernels {
     name: 'cuda',
     device,
     deviceOps: createDeviceOps(b, (w, op) => handleOf(w, op)),
+    setQ8Activations(mode: 'int8' | 'f32'): void {
+      shape(mode === 'int8' || mode === 'f32', 'setQ8Activations', `mode must be 'int8' or 'f32', got ${String(mode)}`);
+      b.setQ8Activations(mode === 'int8' ? 1 : 0);
+    },
     prepareLinear(w: LinearWeight): PreparedLinear {
       const handle: DeviceHandle = { cuda: upload(w) };
       return { ...w, handle } as PreparedLinear;

@@ -23,12 +23,16 @@
 namespace {
 
 constexpr int kQ8Block = 32;
+// Row-kernel format (template parameter only): q8 weights times f32 activations, dequantized in registers. The
+// default q8 path quantizes the activations to int8 and uses dp4a (as the CPU addon); see kc_set_q8_activations.
+constexpr int kQ8F = 3;
 constexpr int kRowsPerTile = 8;   // activation rows a warp multiplies with one weight row it reads once
 constexpr int kWarpsPerBlock = 8;  // output columns per block in the row kernel
 
 thread_local std::string g_err;
 std::mutex g_mu;  // host-array calls share one workspace
 bool g_ready = false;
+bool g_q8_quantize_act = true;  // q8 products: int8 activations + dp4a (true) or f32 activations (false)
 // Every kernel and async copy goes to this stream. It is a blocking stream, so the host-array path's plain
 // cudaMemcpy calls (legacy default stream) stay ordered with it; a CUDA graph captures it.
 cudaStream_t g_stream = nullptr;
@@ -288,6 +292,39 @@ __device__ __forceinline__ void dot_rows(const WDev& w, int64_t j, const RowsArg
           s = __dp4a(wv.z, xv.z, s);
           s = __dp4a(wv.w, xv.w, s);
           acc[r] += static_cast<float>(s) * (wsc * a.xs[t * nb + c / kQ8Block]);
+        }
+      }
+    }
+  } else if (FMT == kQ8F) {
+    // 16 int8 weights per lane per step (one 16-byte load), scaled once per 16; f32 activations
+    const int64_t kp = w.kp, nb = kp / kQ8Block;
+    const int8_t* wr = static_cast<const int8_t*>(w.data) + j * kp;
+    const float* wsr = w.scales + j * nb;
+    for (int64_t c = lane * 16; c < kp; c += 32 * 16) {
+      const int4 wv = *reinterpret_cast<const int4*>(wr + c);
+      const int8_t* wb = reinterpret_cast<const int8_t*>(&wv);
+      const float wsc = wsr[c / kQ8Block];
+#pragma unroll
+      for (int r = 0; r < kRowsPerTile; ++r) {
+        if (r < rows) {
+          const float* xr = a.x + xrow[r] * a.ldx + c;
+          float s = 0.f;
+          if (VEC) {  // k % 32 == 0 (no padding) and 16-byte aligned rows
+            const float4* xp = reinterpret_cast<const float4*>(xr);
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              const float4 u = xp[q];
+              s = fmaf(static_cast<float>(wb[4 * q]), u.x, s);
+              s = fmaf(static_cast<float>(wb[4 * q + 1]), u.y, s);
+              s = fmaf(static_cast<float>(wb[4 * q + 2]), u.z, s);
+              s = fmaf(static_cast<float>(wb[4 * q + 3]), u.w, s);
+            }
+          } else {
+#pragma unroll
+            for (int i = 0; i < 16; ++i)
+              if (c + i < w.k) s = fmaf(static_cast<float>(wb[i]), xr[i], s);
+          }
+          acc[r] = fmaf(s, wsc, acc[r]);
         }
       }
     }
@@ -772,6 +809,7 @@ template <bool DUAL>
 void launch_rows_fmt(int fmt, const RowsArgs& a, bool vec, int64_t n, int tiles) {
   if (fmt == KC_F32) launch_rows<KC_F32, DUAL>(a, vec, n, tiles);
   else if (fmt == KC_BF16) launch_rows<KC_BF16, DUAL>(a, vec, n, tiles);
+  else if (fmt == kQ8F) launch_rows<kQ8F, DUAL>(a, vec, n, tiles);
   else launch_rows<KC_Q8, DUAL>(a, false, n, tiles);
 }
 
@@ -827,18 +865,23 @@ int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bi
   a.bias = bias;
   a.out = out;
   a.ldo = wd.n;
-  if (wd.fmt == KC_Q8) {
+  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  int fmt = wd.fmt;
+  // 16-byte vector loads need k % 8 == 0 (q8 with f32 activations: k % 32 == 0) and an aligned x (views)
+  bool vec = wd.k % 8 == 0 && aligned;
+  if (wd.fmt == KC_Q8 && g_q8_quantize_act) {
     KC_WS(xq, int8_t, S_QX, m * wd.kp);
     KC_WS(xs, float, S_QS, m * wd.kp / kQ8Block);
     KC_TRY(quantize_rows(x, wd.k, nullptr, m, wd.k, wd.kp, xq, xs));
     a.xq = xq;
     a.xs = xs;
+  } else if (wd.fmt == KC_Q8) {
+    fmt = kQ8F;
+    vec = wd.k % 32 == 0 && aligned;
   }
   const int64_t tiles = (m + kRowsPerTile - 1) / kRowsPerTile;
   if (tiles > 65535) return set_err("linear: too many rows for one launch");
-  // 16-byte vector loads need k % 8 == 0 and an aligned x (device-pointer callers may pass views)
-  const bool vec = wd.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  launch_rows_fmt<false>(wd.fmt, a, vec, wd.n, static_cast<int>(tiles));
+  launch_rows_fmt<false>(fmt, a, vec, wd.n, static_cast<int>(tiles));
   KC_LAUNCHED();
   return 0;
 }
@@ -862,15 +905,20 @@ int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int 
   a.ldx = h;
   a.out = dH;
   a.ldo = inter;
-  if (fmtGU == KC_Q8) {
+  const bool xAligned = reinterpret_cast<uintptr_t>(dx) % 16 == 0;
+  if (fmtGU == KC_Q8 && g_q8_quantize_act) {
     const int64_t kp = (h + kQ8Block - 1) / kQ8Block * kQ8Block;
     KC_WS(xq, int8_t, S_QX, slots * kp);
     KC_WS(xs, float, S_QS, slots * kp / kQ8Block);
     KC_TRY(quantize_rows(dx, h, dRow, slots, h, kp, xq, xs));
     a.xq = xq;
     a.xs = xs;
+    launch_rows_fmt<true>(fmtGU, a, false, inter, nTiles);
+  } else if (fmtGU == KC_Q8) {
+    launch_rows_fmt<true>(kQ8F, a, h % 32 == 0 && xAligned, inter, nTiles);
+  } else {
+    launch_rows_fmt<true>(fmtGU, a, h % 8 == 0 && xAligned, inter, nTiles);
   }
-  launch_rows_fmt<true>(fmtGU, a, h % 8 == 0, inter, nTiles);
   KC_LAUNCHED();
 
   // down of every expert in one launch: Y[t] = H[t]·downᵀ
@@ -885,15 +933,17 @@ int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int 
   b.ldx = inter;
   b.out = dY;
   b.ldo = h;
-  if (fmtD == KC_Q8) {
+  if (fmtD == KC_Q8 && g_q8_quantize_act) {
     const int64_t kp = (inter + kQ8Block - 1) / kQ8Block * kQ8Block;
     KC_WS(hq, int8_t, S_HQ, slots * kp);
     KC_WS(hs, float, S_HS, slots * kp / kQ8Block);
     KC_TRY(quantize_rows(dH, inter, nullptr, slots, inter, kp, hq, hs));
     b.xq = hq;
     b.xs = hs;
+    launch_rows_fmt<false>(fmtD, b, false, h, nTiles);
+  } else {
+    launch_rows_fmt<false>(fmtD == KC_Q8 ? kQ8F : fmtD, b, inter % (fmtD == KC_Q8 ? 32 : 8) == 0, h, nTiles);
   }
-  launch_rows_fmt<false>(fmtD, b, inter % 8 == 0, h, nTiles);
   KC_LAUNCHED();
   *yOut = dY;
   return 0;
@@ -1204,6 +1254,12 @@ int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows
 }
 
 uint64_t kc_ws_epoch(void) { return g_ws_epoch; }
+
+int kc_set_q8_activations(int quantize) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_q8_quantize_act = quantize != 0;
+  return 0;
+}
 
 int kc_profiler(int on) {
   KC_CHECK(on ? cudaProfilerStart() : cudaProfilerStop());

@@ -104,6 +104,9 @@ KC_API int kc_d_attention_at(const float* q, const float* k, const float* v, flo
                              int32_t max_tk);
 /** cache[(base[0] + r) * width + c] = src[r * width + c] for r < rows (appends at the device-held position). */
 KC_API int kc_d_append_rows(float* cache, int64_t width, const float* src, int64_t rows, const int32_t* base);
+/** q8 products: quantize = 1 (default) quantizes the activations to int8 per block of 32 and uses dp4a, as the CPU
+ * addon does; quantize = 0 keeps them f32 and dequantizes the weights in registers (closer to the portable op). */
+KC_API int kc_set_q8_activations(int quantize);
 /** Starts (on = 1) or stops the range a profiler records (ncu --profile-from-start off). */
 KC_API int kc_profiler(int on);
 /** Counter bumped whenever a library workspace moves; graphs captured before are stale. */

@@ -60,6 +60,7 @@ typedef struct {
   int (*graph_launch)(const kc_graph*);
   void (*graph_release)(kc_graph*);
   int (*profiler)(int);
+  int (*set_q8_activations)(int);
 } Lib;
 
 static Lib lib;
@@ -232,6 +233,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   SYM(graph_launch, "kc_graph_launch")
   SYM(graph_release, "kc_graph_release")
   SYM(profiler, "kc_profiler")
+  SYM(set_q8_activations, "kc_set_q8_activations")
 #undef SYM
   if (l.abi_version() != KC_ABI_VERSION) {
     dlclose(so);
@@ -911,6 +913,13 @@ static napi_value js_profiler(napi_env env, napi_callback_info info) {
   DONE(lib.profiler(on != 0));
 }
 
+/* setQ8Activations(quantize) */
+static napi_value js_set_q8_activations(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  NUM(0, quantize);
+  DONE(lib.set_q8_activations(quantize != 0));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -937,6 +946,7 @@ static napi_value init(napi_env env, napi_value exports) {
       D("dMoeExperts", js_d_moe_experts), D("dLinearGrouped", js_d_linear_grouped), D("dArgmax", js_d_argmax),
       D("dAttentionAt", js_d_attention_at), D("dAppendRows", js_d_append_rows), D("wsEpoch", js_ws_epoch), D("graphBegin", js_graph_begin),
       D("graphEnd", js_graph_end), D("graphLaunch", js_graph_launch), D("graphRelease", js_graph_release), D("profiler", js_profiler),
+      D("setQ8Activations", js_set_q8_activations),
 #undef D
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -398,6 +398,7 @@ int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out) {
 }
 uint64_t kc_ws_epoch(void) { return 0; }
 int kc_profiler(int) { return 0; }
+int kc_set_q8_activations(int) { return 0; }  // the stand-in always computes with f32 activations
 int kc_graph_begin(void) {
   if (g_rec) return fail("graph_begin: already capturing");
   g_rec = new std::vector<std::function<int()>>();
