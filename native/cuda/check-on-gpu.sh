@@ -134,6 +134,11 @@ if [ "$NODE_MODE" != none ]; then
   OUT="$OUT" timeout -k 10 "$(cap 150 120)" node native/cuda/gpu/run-golden.mjs --device cuda > "$OUT/golden.log" 2>&1
   rc=$?; result "golden LM/VLM (run-golden.mjs)" $rc $((SECONDS - s))
   grep -E "^(PASS|FAIL)|^golden:|Error|error:" "$OUT/golden.log" | head -24 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
+  # the experimental fused ops (KESTREL_CUDA_FUSED=1) on the LM cases: decode steps and prefills of <= 16 rows
+  s=$SECONDS
+  KESTREL_CUDA_FUSED=1 OUT="$OUT/fused" timeout -k 10 "$(cap 60 120)" node native/cuda/gpu/run-golden.mjs --device cuda --only lm > "$OUT/golden-fused.log" 2>&1
+  rc=$?; result "golden LM with fused ops (KESTREL_CUDA_FUSED=1, experimental)" $rc $((SECONDS - s))
+  grep -E "^(FAIL)|^golden:|Error|error:" "$OUT/golden-fused.log" | head -8 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
 
   say "== 6 decode timing (perf anchor)"
   if [ -n "$ANCHOR_PID" ]; then
@@ -147,7 +152,7 @@ if [ "$NODE_MODE" != none ]; then
     OUT="$OUT" timeout -k 10 "$(cap 240)" node native/cuda/gpu/run-decode.mjs --dir "$KESTREL_ANCHOR_DIR" \
       --dtype "${KESTREL_DECODE_DTYPE:-all}" --steps "${KESTREL_DECODE_STEPS:-64}" > "$OUT/decode.log" 2>&1
     rc=$?; result "decode timing (run-decode.mjs)" $rc $((SECONDS - s))
-    grep -E "^device|^decode|^  (bf16|int8)|FAIL|Error|error:" "$OUT/decode.log" | head -16 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
+    grep -E "^device|^decode|^  (bf16|int8)|FAIL|Error|error:" "$OUT/decode.log" | head -24 | sed 's/^/   /' | tee -a "$OUT/summary.txt"
   else
     say "   SKIP decode timing: no anchor checkpoint (KESTREL_ANCHOR_DIR, or the generator in .gpu-carry/anchor/ or native/cuda/build/anchor/)"
   fi

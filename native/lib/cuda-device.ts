@@ -96,8 +96,12 @@ export interface DeviceOps {
   attention(q: DeviceView, k: DeviceView, v: DeviceView, out: DeviceView, p: AttentionParams): void;
   moeRoute(logits: DeviceView, m: number, nExperts: number, p: MoeRouteParams, bias: DeviceView | null, idx: DeviceView, weight: DeviceView, scores: DeviceView): void;
   expertGroup(experts: ExpertWeights[]): DeviceExpertGroup;
-  /** Routed experts; the slot sort and tiles are built on the device from idx/weight. */
-  moeExperts(x: DeviceView, m: number, h: number, group: DeviceExpertGroup, idx: DeviceView, weight: DeviceView, topK: number, out: DeviceView): void;
+  /** Routed experts; the slot sort and tiles are built on the device from idx/weight. accumulate: out += the sum. */
+  moeExperts(x: DeviceView, m: number, h: number, group: DeviceExpertGroup, idx: DeviceView, weight: DeviceView, topK: number, out: DeviceView, accumulate?: boolean): void;
+  /** out += x·Wᵀ (+ bias): the residual add fused into the product. m ≤ 16 rows (bf16 above that takes a GEMM that does not accumulate). */
+  linearAdd(x: DeviceView, m: number, w: PreparedLinear, bias: DeviceView | null, out: DeviceView): void;
+  /** A SiLU-gated MLP from a one-expert group (see expertGroup), m ≤ 16 rows, in 2 launches: out (+)= down(silu(gate·x)·(up·x)). */
+  mlp(x: DeviceView, m: number, group: DeviceExpertGroup, out: DeviceView, accumulate: boolean): void;
   /** out[r] = index of the largest value of row r (lowest among equals). */
   argmax(x: DeviceView, m: number, n: number, out: DeviceView): void;
   /**
@@ -259,7 +263,7 @@ export function createDeviceOps(b: CudaBinding, handleOf: (w: PreparedLinear, op
       };
       return g;
     },
-    moeExperts(x, m, h, group, idx, weight, topK, out) {
+    moeExperts(x, m, h, group, idx, weight, topK, out, accumulate = false) {
       const op = 'moeExperts';
       count(m, op, 'm');
       count(topK, op, 'topK');
@@ -270,7 +274,28 @@ export function createDeviceOps(b: CudaBinding, handleOf: (w: PreparedLinear, op
       need(idx, m * topK, op, 'idx');
       need(weight, m * topK, op, 'weight');
       const gh = groupOf(group, op);
-      run(op, () => b.dMoeExperts(x.ptr, m, h, gh, idx.ptr, weight.ptr, topK, out.ptr));
+      run(op, () => b.dMoeExperts(x.ptr, m, h, gh, idx.ptr, weight.ptr, topK, out.ptr, accumulate ? 1 : 0));
+    },
+    linearAdd(x, m, w, bias, out) {
+      count(m, 'linearAdd', 'm');
+      if (m === 0) return;
+      shape(m <= 16, 'linearAdd', `at most 16 rows, got ${m}`);
+      need(x, m * w.k, 'linearAdd', 'x');
+      need(out, m * w.n, 'linearAdd', 'out');
+      if (bias) need(bias, w.n, 'linearAdd', 'bias');
+      const h = handleOf(w, 'linearAdd');
+      run('linearAdd', () => b.dLinearAdd(x.ptr, m, h, bias ? bias.ptr : 0n, out.ptr));
+    },
+    mlp(x, m, group, out, accumulate) {
+      const op = 'mlp';
+      count(m, op, 'm');
+      if (m === 0) return;
+      shape(m <= 16, op, `at most 16 rows, got ${m}`);
+      shape(group.nExperts === 1, op, 'needs a group of one expert (gate, up, down)');
+      need(x, m * group.h, op, 'x');
+      need(out, m * group.h, op, 'out');
+      const gh = groupOf(group, op);
+      run(op, () => b.dMlp(x.ptr, m, gh, out.ptr, accumulate ? 1 : 0));
     },
     attentionAt(q, k, v, out, p, base, maxTk) {
       const op = 'attentionAt';

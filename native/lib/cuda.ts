@@ -50,7 +50,9 @@ export interface CudaBinding {
   dMoeRoute(logits: bigint, m: number, nExperts: number, cfg: Int32Array, bias: bigint, scaling: number, idx: bigint, weight: bigint, scores: bigint): void;
   moeGroup(handles: unknown[]): unknown;
   moeGroupRelease(group: unknown): void;
-  dMoeExperts(x: bigint, m: number, h: number, group: unknown, idx: bigint, weight: bigint, topK: number, out: bigint): void;
+  dMoeExperts(x: bigint, m: number, h: number, group: unknown, idx: bigint, weight: bigint, topK: number, out: bigint, accumulate: number): void;
+  dLinearAdd(x: bigint, m: number, handle: unknown, bias: bigint, out: bigint): void;
+  dMlp(x: bigint, m: number, group: unknown, out: bigint, accumulate: number): void;
   dLinearGrouped(x: bigint, m: number, ldx: number, groups: number, xGroupStride: number, handle: unknown, out: bigint, ldo: number, outGroupStride: number): void;
   dArgmax(x: bigint, m: number, n: number, out: bigint): void;
   dAttentionAt(q: bigint, k: bigint, v: bigint, out: bigint, geom: Int32Array, scale: number, base: bigint, maxTk: number): void;

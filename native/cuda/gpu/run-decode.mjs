@@ -66,8 +66,11 @@ for (const dtype of dtypes) {
       // One timed decode run: prefill the prompt, 4 warm-up steps, then `steps` single-token steps.
       //   greedy: the argmax is taken on the GPU and only the id comes back (what generate() does at temperature 0)
       //   logits: every step copies the logits back and the argmax is taken here
-      const decode = (mode, graphs, q8act = 'int8') => {
-        if (model.deviceStats) model.cudaGraphs = graphs;
+      const decode = (mode, graphs, q8act = 'int8', fused = false) => {
+        if (model.deviceStats) {
+          model.cudaGraphs = graphs;
+          model.cudaFusedOps = fused;
+        }
         if (dtype === 'int8' && model.kernels.setQ8Activations) model.kernels.setQ8Activations(q8act);
         const cache = model.createCache();
         let t0 = process.hrtime.bigint();
@@ -84,32 +87,40 @@ for (const dtype of dtypes) {
         const dt = sec(t0);
         const tokS = steps / dt;
         if (dtype === 'int8' && model.kernels.setQ8Activations) model.kernels.setQ8Activations('int8');
-        return { mode, graphs, q8act, tokS: r3(tokS), msPerToken: r3((dt * 1e3) / steps), fractionOfBound: boundTokS ? r3(tokS / boundTokS) : null, prefillMs: r3(prefillMs), ids };
+        if (model.deviceStats) model.cudaFusedOps = false;
+        return { mode, graphs, q8act, fused, tokS: r3(tokS), msPerToken: r3((dt * 1e3) / steps), fractionOfBound: boundTokS ? r3(tokS / boundTokS) : null, prefillMs: r3(prefillMs), ids };
       };
       const runs = [];
       const plan = device === 'cuda' && model.deviceStats ? [['greedy', true], ['greedy', true], ['logits', true], ['greedy', false]] : [['logits', false]];
       // int8 only: q8 weights with f32 activations (kc_set_q8_activations(0)) beside the default int8 activations
       if (dtype === 'int8' && device === 'cuda' && model.kernels.setQ8Activations) plan.push(['greedy', true, 'f32']);
-      for (const [mode, graphs, q8act] of plan) {
-        const x = decode(mode, graphs, q8act);
+      // experimental fused ops (residual adds in the products, 2-launch MLPs), graphs on and off
+      if (device === 'cuda' && model.deviceStats) plan.push(['greedy', true, 'int8', true], ['greedy', false, 'int8', true]);
+      for (const [mode, graphs, q8act, fused] of plan) {
+        const x = decode(mode, graphs, q8act, fused);
         runs.push(x);
-        console.log(`  ${dtype} decode (${mode === 'greedy' ? 'argmax on the GPU' : 'logits copied back'}, ${graphs ? 'CUDA graph per step' : 'op by op'}${x.q8act === 'f32' ? ', q8 with f32 activations' : ''}): ${x.tokS} tok/s, ${x.msPerToken} ms/token, ${x.fractionOfBound ?? '?'} of the bound; prefill ${prompt.length} tokens ${x.prefillMs} ms`);
+        console.log(`  ${dtype} decode (${mode === 'greedy' ? 'argmax on the GPU' : 'logits copied back'}, ${graphs ? 'CUDA graph per step' : 'op by op'}${x.q8act === 'f32' ? ', q8 with f32 activations' : ''}${x.fused ? ', fused ops' : ''}): ${x.tokS} tok/s, ${x.msPerToken} ms/token, ${x.fractionOfBound ?? '?'} of the bound; prefill ${prompt.length} tokens ${x.prefillMs} ms`);
       }
       // int8 activations and f32 activations are different arithmetic: compare ids within each kind
-      const same = runs.filter((x) => x.q8act !== 'f32').every((x) => JSON.stringify(x.ids) === JSON.stringify(runs[0].ids));
+      // fused ops add in another order (f32 rounding), so their ids are compared as agreement, like f32 activations
+      const same = runs.filter((x) => x.q8act !== 'f32' && !x.fused).every((x) => JSON.stringify(x.ids) === JSON.stringify(runs[0].ids));
+      const fusedRuns = runs.filter((x) => x.fused);
+      const agreeFused = fusedRuns.length ? Math.min(...fusedRuns.map((f) => f.ids.filter((v, i) => v === runs[0].ids[i]).length)) : null;
       const f32act = runs.find((x) => x.q8act === 'f32');
       const agreeF32Act = f32act ? f32act.ids.filter((v, i) => v === runs[0].ids[i]).length : null;
-      const dflt = runs.filter((x) => x.q8act !== 'f32');
+      const dflt = runs.filter((x) => x.q8act !== 'f32' && !x.fused);
       const best = dflt.reduce((a, x) => (x.tokS > a.tokS ? x : a), dflt[0]);
       const ids = runs[0].ids;
       for (const x of runs) delete x.ids;
       if (agreeF32Act !== null) console.log(`  int8 greedy ids with f32 activations agree with int8 activations on ${agreeF32Act}/${steps} steps`);
+      if (agreeFused !== null) console.log(`  ${dtype} greedy ids with fused ops agree with the default on ${agreeFused}/${steps} steps`);
       Object.assign(r, {
         ok: same, steps, promptTokens: prompt.length, decodeTokS: best.tokS, msPerToken: best.msPerToken, bestMode: `${best.mode}/${best.graphs ? 'graphs' : 'eager'}`,
         boundTokS: r3(boundTokS), fractionOfBound: best.fractionOfBound, copyBandwidthGBs: r3(bw), activeWeightBytes: bytes,
         prefillColdMs: runs[0].prefillMs, prefillWarmMs: runs.at(-1).prefillMs, prefillTokS: r3(prompt.length / (runs.at(-1).prefillMs / 1e3)),
         sameIdsAcrossModes: same, firstIds: ids.slice(0, 8), runs, deviceStats: model.deviceStats,
         ...(agreeF32Act !== null ? { q8F32ActIdsAgreeing: `${agreeF32Act}/${steps}` } : {}),
+        ...(agreeFused !== null ? { fusedIdsAgreeing: `${agreeFused}/${steps}` } : {}),
       });
       if (!same) console.log(`  FAIL ${dtype}: the greedy ids differ between modes`);
     } finally {

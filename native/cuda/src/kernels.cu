@@ -269,6 +269,7 @@ struct RowsArgs {
   const float* bias;
   float* out;
   int64_t ldo;
+  int accumulate;  // non-DUAL: out += product (a residual add fused into the product)
 };
 
 template <int FMT, bool VEC>
@@ -404,7 +405,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) rows_kernel(RowsArgs a) {
         const float u = warp_sum(acc2[r]);
         if (lane == 0) a.out[(tile.row0 + r) * a.ldo + j] = silu_f(s) * u;
       } else if (lane == 0) {
-        a.out[(tile.row0 + r) * a.ldo + j] = s + (a.bias ? a.bias[j] : 0.f);
+        float* o = a.out + (tile.row0 + r) * a.ldo + j;
+        const float v = s + (a.bias ? a.bias[j] : 0.f);
+        *o = a.accumulate ? *o + v : v;
       }
     }
   }
@@ -648,8 +651,9 @@ __global__ void moe_tiles_kernel(const int32_t* __restrict__ idx, int slots, int
 }
 
 // out[r, c] = Σ_j weight[r, j] · y[pos[r*topK + j], c], skipping slots with pos < 0
+// accumulate: out += the combination (the residual add fused in)
 __global__ void combine_kernel(const float* __restrict__ y, const int* __restrict__ pos, const float* __restrict__ weight, int64_t m, int64_t h,
-                                   int topK, float* __restrict__ out) {
+                                   int topK, float* __restrict__ out, int accumulate) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < m * h; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / h, c = i % h;
     float acc = 0.f;
@@ -657,7 +661,7 @@ __global__ void combine_kernel(const float* __restrict__ y, const int* __restric
       const int p = pos[r * topK + j];
       if (p >= 0) acc = fmaf(weight[r * topK + j], y[static_cast<int64_t>(p) * h + c], acc);
     }
-    out[i] = acc;
+    out[i] = accumulate ? out[i] + acc : acc;
   }
 }
 
@@ -838,15 +842,20 @@ struct kc_moe_group {
   int nExperts, fmtGU, fmtD;
   int64_t inter, h;
   WDev* tab;  // device: gate, up, down descriptors of each expert
+  // device, for a one-expert group used as a dense MLP (kc_d_mlp): rows 0..15 in order, and for m = 1..16
+  // the tiles covering rows 0..m-1 (two per m)
+  int* ident;
+  Tile* identTiles;
 };
 
 namespace {
 
 // Grid dims for the row kernel must stay within limits: tiles go on grid.y (<= 65535).
-int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out, int accumulate = 0) {
   const WDev& wd = w->h;
   if (m <= 0 || wd.n <= 0) return 0;
   if (wd.fmt == KC_BF16 && m > 2 * kRowsPerTile) {
+    if (accumulate) return set_err("linear_add: bf16 weights take the tensor-core GEMM above 16 rows, which does not accumulate");
     const dim3 grid(static_cast<unsigned>((wd.n + kBN - 1) / kBN), static_cast<unsigned>((m + kBM - 1) / kBM));
     if (grid.y > 65535) return set_err("linear: too many rows for one launch");
     gemm_bf16_wmma_kernel<<<grid, 128, 0, g_stream>>>(x, m, static_cast<const uint16_t*>(wd.data), wd.n, wd.k, bias, out);
@@ -865,6 +874,7 @@ int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bi
   a.bias = bias;
   a.out = out;
   a.ldo = wd.n;
+  a.accumulate = accumulate;
   const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
   int fmt = wd.fmt;
   // 16-byte vector loads need k % 8 == 0 (q8 with f32 activations: k % 32 == 0) and an aligned x (views)
@@ -889,8 +899,10 @@ int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bi
 
 // The two grouped launches of the routed experts, given the gathered row order (rowIdx), the tile table and the
 // experts' descriptor table: H[t] = silu(x[row t]·gateᵀ) * (x[row t]·upᵀ), then Y[t] = H[t]·downᵀ (into slot S_Y).
+// outDirect (optional): down writes there (+= with accumulate) instead of the slot buffer, row t to row t; for a
+// one-expert MLP whose tiles cover rows 0..slots-1 in order.
 int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int fmtD, int64_t inter, const int* dRow, const Tile* dTiles, int nTiles,
-                   int64_t slots, float** yOut) {
+                   int64_t slots, float** yOut, float* outDirect = nullptr, int accumulate = 0) {
   KC_WS(dH, float, S_H, slots * inter);
   KC_WS(dY, float, S_Y, slots * h);
   // gate and up of every expert in one launch: H[t] = silu(x[row t]·gateᵀ) * (x[row t]·upᵀ)
@@ -931,8 +943,9 @@ int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int 
   b.rowIdx = nullptr;
   b.x = dH;
   b.ldx = inter;
-  b.out = dY;
+  b.out = outDirect ? outDirect : dY;
   b.ldo = h;
+  b.accumulate = outDirect ? accumulate : 0;
   if (fmtD == KC_Q8 && g_q8_quantize_act) {
     const int64_t kp = (inter + kQ8Block - 1) / kQ8Block * kQ8Block;
     KC_WS(hq, int8_t, S_HQ, slots * kp);
@@ -1176,6 +1189,23 @@ kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n_exp
     tab[3 * static_cast<size_t>(e) + 2] = d;
   }
   auto* grp = new kc_moe_group{};
+  std::vector<int> ident(2 * kRowsPerTile);
+  std::vector<Tile> itiles(2 * 2 * kRowsPerTile, Tile{0, 0, 0});
+  for (int i = 0; i < 2 * kRowsPerTile; ++i) ident[static_cast<size_t>(i)] = i;
+  for (int m = 1; m <= 2 * kRowsPerTile; ++m) {
+    Tile* t = &itiles[static_cast<size_t>(m - 1) * 2];
+    t[0] = Tile{0, 0, std::min(m, kRowsPerTile)};
+    if (m > kRowsPerTile) t[1] = Tile{0, kRowsPerTile, m - kRowsPerTile};
+  }
+  if (cudaMalloc(&grp->ident, ident.size() * sizeof(int)) != cudaSuccess || cudaMalloc(&grp->identTiles, itiles.size() * sizeof(Tile)) != cudaSuccess ||
+      cudaMemcpy(grp->ident, ident.data(), ident.size() * sizeof(int), cudaMemcpyHostToDevice) != cudaSuccess ||
+      cudaMemcpy(grp->identTiles, itiles.data(), itiles.size() * sizeof(Tile), cudaMemcpyHostToDevice) != cudaSuccess) {
+    set_err("moe_group_create: out of device memory");
+    cudaFree(grp->ident);
+    cudaFree(grp->identTiles);
+    delete grp;
+    return nullptr;
+  }
   grp->nExperts = n_experts;
   grp->fmtGU = g0.fmt;
   grp->fmtD = d0.fmt;
@@ -1185,6 +1215,8 @@ kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n_exp
       cudaMemcpy(grp->tab, tab.data(), tab.size() * sizeof(WDev), cudaMemcpyHostToDevice) != cudaSuccess) {
     set_err("moe_group_create: out of device memory");
     cudaFree(grp->tab);
+    cudaFree(grp->ident);
+    cudaFree(grp->identTiles);
     delete grp;
     return nullptr;
   }
@@ -1194,15 +1226,22 @@ kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_t n_exp
 void kc_moe_group_release(kc_moe_group* g) {
   if (!g) return;
   cudaFree(g->tab);
+  cudaFree(g->ident);
+  cudaFree(g->identTiles);
   delete g;
 }
 
 int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t top_k, float* out) {
+  return kc_d_moe_experts_acc(x, m, h, g, idx, weight, top_k, out, 0);
+}
+
+int kc_d_moe_experts_acc(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t top_k, float* out,
+                         int accumulate) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (m <= 0) return 0;
   if (h != g->h) return set_err("moeExperts: hidden size " + std::to_string(h) + " does not match the experts' " + std::to_string(g->h));
   if (top_k <= 0) {
-    KC_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(m * h) * 4, g_stream));
+    if (!accumulate) KC_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(m * h) * 4, g_stream));
     return 0;
   }
   const int64_t slots = m * top_k;
@@ -1217,7 +1256,7 @@ int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g
   KC_LAUNCHED();
   float* dY = nullptr;
   KC_TRY(experts_launch(x, h, g->tab, g->fmtGU, g->fmtD, g->inter, dRow, dTiles, static_cast<int>(maxTiles), slots, &dY));
-  combine_kernel<<<grid_for(m * h, 256), 256, 0, g_stream>>>(dY, dPos, weight, m, h, top_k, out);
+  combine_kernel<<<grid_for(m * h, 256), 256, 0, g_stream>>>(dY, dPos, weight, m, h, top_k, out, accumulate);
   KC_LAUNCHED();
   return 0;
 }
@@ -1231,6 +1270,21 @@ int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, 
   grouped_rows_kernel<<<grid, kWarpsPerBlock * 32, 0, g_stream>>>(w->d, n, x, static_cast<int>(m), ldx, x_group_stride, out, ldo, out_group_stride);
   KC_LAUNCHED();
   return 0;
+}
+
+int kc_d_linear_add(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return d_linear_impl(x, m, w, bias, out, 1);
+}
+
+int kc_d_mlp(const float* x, int64_t m, const kc_moe_group* g, float* out, int accumulate) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (m <= 0) return 0;
+  if (g->nExperts != 1) return set_err("mlp: needs a group of one expert (gate, up, down)");
+  if (m > 2 * kRowsPerTile) return set_err("mlp: at most 16 rows per call");
+  float* dY = nullptr;
+  const int nTiles = m > kRowsPerTile ? 2 : 1;
+  return experts_launch(x, g->h, g->tab, g->fmtGU, g->fmtD, g->inter, g->ident, g->identTiles + (m - 1) * 2, nTiles, m, &dY, out, accumulate);
 }
 
 int kc_d_argmax(const float* x, int64_t m, int64_t n, int32_t* out) {
@@ -1549,7 +1603,7 @@ int kc_moe_experts(const float* x, int64_t m, int64_t h, const kc_weight* const*
   KC_TRY(up(dTab, tab.data(), tab.size() * sizeof(WDev)));
   float* dY = nullptr;
   KC_TRY(experts_launch(dx, h, dTab, fmtGU, fmtD, inter, dRow, dTiles, static_cast<int>(tiles.size()), slots, &dY));
-  combine_kernel<<<grid_for(m * h, 256), 256, 0, g_stream>>>(dY, dPos, dwt, m, h, top_k, dout);
+  combine_kernel<<<grid_for(m * h, 256), 256, 0, g_stream>>>(dY, dPos, dwt, m, h, top_k, dout, 0);
   KC_LAUNCHED();
   return down(out, dout, m * h * 4);
 }

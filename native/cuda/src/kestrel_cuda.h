@@ -95,6 +95,13 @@ KC_API kc_moe_group* kc_moe_group_create(const kc_weight* const* experts, int32_
 KC_API void kc_moe_group_release(kc_moe_group* g);
 /** Routed experts with the slot sort and tile table built on the device from idx/weight [m, top_k] (device). */
 KC_API int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t top_k, float* out);
+/** kc_d_moe_experts with accumulate = 1: out += the routed experts' sum (a residual add fused into the combine). */
+KC_API int kc_d_moe_experts_acc(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t top_k,
+                                float* out, int accumulate);
+/** out += x * W^T (+ bias): a residual add fused into the product (the row kernel; bf16 above 16 rows is refused). */
+KC_API int kc_d_linear_add(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out);
+/** A dense SiLU-gated MLP from a one-expert group, m <= 16 rows: out (+)= down(silu(gate x) * up x), 2 launches. */
+KC_API int kc_d_mlp(const float* x, int64_t m, const kc_moe_group* g, float* out, int accumulate);
 /** out[r*ldo + g*ogs + j] = sum_c x[r*ldx + g*xgs + c] * W[g*n + j, c] with W [groups*n, k] (per-head products). */
 KC_API int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t x_group_stride, const kc_weight* w, float* out,
                                int64_t ldo, int64_t out_group_stride);

@@ -61,6 +61,9 @@ typedef struct {
   void (*graph_release)(kc_graph*);
   int (*profiler)(int);
   int (*set_q8_activations)(int);
+  int (*d_moe_experts_acc)(const float*, int64_t, int64_t, const kc_moe_group*, const int32_t*, const float*, int32_t, float*, int);
+  int (*d_linear_add)(const float*, int64_t, const kc_weight*, const float*, float*);
+  int (*d_mlp)(const float*, int64_t, const kc_moe_group*, float*, int);
 } Lib;
 
 static Lib lib;
@@ -234,6 +237,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   SYM(graph_release, "kc_graph_release")
   SYM(profiler, "kc_profiler")
   SYM(set_q8_activations, "kc_set_q8_activations")
+  SYM(d_moe_experts_acc, "kc_d_moe_experts_acc")
+  SYM(d_linear_add, "kc_d_linear_add")
+  SYM(d_mlp, "kc_d_mlp")
 #undef SYM
   if (l.abi_version() != KC_ABI_VERSION) {
     dlclose(so);
@@ -759,9 +765,9 @@ static napi_value js_moe_group_release(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* dMoeExperts(x, m, h, group, idx, weight, topK, out) */
+/* dMoeExperts(x, m, h, group, idx, weight, topK, out, accumulate) */
 static napi_value js_d_moe_experts(napi_env env, napi_callback_info info) {
-  ARGS(8);
+  ARGS(9);
   PTR(0, x);
   NUM(1, m);
   NUM(2, h);
@@ -771,7 +777,8 @@ static napi_value js_d_moe_experts(napi_env env, napi_callback_info info) {
   PTR(5, weight);
   NUM(6, topk);
   PTR(7, out);
-  DONE(lib.d_moe_experts(x, (int64_t)m, (int64_t)h, g, idx, weight, (int32_t)topk, out));
+  NUM(8, acc);
+  DONE(lib.d_moe_experts_acc(x, (int64_t)m, (int64_t)h, g, idx, weight, (int32_t)topk, out, acc != 0));
 }
 
 /* dLinearGrouped(x, m, ldx, groups, xGroupStride, handle, out, ldo, outGroupStride) */
@@ -913,6 +920,29 @@ static napi_value js_profiler(napi_env env, napi_callback_info info) {
   DONE(lib.profiler(on != 0));
 }
 
+/* dLinearAdd(x, m, handle, bias|0n, out): out += x W^T (+ bias) */
+static napi_value js_d_linear_add(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  PTR(0, x);
+  NUM(1, m);
+  WEIGHT(2, w);
+  PTR(3, bias);
+  PTR(4, out);
+  DONE(lib.d_linear_add(x, (int64_t)m, w, bias, out));
+}
+
+/* dMlp(x, m, group, out, accumulate) */
+static napi_value js_d_mlp(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  PTR(0, x);
+  NUM(1, m);
+  kc_moe_group* g;
+  if (!group_of(env, argv[2], &g)) return NULL;
+  PTR(3, out);
+  NUM(4, acc);
+  DONE(lib.d_mlp(x, (int64_t)m, g, out, acc != 0));
+}
+
 /* setQ8Activations(quantize) */
 static napi_value js_set_q8_activations(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -946,7 +976,7 @@ static napi_value init(napi_env env, napi_value exports) {
       D("dMoeExperts", js_d_moe_experts), D("dLinearGrouped", js_d_linear_grouped), D("dArgmax", js_d_argmax),
       D("dAttentionAt", js_d_attention_at), D("dAppendRows", js_d_append_rows), D("wsEpoch", js_ws_epoch), D("graphBegin", js_graph_begin),
       D("graphEnd", js_graph_end), D("graphLaunch", js_graph_launch), D("graphRelease", js_graph_release), D("profiler", js_profiler),
-      D("setQ8Activations", js_set_q8_activations),
+      D("setQ8Activations", js_set_q8_activations), D("dLinearAdd", js_d_linear_add), D("dMlp", js_d_mlp),
 #undef D
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -371,6 +371,37 @@ void kc_moe_group_release(kc_moe_group* g) { delete g; }
 int kc_d_moe_experts(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t topk, float* out) {
   return defer([=] { return kc_moe_experts(x, m, h, g->ex.data(), static_cast<int32_t>(g->ex.size() / 3), idx, weight, topk, out); });
 }
+int kc_d_moe_experts_acc(const float* x, int64_t m, int64_t h, const kc_moe_group* g, const int32_t* idx, const float* weight, int32_t topk, float* out,
+                         int accumulate) {
+  return defer([=] {
+    std::vector<float> y(static_cast<size_t>(m * h));
+    KC_TRY_FAKE(kc_moe_experts(x, m, h, g->ex.data(), static_cast<int32_t>(g->ex.size() / 3), idx, weight, topk, y.data()));
+    for (int64_t i = 0; i < m * h; ++i) out[i] = accumulate ? out[i] + y[static_cast<size_t>(i)] : y[static_cast<size_t>(i)];
+    return 0;
+  });
+}
+int kc_d_linear_add(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
+  return defer([=] {
+    std::vector<float> y(static_cast<size_t>(m * w->n));
+    linear_ref(x, m, w, bias, y.data());
+    for (int64_t i = 0; i < m * w->n; ++i) out[i] += y[static_cast<size_t>(i)];
+    return 0;
+  });
+}
+int kc_d_mlp(const float* x, int64_t m, const kc_moe_group* g, float* out, int accumulate) {
+  if (g->ex.size() != 3) return fail("mlp: needs a group of one expert (gate, up, down)");
+  if (m > 16) return fail("mlp: at most 16 rows per call");
+  return defer([=] {
+    const kc_weight *gw = g->ex[0], *uw = g->ex[1], *dw = g->ex[2];
+    std::vector<float> gv(static_cast<size_t>(m * gw->n)), uv(gv.size()), y(static_cast<size_t>(m * dw->n));
+    linear_ref(x, m, gw, nullptr, gv.data());
+    linear_ref(x, m, uw, nullptr, uv.data());
+    for (size_t i = 0; i < gv.size(); ++i) gv[i] = static_cast<float>(silu(gv[i]) * uv[i]);
+    linear_ref(gv.data(), m, dw, nullptr, y.data());
+    for (size_t i = 0; i < y.size(); ++i) out[i] = accumulate ? out[i] + y[i] : y[i];
+    return 0;
+  });
+}
 int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t xgs, const kc_weight* w, float* out, int64_t ldo, int64_t ogs) {
   if (groups <= 0 || w->n % groups != 0) return fail("linear_grouped: weight rows are not a multiple of the group count");
   return defer([=] {

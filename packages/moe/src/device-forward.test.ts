@@ -122,6 +122,27 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
     }
   }, 120_000);
 
+  it('fused ops (residual adds in the products, 2-launch MLPs) give the golden logits and ids, with and without graphs', async () => {
+    for (const m of ['A', 'B', 'C']) {
+      const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k });
+      try {
+        model.cudaFusedOps = true;
+        const t = await readAllSafetensors(`${FIX}${m}/case_short.safetensors`);
+        const json = JSON.parse(readFileSync(`${FIX}${m}/case_short.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
+        // case_short fits in 16 rows, so the prefill takes the fused path too
+        expect(json.input_ids.length).toBeLessThanOrEqual(16);
+        expect(maxAbs(model.forward({ inputIds: json.input_ids }).logits.data, t.get('logits.f64')!.data as Float64Array), m).toBeLessThan(1e-4);
+        for (const graphs of [false, true]) {
+          model.cudaGraphs = graphs;
+          const res = await model.generate({ inputIds: json.input_ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
+          expect(res.tokenIds, `${m} graphs=${graphs}`).toEqual(json.decode_token_ids);
+        }
+      } finally {
+        model.dispose();
+      }
+    }
+  }, 120_000);
+
   it('a KV cache moves between the host path and the device path without losing rows', async () => {
     const model = await MoeLanguageModel.load(`${FIX}A`, { kernels: k });
     try {

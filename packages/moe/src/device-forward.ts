@@ -37,6 +37,8 @@ interface LayerDev {
   uv: PreparedLinear | null;
   experts: DeviceExpertGroup | null;
   routeBias: DeviceBuffer | null;
+  /** the dense MLP, or the shared experts, as a one-expert group for the fused path (ops.mlp) */
+  mlpGroup: DeviceExpertGroup | null;
 }
 
 /** The GPU copy of one sequence's KV cache: per layer [latent|k_pe] rows (MLA) or k and v rows (MHA). */
@@ -130,6 +132,12 @@ export class DeviceRunner {
   readonly stats = { graphReplays: 0, graphCaptures: 0, eagerSteps: 0 };
   /** capture single-token steps as CUDA graphs (KESTREL_CUDA_GRAPHS=0 turns it off; so do experts on the CPU) */
   useGraphs = process.env.KESTREL_CUDA_GRAPHS !== '0';
+  /**
+   * Fused ops for calls of at most 16 rows: residual adds inside the products (o_proj, routed experts' combine)
+   * and each dense MLP / shared-expert block in 2 launches. Off by default until a GPU run has checked it
+   * (KESTREL_CUDA_FUSED=1 turns it on).
+   */
+  useFused = process.env.KESTREL_CUDA_FUSED === '1';
 
   constructor(private readonly p: DeviceModelParts) {
     const { ops, kernels } = p;
@@ -165,6 +173,7 @@ export class DeviceRunner {
         // experts placed on the CPU (expertsOn) stay in host memory and run on the CPU kernels
         experts: m.kind === 'moe' && !m.expertKernels ? ops.expertGroup(m.experts) : null,
         routeBias: m.kind === 'moe' && m.route.bias ? vec(m.route.bias) : null,
+        mlpGroup: m.kind === 'dense' ? ops.expertGroup([m]) : m.shared ? ops.expertGroup([m.shared]) : null,
       });
     }
   }
@@ -224,7 +233,7 @@ export class DeviceRunner {
     ops.upload(S.get('pos', T), positions);
     const rope = this.ropeTables();
 
-    const key = (): string => `${kv.cap}/${S.generation}/${this.ropeGen}/${ops.workspaceEpoch()}/${byIds}/${rows}/${greedy}`;
+    const key = (): string => `${kv.cap}/${S.generation}/${this.ropeGen}/${ops.workspaceEpoch()}/${byIds}/${rows}/${greedy}/${this.useFused}`;
     const body = (): void => this.body(kv, T, byIds, rows, greedy, rope);
     if (T === 1 && this.useGraphs && !this.hostExperts) {
       const k0 = key();
@@ -274,28 +283,45 @@ export class DeviceRunner {
     const x = S.get('x', T * H), xn = S.get('xn', T * H), tmp = S.get('tmp', T * H);
     const pos = S.get('pos', T);
     if (byIds) ops.embedding(this.p.embedTable, S.get('ids', T), T, x);
+    // fused: the residual adds happen inside the products (x += ...), and dense MLPs take 2 launches
+    const fused = this.useFused && T <= 16;
     for (let l = 0; l < this.p.layers.length; l++) {
       const layer = this.p.layers[l]!;
       const d = this.dev[l]!;
       ops.rmsnorm(x, T, H, H, d.inNorm.at(), c.eps, xn, H);
-      if (layer.attn.kind === 'mha') this.mha(l, d, xn, T, kv, pos, rope, tmp);
-      else this.mla(l, d, xn, T, kv, pos, rope, tmp);
-      ops.add(x, tmp, T * H, x);
+      const attnOut = fused ? x : tmp;
+      if (layer.attn.kind === 'mha') this.mha(l, d, xn, T, kv, pos, rope, attnOut, fused);
+      else this.mla(l, d, xn, T, kv, pos, rope, attnOut, fused);
+      if (!fused) ops.add(x, tmp, T * H, x);
       ops.rmsnorm(x, T, H, H, d.postNorm.at(), c.eps, xn, H);
       const m = layer.mlp;
-      if (m.kind === 'dense') this.dense(m, xn, T, tmp, 'mlp');
-      else {
-        const E = c.nRouted, K = c.topK;
-        const logits = S.get('rlogits', T * E), idx = S.get('ridx', T * K), w = S.get('rw', T * K), scores = S.get('rscores', T * E);
-        ops.linear(xn, T, m.router, null, logits);
-        ops.moeRoute(logits, T, E, m.route, d.routeBias ? d.routeBias.at() : null, idx, w, scores);
-        if (d.experts) ops.moeExperts(xn, T, H, d.experts, idx, w, K, tmp);
-        else this.expertsOnCpu(m.expertKernels!, m.experts, xn, T, idx, w, tmp);
-        if (m.shared) {
-          const sh = S.get('shared', T * H);
-          this.dense(m.shared, xn, T, sh, 'shared');
-          ops.add(tmp, sh, T * H, tmp);
+      if (m.kind === 'dense') {
+        if (fused) ops.mlp(xn, T, d.mlpGroup!, x, true);
+        else {
+          this.dense(m, xn, T, tmp, 'mlp');
+          ops.add(x, tmp, T * H, x);
         }
+        continue;
+      }
+      const E = c.nRouted, K = c.topK;
+      const logits = S.get('rlogits', T * E), idx = S.get('ridx', T * K), w = S.get('rw', T * K), scores = S.get('rscores', T * E);
+      ops.linear(xn, T, m.router, null, logits);
+      ops.moeRoute(logits, T, E, m.route, d.routeBias ? d.routeBias.at() : null, idx, w, scores);
+      if (fused) {
+        if (d.experts) ops.moeExperts(xn, T, H, d.experts, idx, w, K, x, true);
+        else {
+          this.expertsOnCpu(m.expertKernels!, m.experts, xn, T, idx, w, tmp);
+          ops.add(x, tmp, T * H, x);
+        }
+        if (m.shared) ops.mlp(xn, T, d.mlpGroup!, x, true);
+        continue;
+      }
+      if (d.experts) ops.moeExperts(xn, T, H, d.experts, idx, w, K, tmp);
+      else this.expertsOnCpu(m.expertKernels!, m.experts, xn, T, idx, w, tmp);
+      if (m.shared) {
+        const sh = S.get('shared', T * H);
+        this.dense(m.shared, xn, T, sh, 'shared');
+        ops.add(tmp, sh, T * H, tmp);
       }
       ops.add(x, tmp, T * H, x);
     }
@@ -326,7 +352,8 @@ export class DeviceRunner {
     return b ? b.at() : null;
   }
 
-  private mha(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView): void {
+  /** out = o_proj(attention), or out += it with `accumulate` (the residual add fused in) */
+  private mha(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, accumulate: boolean): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mha') return;
@@ -348,10 +375,11 @@ export class DeviceRunner {
       qStride: nh * hd, kStride: w, vStride: w, outStride: nh * hd,
       scale: 1 / Math.sqrt(hd), causal: true, qPos0: s,
     }, pos, kv.cap);
-    ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
+    if (accumulate) ops.linearAdd(att, T, a.o, this.biasOf(d, 'o'), out);
+    else ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
   }
 
-  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView): void {
+  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, accumulate: boolean): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mla') return;
@@ -388,7 +416,8 @@ export class DeviceRunner {
     }, pos, kv.cap);
     const att = S.get('att', T * nh * vh);
     ops.linearGrouped(o, T, nh * kvl, nh, kvl, d.uv!, att, nh * vh, vh);
-    ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
+    if (accumulate) ops.linearAdd(att, T, a.o, this.biasOf(d, 'o'), out);
+    else ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
   }
 
   private dense(m: DenseMlp, xn: DeviceView, T: number, out: DeviceView, tag: string): void {
@@ -407,6 +436,7 @@ export class DeviceRunner {
       d.inNorm.free(); d.postNorm.free(); d.qANorm?.free(); d.kvANorm?.free(); d.routeBias?.free();
       for (const b of d.bias.values()) b.free();
       d.experts?.release();
+      d.mlpGroup?.release();
     }
     this.finalNorm.free();
     this.cos?.free();

@@ -720,6 +720,20 @@ export class MoeLanguageModel implements GenerationHost {
     else if (on) throw new KestrelError('E_OPTIONS', "cudaGraphs needs a model on device 'cuda'");
   }
 
+  /**
+   * Device 'cuda', experimental: fused ops for steps of at most 16 rows (residual adds inside the products, each
+   * dense MLP / shared-expert block in 2 launches). Off by default (KESTREL_CUDA_FUSED=1 turns it on) until a
+   * GPU run has checked it; see docs/cuda.md.
+   */
+  get cudaFusedOps(): boolean {
+    return this.runner?.useFused ?? false;
+  }
+
+  set cudaFusedOps(on: boolean) {
+    if (this.runner) this.runner.useFused = on;
+    else if (on) throw new KestrelError('E_OPTIONS', "cudaFusedOps needs a model on device 'cuda'");
+  }
+
   /** Whether dispose() was called. */
   get isDisposed(): boolean { return this.disposed; }
 }
