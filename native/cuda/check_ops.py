@@ -388,6 +388,7 @@ class Lib:
             "kc_d_attention_at": (C.c_int, [V, V, V, V, P, F, V, I32]),
             "kc_d_append_rows": (C.c_int, [V, I64, V, I64, V]),
             "kc_set_q8_activations": (C.c_int, [C.c_int]),
+            "kc_d_mla_prep": (C.c_int, [V, V, P, V, F, V, V, V, V, V, V]),
         }
         for name, (res, args) in sig.items():
             f = getattr(L, name)
@@ -536,6 +537,15 @@ def build_device_cases(seed=20261130):
     width, cap, rows, at = 72, 20, 3, 11
     cases.append({"name": "device appendRows at a device base", "op": "d_append_rows", "tol": 0, "params": {"width": width, "cap": cap, "rows": rows, "at": at},
                   "inputs": {"cache": randn(rng, cap * width), "src": randn(rng, rows * width)}})
+    # the fused MLA step before attention: latent rmsnorm, ropes, cache append at base[0], q_pe into qAbs
+    T, nh, nope, rp, kvl, cap, at = 3, 4, 16, 8, 24, 12, 5
+    dq, lw, half, max_pos = nope + rp, kvl + rp, rp // 2, 40
+    ang = np.arange(max_pos)[:, None] / 10000 ** (2 * np.arange(half)[None, :] / rp)
+    cases.append({"name": "device mlaPrep (norm, ropes, append, q_pe)", "op": "d_mla_prep", "tol": 1e-5,
+                  "params": {"T": T, "nh": nh, "dq": dq, "nope": nope, "rope": rp, "kvl": kvl, "cap": cap, "at": at, "eps": 1e-6},
+                  "inputs": {"q": randn(rng, T * nh * dq), "kva": randn(rng, T * lw, 2), "w": randn(rng, kvl), "positions": np.array([at, at + 1, at + 2], np.int32),
+                             "cos": np.cos(ang).astype(np.float32).reshape(-1), "sin": np.sin(ang).astype(np.float32).reshape(-1),
+                             "cache": randn(rng, cap * lw), "qabs": randn(rng, T * nh * lw)}})
     x = randn(rng, 3 * 1000)
     x[1000 + 17] = x[1000 + 900] = 50.0  # a tie: the lower index wins
     cases.append({"name": "device argmax", "op": "d_argmax", "tol": 0, "params": {"m": 3, "n": 1000}, "inputs": {"x": x}})
@@ -560,6 +570,19 @@ def device_reference(case):
         return {"out": out}
     if op == "d_attention_at":
         return reference(dict(case, op="attention"))
+    if op == "d_mla_prep":
+        T, nh, dq, nope, rp, kvl, at = p["T"], p["nh"], p["dq"], p["nope"], p["rope"], p["kvl"], p["at"]
+        lw = kvl + rp
+        kva = i["kva"].reshape(T, lw).astype(np.float64).copy()
+        kva[:, :kvl] = ref_rmsnorm(i["kva"].reshape(T, lw)[:, :kvl].copy(), T, kvl, i["w"], p["eps"]).reshape(T, kvl)
+        roped_k = ref_rope(kva.reshape(-1).astype(np.float32), [T, 1, lw, lw, kvl, rp, 1], i["positions"], i["cos"], i["sin"]).reshape(T, lw)
+        kva[:, kvl:] = roped_k[:, kvl:]
+        cache = i["cache"].astype(np.float64).reshape(-1, lw).copy()
+        cache[at:at + T] = kva
+        qr = ref_rope(i["q"], [T, nh, dq, nh * dq, nope, rp, 1], i["positions"], i["cos"], i["sin"]).reshape(T, nh, dq)
+        qabs = i["qabs"].astype(np.float64).reshape(T, nh, lw).copy()
+        qabs[:, :, kvl:] = qr[:, :, nope:]
+        return {"cache": cache.reshape(-1), "qabs": qabs.reshape(-1)}
     return reference(dict(case, op=op[2:]))
 
 
@@ -655,6 +678,18 @@ def run_device(lib, case):
             cache = D.put(i["cache"])
             lib.check(lib.d_append_rows(cache, p["width"], D.put(i["src"]), p["rows"], D.put(np.array([p["at"]], np.int32))), op)
             return {"out": D.get(cache, i["cache"].size)}
+        if op == "d_mla_prep":
+            T, nh, rp, kvl, at = p["T"], p["nh"], p["rope"], p["kvl"], p["at"]
+            lw = kvl + rp
+            cache0 = i["cache"].copy()
+            cache0[at * lw:(at + T) * lw] = np.nan  # poisoned: every appended value must be written
+            qabs0 = i["qabs"].copy().reshape(T, nh, lw)
+            qabs0[:, :, kvl:] = np.nan
+            cache, qabs = D.put(cache0), D.put(qabs0.reshape(-1))
+            geom = np.array([T, nh, p["dq"], p["nope"], rp, kvl], np.int32)
+            lib.check(lib.d_mla_prep(D.put(i["q"]), D.put(i["kva"]), ptr(geom), D.put(i["w"]), p["eps"], D.put(i["cos"]), D.put(i["sin"]),
+                                     D.put(i["positions"]), D.put(np.array([at], np.int32)), cache, qabs), op)
+            return {"cache": D.get(cache, cache0.size), "qabs": D.get(qabs, qabs0.size)}
         if op == "d_argmax":
             out = D.put(np.full(p["m"], -1, np.int32))
             lib.check(lib.d_argmax(D.put(i["x"]), p["m"], p["n"], out), op)
@@ -667,6 +702,8 @@ def run_device(lib, case):
 def compare(case, got, ref):
     if case["op"] in ("d_argmax", "d_append_rows"):
         return 0.0 if np.array_equal(got["out"], ref["out"]) else math.inf
+    if case["op"] == "d_mla_prep":
+        return max(rel_err(got["cache"], ref["cache"]), rel_err(got["qabs"], ref["qabs"]))
     if case["op"] in ("moe_route", "d_moe_route"):
         if not np.array_equal(got["idx"], ref["idx"]):
             return math.inf

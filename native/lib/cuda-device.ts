@@ -100,6 +100,13 @@ export interface DeviceOps {
   moeExperts(x: DeviceView, m: number, h: number, group: DeviceExpertGroup, idx: DeviceView, weight: DeviceView, topK: number, out: DeviceView, accumulate?: boolean): void;
   /** out += x·Wᵀ (+ bias): the residual add fused into the product. m ≤ 16 rows (bf16 above that takes a GEMM that does not accumulate). */
   linearAdd(x: DeviceView, m: number, w: PreparedLinear, bias: DeviceView | null, out: DeviceView): void;
+  /**
+   * MLA before attention in one launch: rmsnorm of each row's latent kva[r, :kvl] (weight normW), rope of its k_pe and
+   * of every head's q_pe (de-interleaved, at positions[r]), [latent | k_pe] to cache row base[0] + r (cache holds
+   * `capacityRows` rows of kvl + rope), and the rotated q_pe into qAbs [T, nHeads, kvl + rope] at column kvl.
+   */
+  mlaPrep(q: DeviceView, kva: DeviceView, p: { T: number; nHeads: number; dq: number; nope: number; rope: number; kvl: number }, normW: DeviceView, eps: number,
+    cos: DeviceView, sin: DeviceView, positions: DeviceView, base: DeviceView, cache: DeviceView, capacityRows: number, currentRow: number, qAbs: DeviceView): void;
   /** A SiLU-gated MLP from a one-expert group (see expertGroup), m ≤ 16 rows, in 2 launches: out (+)= down(silu(gate·x)·(up·x)). */
   mlp(x: DeviceView, m: number, group: DeviceExpertGroup, out: DeviceView, accumulate: boolean): void;
   /** out[r] = index of the largest value of row r (lowest among equals). */
@@ -285,6 +292,24 @@ export function createDeviceOps(b: CudaBinding, handleOf: (w: PreparedLinear, op
       if (bias) need(bias, w.n, 'linearAdd', 'bias');
       const h = handleOf(w, 'linearAdd');
       run('linearAdd', () => b.dLinearAdd(x.ptr, m, h, bias ? bias.ptr : 0n, out.ptr));
+    },
+    mlaPrep(q, kva, p, normW, eps, cos, sin, positions, base, cache, capacityRows, currentRow, qAbs) {
+      const op = 'mlaPrep';
+      for (const key of ['T', 'nHeads', 'dq', 'nope', 'rope', 'kvl'] as const) count(p[key], op, key);
+      if (p.T === 0) return;
+      shape(p.rope > 0 && p.rope % 2 === 0 && p.nope + p.rope === p.dq, op, `rope ${p.rope} must be even and nope + rope = dq`);
+      shape(currentRow + p.T <= capacityRows, op, `rows ${currentRow}+${p.T} exceed the capacity ${capacityRows}`);
+      const lw = p.kvl + p.rope;
+      need(q, p.T * p.nHeads * p.dq, op, 'q');
+      need(kva, p.T * lw, op, 'kva');
+      need(normW, p.kvl, op, 'normW');
+      need(positions, p.T, op, 'positions');
+      need(base, 1, op, 'base');
+      need(cache, capacityRows * lw, op, 'cache');
+      need(qAbs, p.T * p.nHeads * lw, op, 'qAbs');
+      shape(cos.length === sin.length && cos.length % (p.rope / 2) === 0, op, 'cos and sin must be tables of the same [maxPos, rope/2] shape');
+      const geom = Int32Array.from([p.T, p.nHeads, p.dq, p.nope, p.rope, p.kvl]);
+      run(op, () => b.dMlaPrep(q.ptr, kva.ptr, geom, normW.ptr, eps, cos.ptr, sin.ptr, positions.ptr, base.ptr, cache.ptr, qAbs.ptr));
     },
     mlp(x, m, group, out, accumulate) {
       const op = 'mlp';

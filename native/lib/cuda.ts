@@ -53,6 +53,7 @@ export interface CudaBinding {
   dMoeExperts(x: bigint, m: number, h: number, group: unknown, idx: bigint, weight: bigint, topK: number, out: bigint, accumulate: number): void;
   dLinearAdd(x: bigint, m: number, handle: unknown, bias: bigint, out: bigint): void;
   dMlp(x: bigint, m: number, group: unknown, out: bigint, accumulate: number): void;
+  dMlaPrep(q: bigint, kva: bigint, geom: Int32Array, normW: bigint, eps: number, cos: bigint, sin: bigint, positions: bigint, base: bigint, cache: bigint, qAbs: bigint): void;
   dLinearGrouped(x: bigint, m: number, ldx: number, groups: number, xGroupStride: number, handle: unknown, out: bigint, ldo: number, outGroupStride: number): void;
   dArgmax(x: bigint, m: number, n: number, out: bigint): void;
   dAttentionAt(q: bigint, k: bigint, v: bigint, out: bigint, geom: Int32Array, scale: number, base: bigint, maxTk: number): void;

@@ -737,6 +737,45 @@ __global__ void argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* _
   }
 }
 
+// MLA before attention, one block (256 threads) per token row r, fusing four launches:
+//   the latent c = kva[r, :kvl] is rmsnormed (as rmsnorm_kernel, same reduction), k_pe = kva[r, kvl:] is rotated
+//   (de-interleaved rope at position pos[r]), and [c | k_pe] goes to cache row base[0] + r;
+//   each head's q_pe = q[r, h*dq + nope:] is rotated and written to qAbs[r, h*lw + kvl:] (the absorbed query's rope part).
+// Geometry by value (a captured launch keeps its arguments). Shared memory: (nHeads + 1) * rope floats.
+__global__ void __launch_bounds__(256) mla_prep_kernel(const float* __restrict__ q, const float* __restrict__ kva, int nHeads, int dq, int nope, int rope,
+                                                      int kvl, const float* __restrict__ normW, float eps, const float* __restrict__ cs,
+                                                      const float* __restrict__ sn, const int32_t* __restrict__ pos, const int32_t* __restrict__ base,
+                                                      float* __restrict__ cache, float* __restrict__ qAbs) {
+  extern __shared__ float t[];
+  const int r = blockIdx.x;
+  const int lw = kvl + rope, half = rope / 2;
+  const float* kr = kva + static_cast<int64_t>(r) * lw;
+  float* crow = cache + (static_cast<int64_t>(base[0]) + r) * lw;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < kvl; c += blockDim.x) ss += kr[c] * kr[c];
+  ss = block_sum(ss);
+  const float inv = 1.f / sqrtf(ss / static_cast<float>(kvl) + eps);
+  for (int c = threadIdx.x; c < kvl; c += blockDim.x) crow[c] = normW[c] * (kr[c] * inv);
+  // stage every head's q_pe and k_pe de-interleaved: t[h*rope + i] / t[h*rope + half + i], k_pe last
+  const float* qr = q + static_cast<int64_t>(r) * nHeads * dq;
+  for (int i = threadIdx.x; i < (nHeads + 1) * half; i += blockDim.x) {
+    const int h = i / half, j = i % half;
+    const float* src = h < nHeads ? qr + h * dq + nope : kr + kvl;
+    t[h * rope + j] = src[2 * j];
+    t[h * rope + half + j] = src[2 * j + 1];
+  }
+  __syncthreads();
+  const int64_t p = pos[r];
+  for (int i = threadIdx.x; i < (nHeads + 1) * half; i += blockDim.x) {
+    const int h = i / half, j = i % half;
+    const float c = cs[p * half + j], s = sn[p * half + j];
+    const float a = t[h * rope + j], b = t[h * rope + half + j];
+    float* dst = h < nHeads ? qAbs + static_cast<int64_t>(r) * nHeads * lw + h * lw + kvl : crow + kvl;
+    dst[j] = a * c - b * s;
+    dst[half + j] = b * c + a * s;
+  }
+}
+
 // cache[(base[0] + r) * width + c] = src[r * width + c]: appends rows at the position held on the device
 __global__ void append_rows_kernel(float* __restrict__ cache, int64_t width, const float* __restrict__ src, int64_t rows, const int32_t* __restrict__ base) {
   float* dst = cache + static_cast<int64_t>(base[0]) * width;
@@ -1275,6 +1314,17 @@ int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, 
 int kc_d_linear_add(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out) {
   std::lock_guard<std::mutex> lock(g_mu);
   return d_linear_impl(x, m, w, bias, out, 1);
+}
+
+int kc_d_mla_prep(const float* q, const float* kva, const int32_t* geom, const float* norm_w, float eps, const float* cos, const float* sin,
+                  const int32_t* positions, const int32_t* base, float* cache, float* q_abs) {
+  const int T = geom[0], nHeads = geom[1], dq = geom[2], nope = geom[3], rope = geom[4], kvl = geom[5];
+  if (T <= 0) return 0;
+  if (rope % 2 != 0 || rope <= 0) return set_err("mla_prep: rope dims must be even and positive");
+  mla_prep_kernel<<<static_cast<unsigned>(T), 256, static_cast<size_t>(nHeads + 1) * rope * 4, g_stream>>>(q, kva, nHeads, dq, nope, rope, kvl, norm_w, eps,
+                                                                                                          cos, sin, positions, base, cache, q_abs);
+  KC_LAUNCHED();
+  return 0;
 }
 
 int kc_d_mlp(const float* x, int64_t m, const kc_moe_group* g, float* out, int accumulate) {

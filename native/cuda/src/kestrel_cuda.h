@@ -102,6 +102,11 @@ KC_API int kc_d_moe_experts_acc(const float* x, int64_t m, int64_t h, const kc_m
 KC_API int kc_d_linear_add(const float* x, int64_t m, const kc_weight* w, const float* bias, float* out);
 /** A dense SiLU-gated MLP from a one-expert group, m <= 16 rows: out (+)= down(silu(gate x) * up x), 2 launches. */
 KC_API int kc_d_mlp(const float* x, int64_t m, const kc_moe_group* g, float* out, int accumulate);
+/** MLA before attention in one launch (one block per row): rmsnorm of the latent, rope of k_pe, [c | k_pe] to cache
+ * row base[0] + r, and each head's rotated q_pe into q_abs [T, nHeads, kvl + rope] at column kvl.
+ * geom (host): T, nHeads, dq, nope, rope, kvl. positions [T] and base[1] on the device; cos/sin whole tables. */
+KC_API int kc_d_mla_prep(const float* q, const float* kva, const int32_t* geom, const float* norm_w, float eps, const float* cos, const float* sin,
+                         const int32_t* positions, const int32_t* base, float* cache, float* q_abs);
 /** out[r*ldo + g*ogs + j] = sum_c x[r*ldx + g*xgs + c] * W[g*n + j, c] with W [groups*n, k] (per-head products). */
 KC_API int kc_d_linear_grouped(const float* x, int64_t m, int64_t ldx, int32_t groups, int64_t x_group_stride, const kc_weight* w, float* out,
                                int64_t ldo, int64_t out_group_stride);

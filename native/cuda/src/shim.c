@@ -64,6 +64,8 @@ typedef struct {
   int (*d_moe_experts_acc)(const float*, int64_t, int64_t, const kc_moe_group*, const int32_t*, const float*, int32_t, float*, int);
   int (*d_linear_add)(const float*, int64_t, const kc_weight*, const float*, float*);
   int (*d_mlp)(const float*, int64_t, const kc_moe_group*, float*, int);
+  int (*d_mla_prep)(const float*, const float*, const int32_t*, const float*, float, const float*, const float*, const int32_t*, const int32_t*, float*,
+                    float*);
 } Lib;
 
 static Lib lib;
@@ -240,6 +242,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   SYM(d_moe_experts_acc, "kc_d_moe_experts_acc")
   SYM(d_linear_add, "kc_d_linear_add")
   SYM(d_mlp, "kc_d_mlp")
+  SYM(d_mla_prep, "kc_d_mla_prep")
 #undef SYM
   if (l.abi_version() != KC_ABI_VERSION) {
     dlclose(so);
@@ -943,6 +946,24 @@ static napi_value js_d_mlp(napi_env env, napi_callback_info info) {
   DONE(lib.d_mlp(x, (int64_t)m, g, out, acc != 0));
 }
 
+/* dMlaPrep(q, kva, geom Int32Array(6), normW, eps, cos, sin, positions, base, cache, qAbs) */
+static napi_value js_d_mla_prep(napi_env env, napi_callback_info info) {
+  ARGS(11);
+  PTR(0, q);
+  PTR(1, kva);
+  TA(2, geom, 0);
+  PTR(3, w);
+  NUM(4, eps);
+  PTR(5, cs);
+  PTR(6, sn);
+  PTR(7, pos);
+  PTR(8, base);
+  PTR(9, cache);
+  PTR(10, qabs);
+  (void)geom_len;
+  DONE(lib.d_mla_prep(q, kva, geom, w, (float)eps, cs, sn, pos, base, cache, qabs));
+}
+
 /* setQ8Activations(quantize) */
 static napi_value js_set_q8_activations(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -977,6 +998,7 @@ static napi_value init(napi_env env, napi_value exports) {
       D("dAttentionAt", js_d_attention_at), D("dAppendRows", js_d_append_rows), D("wsEpoch", js_ws_epoch), D("graphBegin", js_graph_begin),
       D("graphEnd", js_graph_end), D("graphLaunch", js_graph_launch), D("graphRelease", js_graph_release), D("profiler", js_profiler),
       D("setQ8Activations", js_set_q8_activations), D("dLinearAdd", js_d_linear_add), D("dMlp", js_d_mlp),
+      D("dMlaPrep", js_d_mla_prep),
 #undef D
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

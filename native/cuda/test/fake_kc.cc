@@ -388,6 +388,26 @@ int kc_d_linear_add(const float* x, int64_t m, const kc_weight* w, const float* 
     return 0;
   });
 }
+int kc_d_mla_prep(const float* q, const float* kva, const int32_t* geom, const float* w, float eps, const float* cs, const float* sn, const int32_t* pos,
+                  const int32_t* base, float* cache, float* q_abs) {
+  const int T = geom[0], nh = geom[1], dq = geom[2], nope = geom[3], rope = geom[4], kvl = geom[5];
+  return defer([=] {
+    const int lw = kvl + rope;
+    std::vector<float> row(static_cast<size_t>(lw)), qrow(static_cast<size_t>(nh * dq));
+    const int32_t kg[7] = {1, 1, lw, lw, kvl, rope, 1}, qg[7] = {1, nh, dq, nh * dq, nope, rope, 1};
+    for (int r = 0; r < T; ++r) {
+      std::memcpy(row.data(), kva + static_cast<int64_t>(r) * lw, static_cast<size_t>(lw) * 4);
+      KC_TRY_FAKE(kc_rmsnorm(row.data(), 1, kvl, w, eps, row.data()));
+      KC_TRY_FAKE(kc_rope(row.data(), 0, kg, pos + r, cs, sn, int64_t{1} << 40));
+      std::memcpy(cache + (static_cast<int64_t>(base[0]) + r) * lw, row.data(), static_cast<size_t>(lw) * 4);
+      std::memcpy(qrow.data(), q + static_cast<int64_t>(r) * nh * dq, qrow.size() * 4);
+      KC_TRY_FAKE(kc_rope(qrow.data(), 0, qg, pos + r, cs, sn, int64_t{1} << 40));
+      for (int h = 0; h < nh; ++h)
+        std::memcpy(q_abs + (static_cast<int64_t>(r) * nh + h) * lw + kvl, qrow.data() + h * dq + nope, static_cast<size_t>(rope) * 4);
+    }
+    return 0;
+  });
+}
 int kc_d_mlp(const float* x, int64_t m, const kc_moe_group* g, float* out, int accumulate) {
   if (g->ex.size() != 3) return fail("mlp: needs a group of one expert (gate, up, down)");
   if (m > 16) return fail("mlp: at most 16 rows per call");

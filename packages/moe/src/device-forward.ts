@@ -379,7 +379,8 @@ export class DeviceRunner {
     else ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
   }
 
-  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, accumulate: boolean): void {
+  /** as mha; fused also runs the latent norm, the ropes, the cache append and the q_pe copy as one launch */
+  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, fused: boolean): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mla') return;
@@ -397,17 +398,22 @@ export class DeviceRunner {
     }
     const kva = S.get('kva', T * lw);
     ops.linear(xn, T, a.kvA, this.biasOf(d, 'kvA'), kva);
-    // normalise the latent part of each [latent | k_pe] row in place
-    ops.rmsnorm(kva, T, kvl, lw, d.kvANorm!.at(), c.eps, kva, lw);
-    ops.rope(q, { m: T, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
-    ops.rope(kva, { m: T, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
     const cache = kv.bufs[l]![0]!;
     const s = kv.rows;
-    ops.appendRows(cache.at(), lw, kva, T, pos, kv.cap, s);
     // absorbed query: per head [W_ukᵀ q_nope | q_pe] over the latent row [c | k_pe]
     const qAbs = S.get('qabs', T * nh * lw);
+    if (fused) {
+      // latent norm, both ropes, the cache append and the q_pe copy in one launch
+      ops.mlaPrep(q, kva, { T, nHeads: nh, dq, nope, rope: rp, kvl }, d.kvANorm!.at(), c.eps, rope.cos, rope.sin, pos, pos, cache.at(), kv.cap, s, qAbs);
+    } else {
+      // normalise the latent part of each [latent | k_pe] row in place
+      ops.rmsnorm(kva, T, kvl, lw, d.kvANorm!.at(), c.eps, kva, lw);
+      ops.rope(q, { m: T, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
+      ops.rope(kva, { m: T, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
+      ops.appendRows(cache.at(), lw, kva, T, pos, kv.cap, s);
+      ops.copyRows(qAbs.at(kvl), lw, q.at(nope), dq, T * nh, rp);
+    }
     ops.linearGrouped(q, T, nh * dq, nh, dq, d.ukT!, qAbs, nh * lw, lw);
-    ops.copyRows(qAbs.at(kvl), lw, q.at(nope), dq, T * nh, rp);
     const o = S.get('olat', T * nh * kvl);
     ops.attentionAt(qAbs, cache.at(), cache.at(), o, {
       tq: T, tk: s + T, nHeads: nh, nKvHeads: 1, dqk: lw, dv: kvl,
@@ -416,7 +422,7 @@ export class DeviceRunner {
     }, pos, kv.cap);
     const att = S.get('att', T * nh * vh);
     ops.linearGrouped(o, T, nh * kvl, nh, kvl, d.uv!, att, nh * vh, vh);
-    if (accumulate) ops.linearAdd(att, T, a.o, this.biasOf(d, 'o'), out);
+    if (fused) ops.linearAdd(att, T, a.o, this.biasOf(d, 'o'), out);
     else ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
   }
 
