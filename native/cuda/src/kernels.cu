@@ -38,6 +38,7 @@ bool g_q8_quantize_act = true;  // q8 products: int8 activations + dp4a (true) o
 cudaStream_t g_stream = nullptr;
 // Bumped whenever a workspace buffer moves: a captured graph holds workspace addresses and is stale after that.
 uint64_t g_ws_epoch = 0;
+uint64_t g_capture_epoch = 0;  // g_ws_epoch when the graph capture in progress began
 
 struct WDev {
   int fmt;
@@ -142,8 +143,8 @@ __global__ void binary_kernel(int op, const float* a, const float* b, int64_t le
 }
 
 // ldx/ldo: row strides (the MLA latent is normalised inside rows [latent | k_pe])
-__global__ void rmsnorm_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, const float* __restrict__ w, float eps, float* __restrict__ out,
-                               int64_t ldo) {
+// x and out may alias (in place): no __restrict__ on them
+__global__ void rmsnorm_kernel(const float* x, int64_t n, int64_t ldx, const float* __restrict__ w, float eps, float* out, int64_t ldo) {
   const float* xr = x + blockIdx.x * ldx;
   float* orow = out + blockIdx.x * ldo;
   float ss = 0.f;
@@ -379,6 +380,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) rows_kernel(RowsArgs a) {
     tile.row0 = static_cast<int>(blockIdx.y) * kRowsPerTile;
     tile.rows = min(kRowsPerTile, a.T - tile.row0);
   }
+  // padding tiles of a device-built tile table hold no rows: skip them instead of streaming a weight (no barriers here)
+  if (tile.rows <= 0) return;
   const WDev w = a.wtab[tile.expert * a.wstride + a.woff];
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (j >= w.n) return;
@@ -648,6 +651,8 @@ __global__ void moe_tiles_kernel(const int32_t* __restrict__ idx, int slots, int
     rowIdx[t] = s / topK;
     pos[s] = t;
   }
+  // rows of skipped slots: point them at row 0 so whole-slot passes (activation quantization) read valid memory
+  for (int t = acc; t < slots; ++t) rowIdx[t] = 0;
 }
 
 // out[r, c] = Σ_j weight[r, j] · y[pos[r*topK + j], c], skipping slots with pos < 0
@@ -1321,6 +1326,7 @@ int kc_d_mla_prep(const float* q, const float* kva, const int32_t* geom, const f
   const int T = geom[0], nHeads = geom[1], dq = geom[2], nope = geom[3], rope = geom[4], kvl = geom[5];
   if (T <= 0) return 0;
   if (rope % 2 != 0 || rope <= 0) return set_err("mla_prep: rope dims must be even and positive");
+  if (static_cast<int64_t>(nHeads + 1) * rope * 4 > 48 * 1024) return set_err("mla_prep: (nHeads + 1) * rope floats exceed 48 KB of shared memory");
   mla_prep_kernel<<<static_cast<unsigned>(T), 256, static_cast<size_t>(nHeads + 1) * rope * 4, g_stream>>>(q, kva, nHeads, dq, nope, rope, kvl, norm_w, eps,
                                                                                                           cos, sin, positions, base, cache, q_abs);
   KC_LAUNCHED();
@@ -1361,6 +1367,8 @@ uint64_t kc_ws_epoch(void) { return g_ws_epoch; }
 
 int kc_set_q8_activations(int quantize) {
   std::lock_guard<std::mutex> lock(g_mu);
+  // graphs captured in the other mode would replay it: bumping the epoch makes them stale
+  if (g_q8_quantize_act != (quantize != 0)) ++g_ws_epoch;
   g_q8_quantize_act = quantize != 0;
   return 0;
 }
@@ -1371,6 +1379,7 @@ int kc_profiler(int on) {
 }
 
 int kc_graph_begin(void) {
+  g_capture_epoch = g_ws_epoch;
   KC_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeRelaxed));
   return 0;
 }
@@ -1379,6 +1388,11 @@ int kc_graph_end(kc_graph** out) {
   *out = nullptr;
   cudaGraph_t g = nullptr;
   KC_CHECK(cudaStreamEndCapture(g_stream, &g));
+  if (g_capture_epoch != g_ws_epoch) {
+    // a workspace moved during the capture: nodes captured before that hold freed addresses
+    cudaGraphDestroy(g);
+    return set_err("graph_end: a workspace moved during the capture; run the step once without a graph, then capture again");
+  }
   cudaGraphExec_t x = nullptr;
   const cudaError_t e = cudaGraphInstantiate(&x, g, 0);
   cudaGraphDestroy(g);

@@ -143,6 +143,28 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
     }
   }, 120_000);
 
+  it('a cache continued by another model never replays the first model\'s graph', async () => {
+    const prompt = [5, 9, 2, 44, 17, 3];
+    const a = await MoeLanguageModel.load(`${FIX}C`, { kernels: k });
+    const cache = a.createCache();
+    let id = a.greedyTokens([{ inputIds: prompt, cache }])![0]!;
+    const ids = [id];
+    for (let i = 0; i < 5; i++) ids.push(id = a.greedyTokens([{ inputIds: [id], cache }])![0]!);
+    expect(a.deviceStats!.graphReplays).toBeGreaterThan(0);
+    a.dispose(); // frees the weights and scratch the graph on this cache points at
+    const b = await MoeLanguageModel.load(`${FIX}C`, { kernels: k });
+    try {
+      for (let i = 0; i < 5; i++) ids.push(id = b.greedyTokens([{ inputIds: [id], cache }])![0]!);
+      const st = b.deviceStats!;
+      expect(st.graphCaptures).toBeGreaterThan(0); // b captured its own graph
+      // the same 11 tokens as one model generating from scratch
+      const ref = await b.generate({ inputIds: prompt }, { maxNewTokens: 11, temperature: 0, stopOnEos: false });
+      expect(ids).toEqual(ref.tokenIds);
+    } finally {
+      b.dispose();
+    }
+  }, 120_000);
+
   it('a KV cache moves between the host path and the device path without losing rows', async () => {
     const model = await MoeLanguageModel.load(`${FIX}A`, { kernels: k });
     try {

@@ -50,6 +50,8 @@ class DeviceKv implements DeviceCacheCopy {
   graphKey = '';
   /** the key of the last step run without a graph (the next step with that key is captured) */
   warmKey = '';
+  /** the runner whose buffers the graph holds: another model continuing this cache must not replay it */
+  owner: object | null = null;
   bufs: DeviceBuffer[][];
   constructor(private readonly ops: DeviceOps, private readonly widths: number[][]) {
     this.bufs = widths.map((ws) => ws.map(() => ops.alloc(0)));
@@ -128,8 +130,8 @@ export class DeviceRunner {
   private readonly owned: PreparedLinear[] = [];
   /** some layer's routed experts run on the CPU: steps copy activations down and up, so they are not graphed */
   private readonly hostExperts: boolean;
-  /** decode steps replayed from a CUDA graph, graphs captured, and steps run op by op */
-  readonly stats = { graphReplays: 0, graphCaptures: 0, eagerSteps: 0 };
+  /** decode steps replayed from a CUDA graph, graphs captured, steps run op by op, and captures that failed (3 turn graphs off) */
+  readonly stats = { graphReplays: 0, graphCaptures: 0, eagerSteps: 0, captureFailures: 0 };
   /** capture single-token steps as CUDA graphs (KESTREL_CUDA_GRAPHS=0 turns it off; so do experts on the CPU) */
   useGraphs = process.env.KESTREL_CUDA_GRAPHS !== '0';
   /**
@@ -214,6 +216,12 @@ export class DeviceRunner {
       kv = new DeviceKv(ops, this.widths());
       cache.device = kv;
     }
+    if (kv.owner !== this) {
+      kv.graph?.release();
+      kv.graph = null;
+      kv.graphKey = kv.warmKey = '';
+      kv.owner = this;
+    }
     kv.reserve(s + T);
     if (kv.rows < s) {
       // rows written by the host path (e.g. a forward that asked for hidden states) go up first
@@ -234,7 +242,7 @@ export class DeviceRunner {
     const rope = this.ropeTables();
 
     const key = (): string => `${kv.cap}/${S.generation}/${this.ropeGen}/${ops.workspaceEpoch()}/${byIds}/${rows}/${greedy}/${this.useFused}`;
-    const body = (): void => this.body(kv, T, byIds, rows, greedy, rope);
+    const body = (): void => this.body(kv, s, T, byIds, rows, greedy, rope);
     if (T === 1 && this.useGraphs && !this.hostExperts) {
       const k0 = key();
       if (kv.graph && kv.graphKey === k0) {
@@ -244,16 +252,30 @@ export class DeviceRunner {
         kv.graph?.release();
         kv.graph = null;
         ops.beginGraph();
-        let g: DeviceGraph;
         try {
           body();
-        } finally {
-          g = ops.endGraph();
+        } catch (e) {
+          try { ops.endGraph().release(); } catch { /* the body's error is the one to report */ }
+          throw e;
         }
-        kv.graph = g;
-        kv.graphKey = k0;
-        this.stats.graphCaptures++;
-        g.launch();
+        let g: DeviceGraph | null = null;
+        try {
+          g = ops.endGraph();
+        } catch {
+          // e.g. a workspace moved during the capture; the captured work did not run, so run it op by op
+          this.stats.captureFailures++;
+          if (this.stats.captureFailures >= 3) this.useGraphs = false;
+        }
+        if (g) {
+          kv.graph = g;
+          kv.graphKey = k0;
+          this.stats.graphCaptures++;
+          g.launch();
+        } else {
+          body();
+          this.stats.eagerSteps++;
+          kv.warmKey = key();
+        }
       } else {
         body();
         this.stats.eagerSteps++;
@@ -263,20 +285,24 @@ export class DeviceRunner {
       body();
       this.stats.eagerSteps++;
     }
-    kv.rows = s + T;
 
+    // the download waits for the queued work: only after it succeeded do the new rows count as cached
+    let out: { logits: Float32Array | null; token: number | null };
     if (greedy) {
-      const out = new Int32Array(1);
-      ops.download(out, S.get('token', 1));
-      return { logits: null, token: out[0]! };
+      const tok = new Int32Array(1);
+      ops.download(tok, S.get('token', 1));
+      out = { logits: null, token: tok[0]! };
+    } else {
+      const logits = new Float32Array(rows * c.vocab);
+      ops.download(logits, S.get('logits', rows * c.vocab));
+      out = { logits, token: null };
     }
-    const logits = new Float32Array(rows * c.vocab);
-    ops.download(logits, S.get('logits', rows * c.vocab));
-    return { logits, token: null };
+    kv.rows = s + T;
+    return out;
   }
 
   /** The device work of one call: embeddings (ids) to logits, with the position read from scratch 'pos'. */
-  private body(kv: DeviceKv, T: number, byIds: boolean, rows: number, greedy: boolean, rope: { cos: DeviceView; sin: DeviceView }): void {
+  private body(kv: DeviceKv, s: number, T: number, byIds: boolean, rows: number, greedy: boolean, rope: { cos: DeviceView; sin: DeviceView }): void {
     const { ops, config: c } = this.p;
     const H = c.hidden;
     const S = this.scratch;
@@ -290,8 +316,8 @@ export class DeviceRunner {
       const d = this.dev[l]!;
       ops.rmsnorm(x, T, H, H, d.inNorm.at(), c.eps, xn, H);
       const attnOut = fused ? x : tmp;
-      if (layer.attn.kind === 'mha') this.mha(l, d, xn, T, kv, pos, rope, attnOut, fused);
-      else this.mla(l, d, xn, T, kv, pos, rope, attnOut, fused);
+      if (layer.attn.kind === 'mha') this.mha(l, d, xn, s, T, kv, pos, rope, attnOut, fused);
+      else this.mla(l, d, xn, s, T, kv, pos, rope, attnOut, fused);
       if (!fused) ops.add(x, tmp, T * H, x);
       ops.rmsnorm(x, T, H, H, d.postNorm.at(), c.eps, xn, H);
       const m = layer.mlp;
@@ -353,7 +379,7 @@ export class DeviceRunner {
   }
 
   /** out = o_proj(attention), or out += it with `accumulate` (the residual add fused in) */
-  private mha(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, accumulate: boolean): void {
+  private mha(l: number, d: LayerDev, xn: DeviceView, s: number, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, accumulate: boolean): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mha') return;
@@ -366,8 +392,7 @@ export class DeviceRunner {
     ops.rope(q, { m: T, nHeads: nh, headStride: hd, rowStride: nh * hd, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
     ops.rope(k, { m: T, nHeads: nkv, headStride: hd, rowStride: w, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
     const [kc, vc] = kv.bufs[l]!;
-    // the position comes from pos[0] on the device, so a captured step is valid at every position
-    const s = kv.rows;
+    // the position comes from pos[0] on the device, so a captured step is valid at every position (s: the host's checks)
     ops.appendRows(kc!.at(), w, k, T, pos, kv.cap, s);
     ops.appendRows(vc!.at(), w, v, T, pos, kv.cap, s);
     ops.attentionAt(q, kc!.at(), vc!.at(), att, {
@@ -380,7 +405,7 @@ export class DeviceRunner {
   }
 
   /** as mha; fused also runs the latent norm, the ropes, the cache append and the q_pe copy as one launch */
-  private mla(l: number, d: LayerDev, xn: DeviceView, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, fused: boolean): void {
+  private mla(l: number, d: LayerDev, xn: DeviceView, s: number, T: number, kv: DeviceKv, pos: DeviceView, rope: { cos: DeviceView; sin: DeviceView }, out: DeviceView, fused: boolean): void {
     const { ops, config: c } = this.p;
     const a = this.p.layers[l]!.attn;
     if (a.kind !== 'mla') return;
@@ -399,7 +424,6 @@ export class DeviceRunner {
     const kva = S.get('kva', T * lw);
     ops.linear(xn, T, a.kvA, this.biasOf(d, 'kvA'), kva);
     const cache = kv.bufs[l]![0]!;
-    const s = kv.rows;
     // absorbed query: per head [W_ukᵀ q_nope | q_pe] over the latent row [c | k_pe]
     const qAbs = S.get('qabs', T * nh * lw);
     if (fused) {

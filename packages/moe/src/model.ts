@@ -701,9 +701,10 @@ export class MoeLanguageModel implements GenerationHost {
 
   /**
    * How the device-resident pass ran so far (device 'cuda'): single-token steps replayed from a captured CUDA
-   * graph, graphs captured, and steps run op by op. null on the host path.
+   * graph, graphs captured, steps run op by op, and graph captures that failed (after 3, graphs are turned off).
+   * null on the host path.
    */
-  get deviceStats(): { graphReplays: number; graphCaptures: number; eagerSteps: number } | null {
+  get deviceStats(): { graphReplays: number; graphCaptures: number; eagerSteps: number; captureFailures: number } | null {
     return this.runner ? { ...this.runner.stats } : null;
   }
 
