@@ -71,9 +71,13 @@ typedef struct {
 static Lib lib;
 static int lib_ready = 0;
 
-/* A prepared weight: released once, either explicitly or by the garbage collector. */
+/* Library objects that JavaScript holds (a prepared weight, an expert group, a captured graph): each is released
+   once, explicitly or by the garbage collector. The kind refuses one where another is expected. */
+typedef enum { K_WEIGHT = 0, K_GROUP = 1, K_GRAPH = 2 } Kind;
+static const char* const kind_name[] = {"weight", "expert group", "graph"};
 typedef struct {
-  kc_weight* w;
+  Kind kind;
+  void* p;
 } Handle;
 
 #define CALL(env, call)                                   \
@@ -128,17 +132,71 @@ static int num(napi_env env, napi_value v, double* out) {
   return 1;
 }
 
-static int handle_of(napi_env env, napi_value v, kc_weight** w) {
+static void release_object(Kind kind, void* p) {
+  if (!p || !lib_ready) return;
+  if (kind == K_WEIGHT) lib.release_linear((kc_weight*)p);
+  else if (kind == K_GROUP) lib.moe_group_release((kc_moe_group*)p);
+  else lib.graph_release((kc_graph*)p);
+}
+
+static void finalize_handle(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  Handle* h = (Handle*)data;
+  release_object(h->kind, h->p);
+  free(h);
+}
+
+/* p as an external handle of `kind`; p is released when that fails. */
+static napi_value wrap_handle(napi_env env, Kind kind, void* p) {
+  Handle* h = (Handle*)malloc(sizeof(Handle));
+  if (!h) {
+    release_object(kind, p);
+    napi_throw_error(env, NULL, "out of host memory");
+    return NULL;
+  }
+  h->kind = kind;
+  h->p = p;
+  napi_value ext;
+  if (napi_create_external(env, h, finalize_handle, NULL, &ext) != napi_ok) {
+    release_object(kind, p);
+    free(h);
+    napi_throw_error(env, NULL, "napi_create_external failed");
+    return NULL;
+  }
+  /* Device memory is not reported to V8 as external memory: it is not host heap, and GBs of weights would
+     only make V8 collect more often. Models free it eagerly (dispose). */
+  return ext;
+}
+
+/* The handle v when it is one of `kind` (else a type error); with `live`, a released one is an error too. */
+static Handle* handle_arg(napi_env env, napi_value v, Kind kind, int live) {
   Handle* h = NULL;
-  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h) {
-    napi_throw_type_error(env, NULL, "expected a CUDA weight handle");
-    return 0;
+  char msg[64];
+  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h || h->kind != kind) {
+    snprintf(msg, sizeof msg, "expected a CUDA %s handle", kind_name[kind]);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
   }
-  if (!h->w) {
-    napi_throw_error(env, "E_CUDA", "this weight was released");
-    return 0;
+  if (live && !h->p) {
+    snprintf(msg, sizeof msg, "this %s was released", kind_name[kind]);
+    napi_throw_error(env, "E_CUDA", msg);
+    return NULL;
   }
-  *w = h->w;
+  return h;
+}
+
+static int handle_of(napi_env env, napi_value v, kc_weight** w) {
+  Handle* h = handle_arg(env, v, K_WEIGHT, 1);
+  if (!h) return 0;
+  *w = (kc_weight*)h->p;
+  return 1;
+}
+
+static int group_of(napi_env env, napi_value v, kc_moe_group** g) {
+  Handle* h = handle_arg(env, v, K_GROUP, 1);
+  if (!h) return 0;
+  *g = (kc_moe_group*)h->p;
   return 1;
 }
 
@@ -284,14 +342,6 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return o;
 }
 
-static void finalize_handle(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
-  Handle* h = (Handle*)data;
-  if (h->w && lib_ready) lib.release_linear(h->w);
-  free(h);
-}
-
 /* prepareLinear(format, n, k, data, scales|null) -> external handle */
 static napi_value js_prepare(napi_env env, napi_callback_info info) {
   ARGS(5);
@@ -304,38 +354,20 @@ static napi_value js_prepare(napi_env env, napi_callback_info info) {
   (void)scales_len;
   kc_weight* w = lib.prepare_linear((int)fmt, (int64_t)n, (int64_t)k, data, (const float*)scales);
   if (!w) return throw_lib(env);
-  Handle* h = (Handle*)malloc(sizeof(Handle));
-  if (!h) {
-    lib.release_linear(w);
-    napi_throw_error(env, NULL, "out of host memory");
-    return NULL;
-  }
-  h->w = w;
-  napi_value ext;
-  if (napi_create_external(env, h, finalize_handle, NULL, &ext) != napi_ok) {
-    lib.release_linear(w);
-    free(h);
-    napi_throw_error(env, NULL, "napi_create_external failed");
-    return NULL;
-  }
-  /* Device memory is not reported to V8 as external memory: it is not host heap, and GBs of weights would
-     only make V8 collect more often. Models free it eagerly with releaseLinear (dispose). */
-  return ext;
+  return wrap_handle(env, K_WEIGHT, w);
 }
 
-static napi_value js_release(napi_env env, napi_callback_info info) {
+/* Releases the object behind a handle of `kind` now (a second release does nothing). */
+static napi_value release_arg(napi_env env, napi_callback_info info, Kind kind) {
   ARGS(1);
-  Handle* h = NULL;
-  if (napi_get_value_external(env, argv[0], (void**)&h) != napi_ok || !h) {
-    napi_throw_type_error(env, NULL, "expected a CUDA weight handle");
-    return NULL;
-  }
-  if (h->w) {
-    lib.release_linear(h->w);
-    h->w = NULL;
-  }
+  Handle* h = handle_arg(env, argv[0], kind, 0);
+  if (!h) return NULL;
+  release_object(kind, h->p);
+  h->p = NULL;
   return NULL;
 }
+
+static napi_value js_release(napi_env env, napi_callback_info info) { return release_arg(env, info, K_WEIGHT); }
 
 /* linear(x, m, handle, bias|null, out) */
 static napi_value js_linear(napi_env env, napi_callback_info info) {
@@ -515,23 +547,6 @@ static int ptr_of(napi_env env, napi_value v, void** p) {
   void* var;        \
   if (!ptr_of(env, argv[i], &var)) return NULL
 
-typedef struct {
-  kc_moe_group* g;
-} GroupHandle;
-
-static int group_of(napi_env env, napi_value v, kc_moe_group** g) {
-  GroupHandle* h = NULL;
-  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h) {
-    napi_throw_type_error(env, NULL, "expected a CUDA expert-group handle");
-    return 0;
-  }
-  if (!h->g) {
-    napi_throw_error(env, "E_CUDA", "this expert group was released");
-    return 0;
-  }
-  *g = h->g;
-  return 1;
-}
 
 /* dAlloc(bytes) -> BigInt address */
 static napi_value js_d_alloc(napi_env env, napi_callback_info info) {
@@ -616,16 +631,19 @@ static napi_value js_d_copy_rows(napi_env env, napi_callback_info info) {
   DONE(lib.d_copy_rows(dst, (int64_t)ldd, src, (int64_t)lds, (int64_t)rows, (int64_t)cols));
 }
 
-/* dLinear(x, m, handle, bias|0n, out) */
-static napi_value js_d_linear(napi_env env, napi_callback_info info) {
+/* dLinear(x, m, handle, bias|0n, out): out = x W^T (+ bias); with add (dLinearAdd), out += it */
+static napi_value d_linear(napi_env env, napi_callback_info info, int add) {
   ARGS(5);
   PTR(0, x);
   NUM(1, m);
   WEIGHT(2, w);
   PTR(3, bias);
   PTR(4, out);
-  DONE(lib.d_linear(x, (int64_t)m, w, bias, out));
+  DONE((add ? lib.d_linear_add : lib.d_linear)(x, (int64_t)m, w, bias, out));
 }
+
+static napi_value js_d_linear(napi_env env, napi_callback_info info) { return d_linear(env, info, 0); }
+static napi_value js_d_linear_add(napi_env env, napi_callback_info info) { return d_linear(env, info, 1); }
 
 /* dRmsnorm(x, m, n, ldx, w, eps, out, ldo) */
 static napi_value js_d_rmsnorm(napi_env env, napi_callback_info info) {
@@ -703,14 +721,6 @@ static napi_value js_d_moe_route(napi_env env, napi_callback_info info) {
   DONE(lib.d_moe_route(logits, (int64_t)m, (int32_t)e, cfg, bias, (float)scaling, idx, weight, scores));
 }
 
-static void finalize_group(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
-  GroupHandle* h = (GroupHandle*)data;
-  if (h->g && lib_ready) lib.moe_group_release(h->g);
-  free(h);
-}
-
 /* moeGroup(handles[3E]) -> external expert-group handle */
 static napi_value js_moe_group(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -737,36 +747,10 @@ static napi_value js_moe_group(napi_env env, napi_callback_info info) {
   kc_moe_group* g = lib.moe_group_create(hs, (int32_t)(count / 3));
   free(hs);
   if (!g) return throw_lib(env);
-  GroupHandle* h = (GroupHandle*)malloc(sizeof(GroupHandle));
-  if (!h) {
-    lib.moe_group_release(g);
-    napi_throw_error(env, NULL, "out of host memory");
-    return NULL;
-  }
-  h->g = g;
-  napi_value ext;
-  if (napi_create_external(env, h, finalize_group, NULL, &ext) != napi_ok) {
-    lib.moe_group_release(g);
-    free(h);
-    napi_throw_error(env, NULL, "napi_create_external failed");
-    return NULL;
-  }
-  return ext;
+  return wrap_handle(env, K_GROUP, g);
 }
 
-static napi_value js_moe_group_release(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  GroupHandle* h = NULL;
-  if (napi_get_value_external(env, argv[0], (void**)&h) != napi_ok || !h) {
-    napi_throw_type_error(env, NULL, "expected a CUDA expert-group handle");
-    return NULL;
-  }
-  if (h->g) {
-    lib.moe_group_release(h->g);
-    h->g = NULL;
-  }
-  return NULL;
-}
+static napi_value js_moe_group_release(napi_env env, napi_callback_info info) { return release_arg(env, info, K_GROUP); }
 
 /* dMoeExperts(x, m, h, group, idx, weight, topK, out, accumulate) */
 static napi_value js_d_moe_experts(napi_env env, napi_callback_info info) {
@@ -849,89 +833,29 @@ static napi_value js_graph_begin(napi_env env, napi_callback_info info) {
   DONE(lib.graph_begin());
 }
 
-typedef struct {
-  kc_graph* g;
-} GraphHandle;
-
-static void finalize_graph(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
-  GraphHandle* h = (GraphHandle*)data;
-  if (h->g && lib_ready) lib.graph_release(h->g);
-  free(h);
-}
-
-static int graph_of(napi_env env, napi_value v, GraphHandle** out) {
-  GraphHandle* h = NULL;
-  if (napi_get_value_external(env, v, (void**)&h) != napi_ok || !h) {
-    napi_throw_type_error(env, NULL, "expected a CUDA graph handle");
-    return 0;
-  }
-  *out = h;
-  return 1;
-}
-
 /* graphEnd() -> external graph handle */
 static napi_value js_graph_end(napi_env env, napi_callback_info info) {
   (void)info;
   if (!need_lib(env)) return NULL;
   kc_graph* g = NULL;
   if (lib.graph_end(&g) != 0) return throw_lib(env);
-  GraphHandle* h = (GraphHandle*)malloc(sizeof(GraphHandle));
-  if (!h) {
-    lib.graph_release(g);
-    napi_throw_error(env, NULL, "out of host memory");
-    return NULL;
-  }
-  h->g = g;
-  napi_value ext;
-  if (napi_create_external(env, h, finalize_graph, NULL, &ext) != napi_ok) {
-    lib.graph_release(g);
-    free(h);
-    napi_throw_error(env, NULL, "napi_create_external failed");
-    return NULL;
-  }
-  return ext;
+  return wrap_handle(env, K_GRAPH, g);
 }
 
 static napi_value js_graph_launch(napi_env env, napi_callback_info info) {
   ARGS(1);
-  GraphHandle* h;
-  if (!graph_of(env, argv[0], &h)) return NULL;
-  if (!h->g) {
-    napi_throw_error(env, "E_CUDA", "this graph was released");
-    return NULL;
-  }
-  DONE(lib.graph_launch(h->g));
+  Handle* h = handle_arg(env, argv[0], K_GRAPH, 1);
+  if (!h) return NULL;
+  DONE(lib.graph_launch((kc_graph*)h->p));
 }
 
-static napi_value js_graph_release(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  GraphHandle* h;
-  if (!graph_of(env, argv[0], &h)) return NULL;
-  if (h->g) {
-    lib.graph_release(h->g);
-    h->g = NULL;
-  }
-  return NULL;
-}
+static napi_value js_graph_release(napi_env env, napi_callback_info info) { return release_arg(env, info, K_GRAPH); }
 
 /* profiler(on) */
 static napi_value js_profiler(napi_env env, napi_callback_info info) {
   ARGS(1);
   NUM(0, on);
   DONE(lib.profiler(on != 0));
-}
-
-/* dLinearAdd(x, m, handle, bias|0n, out): out += x W^T (+ bias) */
-static napi_value js_d_linear_add(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  PTR(0, x);
-  NUM(1, m);
-  WEIGHT(2, w);
-  PTR(3, bias);
-  PTR(4, out);
-  DONE(lib.d_linear_add(x, (int64_t)m, w, bias, out));
 }
 
 /* dMlp(x, m, group, out, accumulate) */
