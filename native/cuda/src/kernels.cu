@@ -869,6 +869,29 @@ int quantize_rows(const float* x, int64_t ldx, const int* rowIdx, int64_t T, int
   return 0;
 }
 
+// How a row launch reads its activations (a.x, a.ldx, a.rowIdx; a.T rows of k): for q8 weights with int8
+// activations they are quantized into workspace slots (a.xq/a.xs); q8 with f32 activations is its own launch
+// format. Also says whether 16-byte vector loads are safe.
+int prepare_rows(RowsArgs& a, int fmt, int64_t k, int slotQ, int slotS, int* launchFmt, bool* vec) {
+  const bool aligned = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.ldx % 4 == 0;
+  *launchFmt = fmt;
+  *vec = k % 8 == 0 && aligned;
+  if (fmt != KC_Q8) return 0;
+  if (!g_q8_quantize_act) {
+    *launchFmt = kQ8F;
+    *vec = k % 32 == 0 && aligned;  // no padding inside a row
+    return 0;
+  }
+  const int64_t kp = (k + kQ8Block - 1) / kQ8Block * kQ8Block;
+  KC_WS(xq, int8_t, slotQ, a.T * kp);
+  KC_WS(xs, float, slotS, a.T * kp / kQ8Block);
+  KC_TRY(quantize_rows(a.x, a.ldx, a.rowIdx, a.T, k, kp, xq, xs));
+  a.xq = xq;
+  a.xs = xs;
+  *vec = false;
+  return 0;
+}
+
 }  // namespace
 
 struct kc_weight {
@@ -919,20 +942,9 @@ int d_linear_impl(const float* x, int64_t m, const kc_weight* w, const float* bi
   a.out = out;
   a.ldo = wd.n;
   a.accumulate = accumulate;
-  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  int fmt = wd.fmt;
-  // 16-byte vector loads need k % 8 == 0 (q8 with f32 activations: k % 32 == 0) and an aligned x (views)
-  bool vec = wd.k % 8 == 0 && aligned;
-  if (wd.fmt == KC_Q8 && g_q8_quantize_act) {
-    KC_WS(xq, int8_t, S_QX, m * wd.kp);
-    KC_WS(xs, float, S_QS, m * wd.kp / kQ8Block);
-    KC_TRY(quantize_rows(x, wd.k, nullptr, m, wd.k, wd.kp, xq, xs));
-    a.xq = xq;
-    a.xs = xs;
-  } else if (wd.fmt == KC_Q8) {
-    fmt = kQ8F;
-    vec = wd.k % 32 == 0 && aligned;
-  }
+  int fmt;
+  bool vec;
+  KC_TRY(prepare_rows(a, wd.fmt, wd.k, S_QX, S_QS, &fmt, &vec));
   const int64_t tiles = (m + kRowsPerTile - 1) / kRowsPerTile;
   if (tiles > 65535) return set_err("linear: too many rows for one launch");
   launch_rows_fmt<false>(fmt, a, vec, wd.n, static_cast<int>(tiles));
@@ -961,20 +973,10 @@ int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int 
   a.ldx = h;
   a.out = dH;
   a.ldo = inter;
-  const bool xAligned = reinterpret_cast<uintptr_t>(dx) % 16 == 0;
-  if (fmtGU == KC_Q8 && g_q8_quantize_act) {
-    const int64_t kp = (h + kQ8Block - 1) / kQ8Block * kQ8Block;
-    KC_WS(xq, int8_t, S_QX, slots * kp);
-    KC_WS(xs, float, S_QS, slots * kp / kQ8Block);
-    KC_TRY(quantize_rows(dx, h, dRow, slots, h, kp, xq, xs));
-    a.xq = xq;
-    a.xs = xs;
-    launch_rows_fmt<true>(fmtGU, a, false, inter, nTiles);
-  } else if (fmtGU == KC_Q8) {
-    launch_rows_fmt<true>(kQ8F, a, h % 32 == 0 && xAligned, inter, nTiles);
-  } else {
-    launch_rows_fmt<true>(fmtGU, a, h % 8 == 0 && xAligned, inter, nTiles);
-  }
+  int fmt;
+  bool vec;
+  KC_TRY(prepare_rows(a, fmtGU, h, S_QX, S_QS, &fmt, &vec));
+  launch_rows_fmt<true>(fmt, a, vec, inter, nTiles);
   KC_LAUNCHED();
 
   // down of every expert in one launch: Y[t] = H[t]·downᵀ
@@ -990,17 +992,8 @@ int experts_launch(const float* dx, int64_t h, const WDev* dTab, int fmtGU, int 
   b.out = outDirect ? outDirect : dY;
   b.ldo = h;
   b.accumulate = outDirect ? accumulate : 0;
-  if (fmtD == KC_Q8 && g_q8_quantize_act) {
-    const int64_t kp = (inter + kQ8Block - 1) / kQ8Block * kQ8Block;
-    KC_WS(hq, int8_t, S_HQ, slots * kp);
-    KC_WS(hs, float, S_HS, slots * kp / kQ8Block);
-    KC_TRY(quantize_rows(dH, inter, nullptr, slots, inter, kp, hq, hs));
-    b.xq = hq;
-    b.xs = hs;
-    launch_rows_fmt<false>(fmtD, b, false, h, nTiles);
-  } else {
-    launch_rows_fmt<false>(fmtD == KC_Q8 ? kQ8F : fmtD, b, inter % (fmtD == KC_Q8 ? 32 : 8) == 0, h, nTiles);
-  }
+  KC_TRY(prepare_rows(b, fmtD, inter, S_HQ, S_HS, &fmt, &vec));
+  launch_rows_fmt<false>(fmt, b, vec, h, nTiles);
   KC_LAUNCHED();
   *yOut = dY;
   return 0;
