@@ -9,7 +9,7 @@
  */
 import { KestrelError } from '@kestrel/core';
 import type { AttentionParams, ExpertWeights, MoeRouteParams, PreparedLinear, RopeParams } from './contract.js';
-import { attentionGeometry, count, ropeGeometry, routeConfig, shape, type CudaBinding } from './cuda.js';
+import { attentionGeometry, count, ropeGeometry, routeConfig, runOp, shape, type CudaBinding } from './cuda.js';
 
 const BINARY = { add: 0, mul: 1, swiglu: 2 } as const;
 
@@ -133,14 +133,7 @@ interface GroupImpl extends DeviceExpertGroup { handle: unknown; released: boole
 /** @internal the device ops of a CUDA binding; `handleOf` turns a prepared weight into its device handle. */
 export function createDeviceOps(b: CudaBinding, handleOf: (w: PreparedLinear, op: string) => unknown): DeviceOps {
   const need = (v: { length: number }, n: number, op: string, what: string): void => shape(v.length >= n, op, `${what} needs ${n} elements, has ${v.length}`);
-  const run = (op: string, f: () => void): void => {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof RangeError || e instanceof KestrelError) throw e;
-      throw new KestrelError('E_INTERNAL', `cuda ${op} failed: ${(e as Error).message}`, { cause: e });
-    }
-  };
+  const run = runOp;
   const groupOf = (g: DeviceExpertGroup, op: string): unknown => {
     const gi = g as GroupImpl;
     shape(typeof gi === 'object' && gi !== null && 'handle' in gi, op, 'not an expert group of this backend');

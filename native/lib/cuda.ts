@@ -244,6 +244,16 @@ export function routeConfig(logits: Sized, m: number, nExperts: number, p: MoeRo
 // ---------------------------------------------------------------------------------------------
 // the Kernels wrapper
 
+/** Runs one binding call: shape errors and KestrelErrors pass through, a library failure becomes E_INTERNAL naming the op. */
+export function runOp(op: string, f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof KestrelError) throw e;
+    throw new KestrelError('E_INTERNAL', `cuda ${op} failed: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 interface DeviceHandle {
   readonly cuda: unknown;
 }
@@ -284,14 +294,7 @@ export function createCudaKernels(b: CudaBinding): CudaKernels {
     }
     return h;
   };
-  const run = (op: string, f: () => void): void => {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof RangeError || e instanceof KestrelError) throw e;
-      throw new KestrelError('E_INTERNAL', `cuda ${op} failed: ${(e as Error).message}`, { cause: e });
-    }
-  };
+  const run = runOp;
 
   return {
     name: 'cuda',

@@ -11,12 +11,21 @@ export const BYTES_PER_PARAM = { f32: 4, bf16: 2, int8: 1 + 4 / 32 } as const;
  * shared experts and lm_head at `bytesPerParam`, plus the f32 router. The embedding (one row) and norms are ignored.
  */
 export function activeWeightBytes(c: Record<string, number | null>, bytesPerParam: number): number {
-  const h = c.hidden_size!, nh = c.num_attention_heads!, nope = c.qk_nope_head_dim!, rope = c.qk_rope_head_dim!, v = c.v_head_dim!, kvr = c.kv_lora_rank!;
-  const q = c.q_lora_rank ? c.q_lora_rank * h + nh * (nope + rope) * c.q_lora_rank : nh * (nope + rope) * h;
-  const attn = q + (kvr + rope) * h + nh * (nope + v) * kvr + h * nh * v;
+  const h = c.hidden_size!;
+  const attn = mlaAttentionParams({
+    hidden: h, nHeads: c.num_attention_heads!, nope: c.qk_nope_head_dim!, rope: c.qk_rope_head_dim!, vHead: c.v_head_dim!,
+    kvLoraRank: c.kv_lora_rank!, qLoraRank: c.q_lora_rank ?? null,
+  });
   const dense = 3 * h * c.intermediate_size!;
   const moe = (c.num_experts_per_tok! + (c.n_shared_experts ?? 0)) * 3 * h * c.moe_intermediate_size!;
   const layers = c.num_hidden_layers!, nDense = c.first_k_dense_replace ?? 0;
   const params = layers * attn + nDense * dense + (layers - nDense) * moe + c.vocab_size! * h;
   return params * bytesPerParam + (layers - nDense) * c.n_routed_experts! * h * 4;
+}
+
+/** Parameters of one MLA attention layer: q_proj (or q_a + q_b with q-LoRA), kv_a_proj_with_mqa, kv_b_proj and o_proj. */
+export function mlaAttentionParams(a: { hidden: number; nHeads: number; nope: number; rope: number; vHead: number; kvLoraRank: number; qLoraRank: number | null }): number {
+  const dq = a.nope + a.rope;
+  const q = a.qLoraRank ? a.qLoraRank * a.hidden + a.nHeads * dq * a.qLoraRank : a.nHeads * dq * a.hidden;
+  return q + (a.kvLoraRank + a.rope) * a.hidden + a.nHeads * (a.nope + a.vHead) * a.kvLoraRank + a.hidden * a.nHeads * a.vHead;
 }

@@ -180,12 +180,6 @@ export class DeviceRunner {
     }
   }
 
-  /** KV row widths per layer (the same as the host cache's). */
-  private widths(): number[][] {
-    const c = this.p.config;
-    return this.p.layers.map((l) => (l.attn.kind === 'mha' ? [c.nKvHeads * c.headDim, c.nKvHeads * c.headDim] : [c.kvLoraRank + c.rope]));
-  }
-
   private ropeTables(): { cos: DeviceView; sin: DeviceView } {
     const rt = this.p.ropeTables;
     if (this.ropeSrc !== rt.cos) {
@@ -213,7 +207,7 @@ export class DeviceRunner {
     const s = cache.length;
     let kv = cache.device as DeviceKv | null;
     if (!(kv instanceof DeviceKv)) {
-      kv = new DeviceKv(ops, this.widths());
+      kv = new DeviceKv(ops, cache.rowWidths);
       cache.device = kv;
     }
     if (kv.owner !== this) {

@@ -21,7 +21,8 @@ export class KvCache {
   private cap = 0;
   /** per layer: [k, v] for MHA or [latent] for MLA */
   readonly layers: Float32Array[][];
-  constructor(private readonly rowWidths: number[][], initialCapacity = 64) {
+  /** @param rowWidths per layer, the width of each of its arrays (the GPU copy is laid out the same) */
+  constructor(readonly rowWidths: number[][], initialCapacity = 64) {
     this.layers = rowWidths.map((ws) => ws.map(() => new Float32Array(0)));
     this.reserve(initialCapacity);
   }

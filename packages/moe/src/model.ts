@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KestrelError, Tensor, openSafetensors, parseOptions, reportProgress, type SafetensorsFile, type ProgressListener } from '@kestrel/core';
-import { getKernels, loadCudaKernels, planExpertPlacement, type CudaKernels, type ExpertPlacement, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
+import { BYTES_PER_PARAM, getKernels, loadCudaKernels, mlaAttentionParams, planExpertPlacement, type CudaKernels, type ExpertPlacement, type Kernels, type PreparedLinear, type ExpertWeights, type MoeRouteParams, type LinearWeight } from '@kestrel/native';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
 import type { Layer, MhaWeights, MlaWeights, DenseMlp, MoeMlp } from './layers.js';
@@ -494,9 +494,12 @@ export class MoeLanguageModel implements GenerationHost {
 
   private checkCaches(caches: KvCache[]): void {
     if (new Set(caches).size !== caches.length) throw new KestrelError('E_OPTIONS', 'each sequence of a batch needs its own KvCache');
-    const shape = JSON.stringify(this.createCache(1).layers.map((l) => l.length));
+    // a cache of this model holds [k, v] per MHA layer and [latent] per MLA layer (as createCache makes it)
+    const arrays = (l: Layer): number => (l.attn.kind === 'mha' ? 2 : 1);
     for (const cc of caches) {
-      if (JSON.stringify(cc.layers.map((l) => l.length)) !== shape) throw new KestrelError('E_OPTIONS', 'this KvCache was created by another model; use model.createCache()');
+      if (cc.layers.length !== this.layers.length || cc.layers.some((l, i) => l.length !== arrays(this.layers[i]!))) {
+        throw new KestrelError('E_OPTIONS', 'this KvCache was created by another model; use model.createCache()');
+      }
     }
   }
 
@@ -739,17 +742,14 @@ export class MoeLanguageModel implements GenerationHost {
   get isDisposed(): boolean { return this.disposed; }
 }
 
-/** Bytes of one weight parameter in memory for a model dtype (int8: one f32 scale per 32 values). */
-const BYTES_PER_PARAM: Record<ModelDType, number> = { f32: 4, bf16: 2, int8: 1 + 4 / 32 };
-
 /** The expert placement of a model on the GPU, from its config and the GPU's memory ('auto'). */
 function planExperts(cfg: ModelConfig, dtype: ModelDType, expertsOn: 'gpu' | 'cpu' | 'auto', cpuExpertLayers: number | undefined, gpuMem: number | undefined): ExpertPlacement {
   const bpp = BYTES_PER_PARAM[dtype];
   const H = cfg.hidden;
   const expertBytesPerLayer = cfg.nRouted * 3 * H * cfg.moeIntermediate * bpp;
+  // MLA also holds kv_b split per head (W_ukᵀ, W_uv) for the absorbed form
   const attn = cfg.useMla
-    ? (cfg.qLoraRank !== null ? cfg.qLoraRank * H + cfg.nHeads * (cfg.nope + cfg.rope) * cfg.qLoraRank : cfg.nHeads * (cfg.nope + cfg.rope) * H)
-      + (cfg.kvLoraRank + cfg.rope) * H + 2 * cfg.nHeads * (cfg.nope + cfg.vHead) * cfg.kvLoraRank + H * cfg.nHeads * cfg.vHead
+    ? mlaAttentionParams(cfg) + cfg.nHeads * (cfg.nope + cfg.vHead) * cfg.kvLoraRank
     : (cfg.nHeads + 2 * cfg.nKvHeads) * cfg.headDim * H + H * cfg.nHeads * cfg.headDim;
   let other = (cfg.tied ? 1 : 2) * cfg.vocab * H * bpp;
   for (let l = 0; l < cfg.nLayers; l++) {
