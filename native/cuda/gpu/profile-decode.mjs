@@ -6,16 +6,14 @@
 //   node native/cuda/gpu/profile-decode.mjs --dir ANCHOR_HF_DIR [--dtype bf16] [--steps 3]
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { MoeLanguageModel } from '@kestrel/moe';
 
-const argv = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : def;
-};
-const dir = opt('dir', process.env.KESTREL_ANCHOR_DIR);
-const dtype = opt('dtype', 'bf16');
-const steps = Number(opt('steps', '3'));
+const { values: args } = parseArgs({
+  options: { dir: { type: 'string', default: process.env.KESTREL_ANCHOR_DIR ?? '' }, dtype: { type: 'string', default: 'bf16' }, steps: { type: 'string', default: '3' } },
+});
+const { dir, dtype } = args;
+const steps = Number(args.steps);
 if (!dir || !(steps > 0)) {
   console.error('usage: profile-decode.mjs --dir ANCHOR_HF_DIR [--dtype bf16|int8] [--steps N]');
   process.exit(2);

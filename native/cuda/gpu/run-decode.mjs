@@ -10,38 +10,34 @@
 //        [--dtype bf16|int8|all] [--device cuda|cpu] [--bw GBs (bandwidth for --device cpu)]
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { MoeLanguageModel } from '@kestrel/moe';
-import { loadCudaKernels } from '@kestrel/native';
+import { parseArgs } from 'node:util';
+import { MoeLanguageModel, argmax } from '@kestrel/moe';
+import { BYTES_PER_PARAM, activeWeightBytes, loadCudaKernels } from '@kestrel/native';
 
-const argv = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = argv.indexOf(`--${name}`);
-  if (i >= 0) return argv[i + 1];
-  const a = argv.find((x) => x.startsWith(`--${name}=`));
-  return a ? a.slice(name.length + 3) : def;
-};
-const dir = opt('dir', process.env.KESTREL_ANCHOR_DIR);
-const steps = Number(opt('steps', '64'));
-const dtypeArg = opt('dtype', 'bf16');
-const device = opt('device', 'cuda');
-const dtypes = dtypeArg === 'all' ? ['bf16', 'int8'] : [dtypeArg];
-if (!dir || !(steps > 0) || !dtypes.every((d) => ['bf16', 'int8', 'f32'].includes(d)) || !['cuda', 'cpu'].includes(device)) {
-  console.error('usage: run-decode.mjs --dir ANCHOR_HF_DIR (or KESTREL_ANCHOR_DIR) [--steps N] [--dtype bf16|int8|all] [--device cuda|cpu] [--bw GBs]');
+let args;
+try {
+  args = parseArgs({
+    options: {
+      dir: { type: 'string', default: process.env.KESTREL_ANCHOR_DIR ?? '' }, steps: { type: 'string', default: '64' },
+      dtype: { type: 'string', default: 'bf16' }, device: { type: 'string', default: 'cuda' }, bw: { type: 'string' },
+    },
+  }).values;
+} catch (e) {
+  args = { error: e.message };
+}
+const { dir, device } = args;
+const steps = Number(args.steps);
+const dtypes = args.dtype === 'all' ? ['bf16', 'int8'] : [args.dtype];
+if (args.error || !dir || !(steps > 0) || !dtypes.every((d) => ['bf16', 'int8', 'f32'].includes(d)) || !['cuda', 'cpu'].includes(device)) {
+  console.error(`${args.error ? `${args.error}\n` : ''}usage: run-decode.mjs --dir ANCHOR_HF_DIR (or KESTREL_ANCHOR_DIR) [--steps N] [--dtype bf16|int8|all] [--device cuda|cpu] [--bw GBs]`);
   process.exit(2);
 }
-// by path: native/lib/index.ts does not re-export it
-const { activeWeightBytes, BYTES_PER_PARAM } = await import(new URL('../../dist/decode-bound.js', import.meta.url).href);
 
-const argmax = (a) => {
-  let b = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
-  return b;
-};
 const sec = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
 const r3 = (x) => (x == null ? null : Number(x.toPrecision(4)));
 
 const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-let bw = opt('bw') ? Number(opt('bw')) : null;
+let bw = args.bw ? Number(args.bw) : null;
 let deviceName = device;
 if (device === 'cuda') {
   const k = await loadCudaKernels();

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { readAllSafetensors } from '@kestrel/core';
 import { MoeLanguageModel } from '@kestrel/moe';
 
@@ -18,18 +19,16 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LM = join(ROOT, 'test/fixtures/lm');
 const VLM = join(ROOT, 'test/fixtures/vlm');
 
-const argv = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = argv.indexOf(`--${name}`);
-  if (i >= 0) return argv[i + 1];
-  const a = argv.find((x) => x.startsWith(`--${name}=`));
-  return a ? a.slice(name.length + 3) : def;
-};
-const device = opt('device', 'cuda');
-const only = opt('only', 'all');
-const models = opt('models', 'A,B,C').split(',').filter(Boolean);
-if (!['cuda', 'cpu'].includes(device) || !['all', 'lm', 'vlm'].includes(only)) {
-  console.error('usage: run-golden.mjs [--device cuda|cpu] [--only lm|vlm] [--models A,B,C]');
+let args;
+try {
+  args = parseArgs({ options: { device: { type: 'string', default: 'cuda' }, only: { type: 'string', default: 'all' }, models: { type: 'string', default: 'A,B,C' } } }).values;
+} catch (e) {
+  args = { error: e.message };
+}
+const { device, only } = args;
+const models = (args.models ?? '').split(',').filter(Boolean);
+if (args.error || !['cuda', 'cpu'].includes(device) || !['all', 'lm', 'vlm'].includes(only)) {
+  console.error(`${args.error ? `${args.error}\n` : ''}usage: run-golden.mjs [--device cuda|cpu] [--only lm|vlm] [--models A,B,C]`);
   process.exit(2);
 }
 

@@ -14,6 +14,13 @@ import { MoeLanguageModel } from './index.js';
 
 const FIX = fileURLToPath(new URL('../../../test/fixtures/lm/', import.meta.url));
 
+/** A golden LM case: its prompt, its 16 greedy ids, and the float64 reference logits. */
+async function lmCase(m: string, c: string): Promise<{ ids: number[]; decode: number[]; logits: Float64Array }> {
+  const json = JSON.parse(readFileSync(`${FIX}${m}/${c}.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
+  const t = await readAllSafetensors(`${FIX}${m}/${c}.safetensors`);
+  return { ids: json.input_ids, decode: json.decode_token_ids, logits: t.get('logits.f64')!.data as Float64Array };
+}
+
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let m = 0;
@@ -35,15 +42,14 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
       const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k });
       try {
         for (const c of ['case_short', 'case_long']) {
-          const t = await readAllSafetensors(`${FIX}${m}/${c}.safetensors`);
-          const json = JSON.parse(readFileSync(`${FIX}${m}/${c}.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
-          const out = model.forward({ inputIds: json.input_ids });
-          expect(maxAbs(out.logits.data, t.get('logits.f64')!.data as Float64Array), `${m}/${c}`).toBeLessThan(1e-4);
+          const g = await lmCase(m, c);
+          const out = model.forward({ inputIds: g.ids });
+          expect(maxAbs(out.logits.data, g.logits), `${m}/${c}`).toBeLessThan(1e-4);
           // the host path (router outputs force it) agrees with the device path
-          const host = model.forward({ inputIds: json.input_ids }, { outputRouter: true });
+          const host = model.forward({ inputIds: g.ids }, { outputRouter: true });
           expect(maxAbs(out.logits.data, host.logits.data)).toBeLessThan(1e-4);
-          const res = await model.generate({ inputIds: json.input_ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
-          expect(res.tokenIds, `${m}/${c} greedy ids`).toEqual(json.decode_token_ids);
+          const res = await model.generate({ inputIds: g.ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
+          expect(res.tokenIds, `${m}/${c} greedy ids`).toEqual(g.decode);
         }
       } finally {
         model.dispose();
@@ -54,9 +60,9 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
   it('single-token steps replay a captured graph: same tokens and logits as op-by-op steps, across cache growth', async () => {
     const model = await MoeLanguageModel.load(`${FIX}B`, { kernels: k });
     try {
-      const json = JSON.parse(readFileSync(`${FIX}B/case_long.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
+      const g = await lmCase('B', 'case_long');
       // 16 greedy steps from a prompt near the 64-row initial capacity: the cache grows and the graph is re-captured
-      const prompt = json.input_ids.slice(0, 60);
+      const prompt = g.ids.slice(0, 60);
       model.cudaGraphs = false;
       const eager = await model.generate({ inputIds: prompt }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
       expect(model.deviceStats!.graphReplays).toBe(0);
@@ -90,11 +96,10 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
         const moeLayers = model.config.isMoeLayer.filter(Boolean).length;
         expect(p.expertLayersOnCpu).toBe('expertsOn' in opts ? moeLayers : 1);
         expect(p.experts.filter((e) => e === 'cpu').length).toBe(p.expertLayersOnCpu);
-        const t = await readAllSafetensors(`${FIX}${m}/case_long.safetensors`);
-        const json = JSON.parse(readFileSync(`${FIX}${m}/case_long.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
-        expect(maxAbs(model.forward({ inputIds: json.input_ids }).logits.data, t.get('logits.f64')!.data as Float64Array)).toBeLessThan(1e-4);
-        const res = await model.generate({ inputIds: json.input_ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
-        expect(res.tokenIds).toEqual(json.decode_token_ids);
+        const g = await lmCase(m, 'case_long');
+        expect(maxAbs(model.forward({ inputIds: g.ids }).logits.data, g.logits)).toBeLessThan(1e-4);
+        const res = await model.generate({ inputIds: g.ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
+        expect(res.tokenIds).toEqual(g.decode);
         // activations cross the bus in the middle of a step, so nothing is captured as a graph
         expect(model.deviceStats!.graphReplays).toBe(0);
       } finally {
@@ -127,15 +132,14 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
       const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k });
       try {
         model.cudaFusedOps = true;
-        const t = await readAllSafetensors(`${FIX}${m}/case_short.safetensors`);
-        const json = JSON.parse(readFileSync(`${FIX}${m}/case_short.json`, 'utf8')) as { input_ids: number[]; decode_token_ids: number[] };
+        const g = await lmCase(m, 'case_short');
         // case_short fits in 16 rows, so the prefill takes the fused path too
-        expect(json.input_ids.length).toBeLessThanOrEqual(16);
-        expect(maxAbs(model.forward({ inputIds: json.input_ids }).logits.data, t.get('logits.f64')!.data as Float64Array), m).toBeLessThan(1e-4);
+        expect(g.ids.length).toBeLessThanOrEqual(16);
+        expect(maxAbs(model.forward({ inputIds: g.ids }).logits.data, g.logits), m).toBeLessThan(1e-4);
         for (const graphs of [false, true]) {
           model.cudaGraphs = graphs;
-          const res = await model.generate({ inputIds: json.input_ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
-          expect(res.tokenIds, `${m} graphs=${graphs}`).toEqual(json.decode_token_ids);
+          const res = await model.generate({ inputIds: g.ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
+          expect(res.tokenIds, `${m} graphs=${graphs}`).toEqual(g.decode);
         }
       } finally {
         model.dispose();
