@@ -1,4 +1,5 @@
-import { numpyMean, precook, type NgramCounts } from './ngrams.js';
+import { npMean } from '../coco/numeric.js';
+import { precook, type NgramCounts } from './ngrams.js';
 
 /** CIDEr-D as pycocoevalcap's `Cider()` computes it (what COCO reports as "CIDEr"). */
 export interface CiderResult {
@@ -75,10 +76,10 @@ export function ciderD(
         score[k] = score[k]! + val * penalty;
       }
     }
-    let avg = numpyMean(score);
+    let avg = npMean(score);
     avg /= crefs[i]!.length;
     avg *= 10;
     perImage.push(avg);
   }
-  return { score: numpyMean(perImage), perImage };
+  return { score: npMean(perImage), perImage };
 }

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import { KestrelError } from '@kestrel/core';
 import { bleuScore } from './bleu.js';
 import { ciderD } from './cider.js';
-import { numpyMean, precookCache } from './ngrams.js';
+// np.mean, as pycocoevalcap's Rouge / Cider take it (numpy's blocked order, one implementation).
+import { npMean } from '../coco/numeric.js';
+import { precookCache } from './ngrams.js';
 import { rougeL } from './rouge.js';
 import { ptbTokenize } from './tokenizer.js';
 
@@ -69,7 +71,7 @@ export function scoreCaptions(items: readonly TokenizedCaptionItem[]): CaptionEv
     Bleu_2: bleu.scores[1]!,
     Bleu_3: bleu.scores[2]!,
     Bleu_4: bleu.scores[3]!,
-    ROUGE_L: numpyMean(rouge),
+    ROUGE_L: npMean(rouge),
     CIDEr: cider.score,
     per_image,
     n_images: items.length,

@@ -40,33 +40,3 @@ export function precookCache(n = 4): (sentence: string) => NgramCounts {
     return c;
   };
 }
-
-/**
- * numpy's float64 `add.reduce` (used by `np.mean`/`np.sum`): pairwise summation in blocks of 128
- * with 8 partial sums, so per-image means add up in the same order as pycocoevalcap's.
- */
-export function numpySum(a: readonly number[], lo = 0, hi = a.length): number {
-  const n = hi - lo;
-  if (n < 8) {
-    // numpy starts from -0.0 here, which only matters for an all -0.0 input.
-    let s = -0;
-    for (let i = lo; i < hi; i++) s += a[i]!;
-    return s;
-  }
-  if (n <= 128) {
-    const r = [a[lo]!, a[lo + 1]!, a[lo + 2]!, a[lo + 3]!, a[lo + 4]!, a[lo + 5]!, a[lo + 6]!, a[lo + 7]!];
-    let i = lo + 8;
-    for (; i + 8 <= hi; i += 8) for (let j = 0; j < 8; j++) r[j] = r[j]! + a[i + j]!;
-    let s = ((r[0]! + r[1]!) + (r[2]! + r[3]!)) + ((r[4]! + r[5]!) + (r[6]! + r[7]!));
-    for (; i < hi; i++) s += a[i]!;
-    return s;
-  }
-  let n2 = Math.floor(n / 2);
-  n2 -= n2 % 8;
-  return numpySum(a, lo, lo + n2) + numpySum(a, lo + n2, hi);
-}
-
-/** `np.mean` of a float64 list (pairwise sum, then divide). */
-export function numpyMean(a: readonly number[]): number {
-  return numpySum(a) / a.length;
-}

@@ -9,7 +9,7 @@ import { rleIou } from '../mask/rle.js';
 import type { COCO, CocoAnnotation } from './coco.js';
 import { formatError } from './schema.js';
 import { type CocoParams, type IouType, defaultParams, npUnique } from './params.js';
-import { formatFixed, npSum, pairwiseSum } from './numeric.js';
+import { formatFixed, npMean, npSum } from './numeric.js';
 
 /** `np.spacing(1)`. */
 const EPS = 2.220446049250313e-16;
@@ -458,7 +458,8 @@ export class COCOeval {
           if (v > -1) vals.push(v);
         }
       }
-      const mean = vals.length === 0 ? -1 : (0 + pairwiseSum(vals, 0, vals.length)) / vals.length;
+      // np.mean(s[s > -1]): numpy's blocked order, not a plain or whole-array pairwise sum.
+      const mean = vals.length === 0 ? -1 : npMean(vals);
       const title = ap ? 'Average Precision' : 'Average Recall';
       const type = ap ? '(AP)' : '(AR)';
       const iouStr = iouThr === null

@@ -4,7 +4,7 @@ import { KestrelError, parseOptions } from '@kestrel/core';
 import { COCO } from './coco.js';
 import { COCOeval } from './cocoeval.js';
 import type { CocoParams, IouType } from './params.js';
-import { pairwiseSum } from './numeric.js';
+import { npMean } from './numeric.js';
 import type { GtDatasetInput, ResultInput } from './schema.js';
 
 const num = z.number();
@@ -142,7 +142,7 @@ function perCategory(E: COCOeval, gt: COCO, p: CocoParams): CocoCategoryResult[]
   let a = p.areaRngLbl.indexOf('all');
   if (a < 0) a = 0;
   const m = M - 1;
-  const mean = (vals: number[]): number => (vals.length ? (0 + pairwiseSum(vals, 0, vals.length)) / vals.length : -1);
+  const mean = (vals: number[]): number => (vals.length ? npMean(vals) : -1);
   const ts = (thr: number | null): number[] => {
     const out: number[] = [];
     p.iouThrs.forEach((v, t) => { if (thr === null || v === thr) out.push(t); });

@@ -6,4 +6,4 @@ export {
   evaluateCoco, cocoParamsSchema, type EvaluateCocoOptions, type CocoEvalResult, type CocoCategoryResult, type CocoParamsOverride,
 } from './evaluate-coco.js';
 export { gtDatasetSchema, resultsSchema, type GtDatasetInput, type ResultInput } from './schema.js';
-export { formatFixed, pairwiseSum } from './numeric.js';
+export { formatFixed, npMean, npSum, NUMPY_REDUCE_BLOCK, pairwiseSum } from './numeric.js';
