@@ -5,18 +5,19 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { evaluateCoco, type IouType } from '@kestrel/eval';
+import { COCO, COCOeval, evaluateCoco, type IouType } from '@kestrel/eval';
+import { isKestrelError } from '@kestrel/core';
 
 const dir = new URL('./fixtures/coco-8192/', import.meta.url);
 const loadGz = (f: string): unknown => JSON.parse(gunzipSync(readFileSync(new URL(f, dir))).toString('utf8'));
 
 interface Case {
   name: string; iouType: IouType; gt: string; res: string; params_override: Record<string, unknown>;
-  stats: number[]; mean_sizes: number[]; summary_text: string;
+  stats: number[]; stats_pairwise: number[]; mean_sizes: number[]; summary_text: string;
   precision_shape: number[]; precision_sha256: string; recall_shape: number[]; recall_sha256: string; recall?: number[];
 }
 
-const { cases, numpy } = JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as { cases: Case[]; numpy: string };
+const { cases, numpy, numpy_pairwise } = JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as { cases: Case[]; numpy: string; numpy_pairwise: string };
 const inputs = new Map<string, unknown>();
 const input = (f: string): unknown => {
   if (!inputs.has(f)) inputs.set(f, loadGz(f));
@@ -72,4 +73,31 @@ describe(`COCOeval golden cases with means over more than 8,192 values (pycocoto
       expect(sha256(rc.values)).toBe(c.recall_sha256);
     });
   }
+});
+
+describe(`numpySum 'pairwise': pycocotools' summarize() on numpy ${numpy_pairwise} (one pairwise sum per mean)`, () => {
+  it('the two numpys disagree on some stats of these cases (so each order is really tested)', () => {
+    const differ = cases.flatMap((c) => c.stats.filter((s, i) => s !== c.stats_pairwise[i]));
+    expect(differ.length).toBeGreaterThan(0);
+  });
+
+  for (const c of cases) {
+    it(`${c.name}: every stat === numpy ${numpy_pairwise}'s`, { timeout: 120_000 }, () => {
+      const gt = new COCO(input(c.gt));
+      const E = new COCOeval(gt, gt.loadRes(input(c.res)), c.iouType);
+      Object.assign(E.params, c.params_override);
+      E.evaluate();
+      E.accumulate();
+      E.summarize('pairwise').forEach((s, i) => expect(s, `stats[${i}] (mean of ${c.mean_sizes[i]} values)`).toBe(c.stats_pairwise[i]));
+      E.summarize().forEach((s, i) => expect(s, `stats[${i}], default order`).toBe(c.stats[i]));
+    });
+  }
+
+  it('evaluateCoco refuses an unknown order with E_OPTIONS naming both', () => {
+    const c = cases[0]!;
+    let err: unknown;
+    try { evaluateCoco({ gt: input(c.gt), results: [], iouType: 'bbox', numpySum: 'kahan' as 'blocked' }); } catch (e) { err = e; }
+    expect(isKestrelError(err) && err.code).toBe('E_OPTIONS');
+    expect(String((err as Error).message)).toMatch(/"blocked".*"pairwise"/);
+  });
 });

@@ -29,6 +29,7 @@ import pycocotools.mask as maskUtils  # noqa: E402
 SEED = 20261204
 DATA = os.path.join(ROOT, 'datasets', 'coco-val2017-128', 'annotations')
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'coco-8192')
+EVAL_DIR = os.environ.get('COCO8192_EVAL_DIR', '/tmp/coco8192-eval')
 REC1001 = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .001)) + 1, endpoint=True).tolist()
 
 
@@ -149,6 +150,9 @@ def run_case(c, gt_path, res_path):
     summary = '\n'.join(l for l in out.getvalue().splitlines() if l.startswith(' Average')) + '\n'
     prec = np.ascontiguousarray(E.eval['precision'], dtype='<f8')
     rec = np.ascontiguousarray(E.eval['recall'], dtype='<f8')
+    # For gen_numpy2_stats.py: pycocotools' summarize() rerun on these arrays under numpy >= 2.3.
+    os.makedirs(EVAL_DIR, exist_ok=True)
+    np.savez(os.path.join(EVAL_DIR, c['name'] + '.npz'), precision=prec, recall=rec)
     return {**c, 'stats': [float(s) for s in E.stats], 'mean_sizes': sizes, 'summary_text': summary,
             'precision_shape': list(prec.shape), 'precision_sha256': hashlib.sha256(prec.tobytes()).hexdigest(),
             'recall_shape': list(rec.shape), 'recall_sha256': hashlib.sha256(rec.tobytes()).hexdigest(),

@@ -5,7 +5,8 @@ The arrays are not stored: both this script and test/coco-numpy-sum.test.ts rebu
 xorshift32 stream whose values (sign * k/2^53 * 2^e, e in -8..8) are exact doubles in both languages.
 Mixed magnitudes make every change of summation order visible in the last bits.
 
-Run: /usr/bin/python3 scripts/coco-golden-8192/gen_numpy_sums.py   (numpy 1.24.2 made the fixture)
+Run with numpy < 2.3, then with numpy >= 2.3 (it adds that order's figures; 1.24.2 and 2.4.6 made the fixture):
+  /usr/bin/python3 scripts/coco-golden-8192/gen_numpy_sums.py && python3 scripts/coco-golden-8192/gen_numpy_sums.py
 """
 import json, os, sys
 import numpy as np
@@ -34,14 +35,27 @@ def xorshift_values(seed, n, kind):
 
 
 def main():
-    cases = []
+    # numpy < 2.3 writes sum/mean; numpy >= 2.3 (one pairwise sum per array) adds sum_/mean_pairwise.
+    major, minor = (int(x) for x in np.__version__.split('.')[:2])
+    new = (major, minor) >= (2, 3)
+    path = os.path.join(ROOT, 'test', 'fixtures', 'coco-8192', 'numpy_sums.json')
+    out = json.load(open(path)) if new else {'numpy': np.__version__, 'python': sys.version.split()[0], 'cases': []}
+    cases = out['cases']
+    i = 0
     for kind, seed in (('mixed', 2463534242), ('unit', 88172645)):
         a = np.array(xorshift_values(seed, max(SIZES), kind), dtype=np.float64)
         for n in SIZES:
             x = np.ascontiguousarray(a[:n])
-            cases.append({'kind': kind, 'seed': seed, 'n': n, 'sum': float(np.add.reduce(x)), 'mean': float(np.mean(x))})
-    out = {'numpy': np.__version__, 'python': sys.version.split()[0], 'cases': cases}
-    with open(os.path.join(ROOT, 'test', 'fixtures', 'coco-8192', 'numpy_sums.json'), 'w') as f:
+            s, m = float(np.add.reduce(x)), float(np.mean(x))
+            if new:
+                assert (cases[i]['kind'], cases[i]['n']) == (kind, n)
+                cases[i].update({'sum_pairwise': s, 'mean_pairwise': m})
+            else:
+                cases.append({'kind': kind, 'seed': seed, 'n': n, 'sum': s, 'mean': m})
+            i += 1
+    if new:
+        out['numpy_pairwise'] = np.__version__
+    with open(path, 'w') as f:
         json.dump(out, f, indent=1)
         f.write('\n')
 

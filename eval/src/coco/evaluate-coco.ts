@@ -4,7 +4,7 @@ import { KestrelError, parseOptions } from '@kestrel/core';
 import { COCO } from './coco.js';
 import { COCOeval } from './cocoeval.js';
 import type { CocoParams, IouType } from './params.js';
-import { npMean } from './numeric.js';
+import { npMean, type NumpySumOrder } from './numeric.js';
 import type { GtDatasetInput, ResultInput } from './schema.js';
 
 const num = z.number();
@@ -23,6 +23,9 @@ export const cocoParamsSchema = z.strictObject({
   iouType: z.enum(['bbox', 'segm', 'keypoints']).optional(),
 });
 
+/** The numpy summation order of the means (see {@link NumpySumOrder}); `'blocked'` unless given. */
+export const numpySumOrderSchema = z.enum(['blocked', 'pairwise']).default('blocked');
+
 /** Parameter overrides accepted by {@link evaluateCoco} and `kestrel eval coco --params`. */
 export type CocoParamsOverride = z.input<typeof cocoParamsSchema>;
 
@@ -37,6 +40,11 @@ export interface EvaluateCocoOptions {
   params?: CocoParamsOverride;
   /** Also return the full precision / recall arrays (default false). */
   full?: boolean;
+  /**
+   * Which numpy's `np.mean` order to reproduce (it decides the last bit of means over more than 8,192
+   * values): `'blocked'` (default) for pycocotools on numpy < 2.3, `'pairwise'` for numpy >= 2.3.
+   */
+  numpySum?: NumpySumOrder;
   /** Names used in error messages. */
   gtSource?: string;
   resultsSource?: string;
@@ -77,13 +85,21 @@ export interface CocoEvalResult {
  */
 export function evaluateCoco(opts: EvaluateCocoOptions): CocoEvalResult {
   const override = checkRequest(opts.iouType, opts.params);
+  const order = checkNumpySum(opts.numpySum);
   const gt = opts.gt instanceof COCO ? opts.gt : new COCO(opts.gt, opts.gtSource ?? 'gt');
   const dt = opts.results instanceof COCO ? opts.results : gt.loadRes(opts.results, opts.resultsSource ?? 'results');
   const E = new COCOeval(gt, dt, opts.iouType);
   applyParams(E.params, override);
   E.evaluate();
   E.accumulate();
-  return finishEval(E, gt, opts.full === true);
+  return finishEval(E, gt, opts.full === true, order);
+}
+
+/** Validate the numpy summation order (E_OPTIONS), `'blocked'` when absent. */
+export function checkNumpySum(v: unknown): NumpySumOrder {
+  const r = numpySumOrderSchema.safeParse(v);
+  if (!r.success) throw new KestrelError('E_OPTIONS', `numpySum must be "blocked" (numpy < 2.3) or "pairwise" (numpy >= 2.3); got ${JSON.stringify(v)}`);
+  return r.data;
 }
 
 /** Validate the IoU type and parameter overrides (E_OPTIONS). */
@@ -99,15 +115,15 @@ export function checkRequest(iouType: IouType, params: unknown): z.output<typeof
 }
 
 /** Summarize an accumulated COCOeval into the result object. */
-export function finishEval(E: COCOeval, gt: COCO, full: boolean): CocoEvalResult {
+export function finishEval(E: COCOeval, gt: COCO, full: boolean, order: NumpySumOrder = 'blocked'): CocoEvalResult {
   // After accumulate, as pycocotools leaves them (useCats=0 turns catIds into [-1]).
   const params = structuredClone(E.params);
-  const stats = E.summarize();
+  const stats = E.summarize(order);
   const out: CocoEvalResult = {
     iouType: E.params.iouType,
     stats,
     summary: E.summaryLines.join('\n') + '\n',
-    per_category: perCategory(E, gt, params),
+    per_category: perCategory(E, gt, params, order),
     params: stripType(params),
   };
   if (full) {
@@ -135,14 +151,14 @@ function stripType(p: CocoParams): Omit<CocoParams, 'iouType'> {
   return rest;
 }
 
-function perCategory(E: COCOeval, gt: COCO, p: CocoParams): CocoCategoryResult[] {
+function perCategory(E: COCOeval, gt: COCO, p: CocoParams, order: NumpySumOrder): CocoCategoryResult[] {
   const ev = E.eval;
   if (!ev || !p.useCats) return [];
   const [T, R, K, A, M] = ev.counts;
   let a = p.areaRngLbl.indexOf('all');
   if (a < 0) a = 0;
   const m = M - 1;
-  const mean = (vals: number[]): number => (vals.length ? npMean(vals) : -1);
+  const mean = (vals: number[]): number => (vals.length ? npMean(vals, order) : -1);
   const ts = (thr: number | null): number[] => {
     const out: number[] = [];
     p.iouThrs.forEach((v, t) => { if (thr === null || v === thr) out.push(t); });

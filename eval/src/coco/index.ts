@@ -1,9 +1,11 @@
 /** COCO detection / segmentation / keypoint evaluation with pycocotools' semantics. */
 export { COCO, readJsonFile, type CocoAnnotation, type CocoImage, type CocoCategory } from './coco.js';
-export { COCOeval, argsortDescStable, type AccumulatedEval } from './cocoeval.js';
+export { COCOeval, type AccumulatedEval } from './cocoeval.js';
+export { argsortDescStable } from './accumulate-steps.js';
+export type { SummaryResult } from './summarize.js';
 export { defaultParams, linspace, type CocoParams, type IouType } from './params.js';
 export {
-  evaluateCoco, cocoParamsSchema, type EvaluateCocoOptions, type CocoEvalResult, type CocoCategoryResult, type CocoParamsOverride,
+  evaluateCoco, cocoParamsSchema, numpySumOrderSchema, type EvaluateCocoOptions, type CocoEvalResult, type CocoCategoryResult, type CocoParamsOverride,
 } from './evaluate-coco.js';
 export { gtDatasetSchema, resultsSchema, type GtDatasetInput, type ResultInput } from './schema.js';
-export { formatFixed, npMean, npSum, NUMPY_REDUCE_BLOCK, pairwiseSum } from './numeric.js';
+export { formatFixed, npMean, npSum, NUMPY_REDUCE_BLOCK, pairwiseSum, type NumpySumOrder } from './numeric.js';

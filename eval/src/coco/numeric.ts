@@ -36,21 +36,31 @@ export function pairwiseSum(a: ArrayLike<number>, off: number, n: number): numbe
 export const NUMPY_REDUCE_BLOCK = 8192;
 
 /**
- * `np.sum(a)` / `np.add.reduce` for a contiguous 1-D float64 array, in the order numpy 1.24 uses
- * (the reference pycocotools was run with): the result starts at the identity 0, then each block of
- * {@link NUMPY_REDUCE_BLOCK} values is summed pairwise and added to it in sequence. Checked against
- * numpy 1.24.2 on adversarial inputs (see docs/eval-coco.md). The whole-array pairwise sum agrees
- * up to 8,192 values and drifts in the last bits above that.
+ * Which numpy's summation order to reproduce. `'blocked'`: numpy before 2.3 (run: 1.24.2, the numpy
+ * the reference pycocotools ran on): 8,192-value blocks, each summed pairwise, added one after
+ * another. `'pairwise'`: numpy 2.3 and later (run: 2.4.6), whose reductions no longer buffer a
+ * contiguous array, so the whole array is one pairwise sum. The two agree up to 8,192 values. The
+ * 2.3 boundary is inferred (docs/eval-coco.md).
  */
-export function npSum(a: ArrayLike<number>, off = 0, n = a.length - off): number {
+export type NumpySumOrder = 'blocked' | 'pairwise';
+
+/**
+ * `np.sum(a)` / `np.add.reduce` for a contiguous 1-D float64 array, in numpy's order: the result
+ * starts at the identity 0, then each block of {@link NUMPY_REDUCE_BLOCK} values (the whole array
+ * with `'pairwise'`) is summed pairwise and added to it in sequence. Checked against numpy 1.24.2 and
+ * 2.4.6 on adversarial inputs (scripts/coco-golden-8192/probe_numpy_order.py).
+ */
+export function npSum(a: ArrayLike<number>, order: NumpySumOrder = 'blocked'): number {
+  const n = a.length;
+  const block = order === 'pairwise' ? n : NUMPY_REDUCE_BLOCK;
   let res = 0;
-  for (let s = 0; s < n; s += NUMPY_REDUCE_BLOCK) res += pairwiseSum(a, off + s, Math.min(NUMPY_REDUCE_BLOCK, n - s));
+  for (let s = 0; s < n; s += block) res += pairwiseSum(a, s, Math.min(block, n - s));
   return res;
 }
 
 /** `np.mean(a)` for a non-empty contiguous 1-D float64 array: {@link npSum} divided by the count. */
-export function npMean(a: ArrayLike<number>): number {
-  return npSum(a) / a.length;
+export function npMean(a: ArrayLike<number>, order: NumpySumOrder = 'blocked'): number {
+  return npSum(a, order) / a.length;
 }
 
 /**

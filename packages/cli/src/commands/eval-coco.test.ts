@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { isKestrelError, type KestrelError } from '@kestrel/core';
 import type { CommandContext } from '../command.js';
@@ -89,6 +90,24 @@ describe('kestrel eval coco', () => {
     s.stats.forEach((v, i) => expect(Math.abs(v - se.stats[i]!)).toBeLessThanOrEqual(1e-9));
     const k = JSON.parse(await run({ gt: fx('kp_gt.json'), results: fx('kp_res.json'), 'iou-type': 'keypoints' })) as { stats: number[] };
     expect(k.stats.length).toBe(10);
+  });
+});
+
+describe('kestrel eval coco on means over more than 8,192 values (test/fixtures/coco-8192)', () => {
+  const fx8 = (f: string): string => fileURLToPath(new URL(`../../../../test/fixtures/coco-8192/${f}`, import.meta.url));
+  const { cases } = JSON.parse(readFileSync(fx8('cases.json'), 'utf8')) as { cases: { name: string; gt: string; res: string; params_override: object; stats: number[]; stats_pairwise: number[] }[] };
+  const c = cases.find((x) => x.name === 'bbox_usecats0_imgids_rec1001')!;
+  const unzip = (f: string): string => file(f.replace(/\.gz$/, ''), gunzipSync(readFileSync(fx8(f))).toString('utf8'));
+  const values = { gt: unzip(c.gt), results: unzip(c.res), 'iou-type': 'bbox', params: file('p8192.json', JSON.stringify(c.params_override)) };
+
+  it('--json stats === pycocotools (numpy 1.24.2); --numpy-sum pairwise === pycocotools on numpy 2.4.6', { timeout: 60_000 }, async () => {
+    expect(c.stats.some((s, i) => s !== c.stats_pairwise[i])).toBe(true);
+    expect((JSON.parse(await run(values)) as { stats: number[] }).stats).toEqual(c.stats);
+    expect((JSON.parse(await run({ ...values, 'numpy-sum': 'blocked' })) as { stats: number[] }).stats).toEqual(c.stats);
+    expect((JSON.parse(await run({ ...values, 'numpy-sum': 'pairwise' })) as { stats: number[] }).stats).toEqual(c.stats_pairwise);
+    const e = await failure({ ...values, 'numpy-sum': 'numpy2' });
+    expect(e.code).toBe('E_OPTIONS');
+    expect(e.message).toContain('pairwise');
   });
 });
 

@@ -1,7 +1,8 @@
 import type { CommandSpec } from '../command.js';
+import type { NumpySumOrder } from '@kestrel/eval';
 
 const HELP = `Usage: kestrel eval coco --gt GT.json --results RES.json --iou-type bbox|segm|keypoints
-                         [--params PARAMS.json] [--full] [--json]
+                         [--params PARAMS.json] [--numpy-sum blocked|pairwise] [--full] [--json]
 
 Evaluates COCO detection, segmentation or keypoint results with the semantics of pycocotools'
 COCOeval (same stats to the last digit: stable tie order, crowd regions, -1 for categories
@@ -12,6 +13,9 @@ without GT).
   --iou-type TYPE   bbox, segm or keypoints
   --params FILE     JSON object overriding pycocotools Params fields by name: imgIds, catIds,
                     useCats, iouThrs, recThrs, maxDets, areaRng, areaRngLbl, kpt_oks_sigmas
+  --numpy-sum ORDER how means are summed, as numpy does it: blocked (default; numpy < 2.3, what
+                    pycocotools ran on so far) or pairwise (numpy >= 2.3). Only means over more
+                    than 8,192 values can differ, in the last bit.
   --full            with --json: also "precision" [T][R][K][A][M] and "recall" [T][K][A][M]
   --json            JSON on stdout: stats, summary, per_category, params (+ precision, recall)
 
@@ -30,6 +34,7 @@ export const commands: CommandSpec[] = [
       results: { type: 'string' },
       'iou-type': { type: 'string' },
       params: { type: 'string' },
+      'numpy-sum': { type: 'string' },
       full: { type: 'boolean' },
     },
     async run(ctx) {
@@ -56,6 +61,8 @@ export const commands: CommandSpec[] = [
       const r = evaluateCoco({
         gt, results, iouType, params: params as Record<string, never> | undefined, full: full && ctx.json,
         gtSource: gtPath, resultsSource: resPath,
+        // evaluateCoco refuses any other value with E_OPTIONS naming the two accepted ones.
+        ...(ctx.values['numpy-sum'] !== undefined ? { numpySum: ctx.values['numpy-sum'] as NumpySumOrder } : {}),
       });
       if (ctx.json) {
         // Compact JSON: with --full the arrays hold ~10^6 numbers.
