@@ -1,5 +1,5 @@
 // Golden detection / segmentation / keypoint cases: outputs of pycocotools COCOeval (cocoapi @ 8c9bcc3)
-// on the GT and results files in test/fixtures/coco. Agreement is |diff| <= 1e-9 on every number.
+// on the GT and results files in test/fixtures/coco. Every number agrees exactly (=== / difference 0).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { COCO, COCOeval, evaluateCoco, type IouType } from '@kestrel/eval';
@@ -39,11 +39,11 @@ describe('COCOeval golden cases', () => {
       const exp = load(c.expected) as Expected;
       const r = evaluateCoco({ gt: load(c.gt), results: load(c.res), iouType: c.iouType, params: c.params_override, full: true });
       expect(r.stats.length).toBe(c.iouType === 'keypoints' ? 10 : 12);
-      expect(maxAbsDiff(r.stats, exp.stats)).toBeLessThanOrEqual(1e-9);
+      expect(r.stats).toEqual(exp.stats);
       expect(shape(r.precision)).toEqual(exp.precision_shape);
       expect(shape(r.recall)).toEqual(exp.recall_shape);
-      expect(maxAbsDiff(flat(r.precision), flat(exp.precision))).toBeLessThanOrEqual(1e-9);
-      expect(maxAbsDiff(flat(r.recall), flat(exp.recall))).toBeLessThanOrEqual(1e-9);
+      expect(maxAbsDiff(flat(r.precision), flat(exp.precision))).toBe(0);
+      expect(maxAbsDiff(flat(r.recall), flat(exp.recall))).toBe(0);
       expect(r.summary).toBe(exp.summary_text);
       expect(JSON.parse(JSON.stringify(r.params))).toEqual(exp.params);
     });
@@ -55,7 +55,7 @@ describe('COCOeval golden cases', () => {
     const E = new COCOeval(gt, dt, 'bbox');
     E.evaluate(); E.accumulate();
     const exp = load('det_expected_bbox_default.json') as Expected;
-    expect(maxAbsDiff(E.summarize(), exp.stats)).toBeLessThanOrEqual(1e-9);
+    expect(E.summarize()).toEqual(exp.stats);
     expect(E.summaryLines.join('\n') + '\n').toBe(exp.summary_text);
   });
 
