@@ -99,5 +99,12 @@ describe(`numpySum 'pairwise': pycocotools' summarize() on numpy ${numpy_pairwis
     try { evaluateCoco({ gt: input(c.gt), results: [], iouType: 'bbox', numpySum: 'kahan' as 'blocked' }); } catch (e) { err = e; }
     expect(isKestrelError(err) && err.code).toBe('E_OPTIONS');
     expect(String((err as Error).message)).toMatch(/"blocked".*"pairwise"/);
+    // The class API checks it too (a JS caller is not held to the type).
+    const gt = new COCO(input(c.gt));
+    const E = new COCOeval(gt, gt.loadRes([]), 'bbox');
+    E.evaluate(); E.accumulate();
+    let err2: unknown;
+    try { E.summarize('kahan' as 'blocked'); } catch (e) { err2 = e; }
+    expect(isKestrelError(err2) && err2.code).toBe('E_OPTIONS');
   });
 });

@@ -5,6 +5,7 @@ import { COCO } from './coco.js';
 import { COCOeval } from './cocoeval.js';
 import type { CocoParams, IouType } from './params.js';
 import { npMean, type NumpySumOrder } from './numeric.js';
+import { checkNumpySum } from './summarize.js';
 import type { GtDatasetInput, ResultInput } from './schema.js';
 
 const num = z.number();
@@ -22,9 +23,6 @@ export const cocoParamsSchema = z.strictObject({
   kpt_oks_sigmas: z.array(num).min(1).nullable().optional(),
   iouType: z.enum(['bbox', 'segm', 'keypoints']).optional(),
 });
-
-/** The numpy summation order of the means (see {@link NumpySumOrder}); `'blocked'` unless given. */
-export const numpySumOrderSchema = z.enum(['blocked', 'pairwise']).default('blocked');
 
 /** Parameter overrides accepted by {@link evaluateCoco} and `kestrel eval coco --params`. */
 export type CocoParamsOverride = z.input<typeof cocoParamsSchema>;
@@ -93,13 +91,6 @@ export function evaluateCoco(opts: EvaluateCocoOptions): CocoEvalResult {
   E.evaluate();
   E.accumulate();
   return finishEval(E, gt, opts.full === true, order);
-}
-
-/** Validate the numpy summation order (E_OPTIONS), `'blocked'` when absent. */
-export function checkNumpySum(v: unknown): NumpySumOrder {
-  const r = numpySumOrderSchema.safeParse(v);
-  if (!r.success) throw new KestrelError('E_OPTIONS', `numpySum must be "blocked" (numpy < 2.3) or "pairwise" (numpy >= 2.3); got ${JSON.stringify(v)}`);
-  return r.data;
 }
 
 /** Validate the IoU type and parameter overrides (E_OPTIONS). */

@@ -2,10 +2,10 @@
 export { COCO, readJsonFile, type CocoAnnotation, type CocoImage, type CocoCategory } from './coco.js';
 export { COCOeval, type AccumulatedEval } from './cocoeval.js';
 export { argsortDescStable } from './accumulate-steps.js';
-export type { SummaryResult } from './summarize.js';
+export { numpySumOrderSchema, type SummaryResult } from './summarize.js';
 export { defaultParams, linspace, type CocoParams, type IouType } from './params.js';
 export {
-  evaluateCoco, cocoParamsSchema, numpySumOrderSchema, type EvaluateCocoOptions, type CocoEvalResult, type CocoCategoryResult, type CocoParamsOverride,
+  evaluateCoco, cocoParamsSchema, type EvaluateCocoOptions, type CocoEvalResult, type CocoCategoryResult, type CocoParamsOverride,
 } from './evaluate-coco.js';
 export { gtDatasetSchema, resultsSchema, type GtDatasetInput, type ResultInput } from './schema.js';
 export { formatFixed, npMean, npSum, NUMPY_REDUCE_BLOCK, pairwiseSum, type NumpySumOrder } from './numeric.js';

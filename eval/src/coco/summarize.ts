@@ -1,4 +1,5 @@
 /** `COCOeval.summarize`: the 12 (bbox/segm) or 10 (keypoints) means and pycocotools' summary lines. */
+import { z } from 'zod';
 import { KestrelError } from '@kestrel/core';
 import type { AccumulatedEval } from './accumulate-steps.js';
 import { formatFixed, npMean, type NumpySumOrder } from './numeric.js';
@@ -10,8 +11,19 @@ export interface SummaryResult {
   lines: string[];
 }
 
+/** The numpy summation order of the means (see {@link NumpySumOrder}); `'blocked'` unless given. */
+export const numpySumOrderSchema = z.enum(['blocked', 'pairwise']).default('blocked');
+
+/** Validate the numpy summation order (E_OPTIONS), `'blocked'` when absent. */
+export function checkNumpySum(v: unknown): NumpySumOrder {
+  const r = numpySumOrderSchema.safeParse(v);
+  if (!r.success) throw new KestrelError('E_OPTIONS', `numpySum must be "blocked" (numpy < 2.3) or "pairwise" (numpy >= 2.3); got ${JSON.stringify(v)}`);
+  return r.data;
+}
+
 /** pycocotools' `summarize()` over accumulated arrays, means summed in `order`. */
 export function summarizeEval(ev: AccumulatedEval, p: CocoParams, order: NumpySumOrder): SummaryResult {
+  checkNumpySum(order);
   const lines: string[] = [];
   const [T, R, K, A, M] = ev.counts;
   const summ = (ap: boolean, iouThr: number | null, areaRng: string, maxDets: number): number => {
