@@ -9,6 +9,8 @@ export { chat, formatConversation, ChatOptionsSchema, type ChatMessage, type Cha
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer } from './vlm/tokenizer.js';
 export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
+export { parseVl2Config, type Vl2Config } from './vlm/vl2-config.js';
+export { vl2TensorShapes, visionTensorShapes, projectorTensorShapes, checkCheckpointTensors, countParameters, type TensorCheckReport } from './vlm/checkpoint-tensors.js';
 export { trainXray, benchXray, XrayOptionsSchema, TrainXrayOptionsSchema, BenchXrayOptionsSchema, type XrayOptions, type XrayResult, type XrayPipeline, type TrainXrayOptions, type BenchXrayOptions, type XrayBenchResult } from './xray/index.js';
 export { trainDefects, trainAnomaly, benchDefects, DefectsOptionsSchema, TrainDefectsOptionsSchema, TrainAnomalyOptionsSchema, BenchDefectsOptionsSchema, type DefectsOptions, type DefectsResult, type DefectsPipeline, type TrainDefectsOptions, type TrainAnomalyOptions, type BenchDefectsOptions, type DefectsBenchResult } from './defects/index.js';
 export { qcModelTask, resolveQcModelDir } from './training/model-dir.js';

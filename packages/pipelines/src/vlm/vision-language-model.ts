@@ -9,6 +9,7 @@ import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type Strea
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer } from './tokenizer.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
+import { parseVl2Config, type Vl2Config } from './vl2-config.js';
 
 /** Options of {@link VisionLanguageModel.load}. */
 export const VlmLoadOptionsSchema = z.object({
@@ -52,15 +53,6 @@ export interface PreparedInputs {
   /** ViT output [tiles, N, D] and projector output [tiles, h*w, H] (null without images) */
   visionFeatures: Tensor<'f32'> | null;
   projectorOut: Tensor<'f32'> | null;
-}
-
-interface Vl2Config {
-  vision_config: unknown;
-  projector_config: unknown;
-  language_config: Record<string, unknown>;
-  tile_tag?: unknown;
-  global_view_pos?: unknown;
-  candidate_resolutions?: unknown;
 }
 
 async function readJson(path: string, what: string): Promise<unknown> {
@@ -116,12 +108,7 @@ export class VisionLanguageModel {
     const o = parseOptions(VlmLoadOptionsSchema, options, 'VisionLanguageModel.load options');
     const st = await stat(dir).catch(() => null);
     if (!st || !st.isDirectory()) throw new KestrelError('E_MODEL_NOT_FOUND', `model directory not found: ${dir}`, { details: { path: dir } });
-    const cfg = (await readJson(join(dir, 'config.json'), 'config')) as Vl2Config;
-    for (const k of ['vision_config', 'projector_config', 'language_config'] as const) {
-      if (typeof cfg?.[k] !== 'object' || cfg[k] === null) {
-        throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}/config.json has no "${k}"; is this a DeepSeek-VL2 checkpoint?`);
-      }
-    }
+    const cfg = parseVl2Config(await readJson(join(dir, 'config.json'), 'config'), `${dir}/config.json`);
     const tokenizer = await TextTokenizer.load(dir);
 
     // processor_config.json: as released; fall back to config.json for a checkpoint that lacks it.

@@ -1,0 +1,193 @@
+// Item 1 of issue 14: the configs of the published DeepSeek-VL2 / DeepSeek-V2 / DeepSeek-OCR checkpoints
+// (test/fixtures/published-configs, provenance in its README) load as they are.
+import { mkdtempSync, openSync, closeSync, ftruncateSync, writeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { isKestrelError } from '@kestrel/core';
+import { parseVisionConfig } from '@kestrel/vit';
+import { parseProjectorConfig } from '@kestrel/projector';
+import { parseModelConfig, languageTensorShapes } from '@kestrel/moe';
+import { DeepseekVLV2Processor, parseVl2Config, vl2TensorShapes, checkCheckpointTensors, countParameters } from '@kestrel/pipelines';
+
+const here = fileURLToPath(new URL('../fixtures/published-configs/', import.meta.url));
+const json = (p: string): Record<string, unknown> => JSON.parse(readFileSync(join(here, p), 'utf8')) as Record<string, unknown>;
+const VL2 = ['deepseek-vl2-tiny', 'deepseek-vl2-small', 'deepseek-vl2'] as const;
+const tmp = mkdtempSync(join(tmpdir(), 'kestrel-published-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterEach(() => { vi.restoreAllMocks(); });
+
+function kestrelWarnings(): string[][] {
+  const spy = vi.spyOn(process, 'emitWarning');
+  return spy.mock.calls as unknown as string[][];
+}
+
+function thrown(f: () => unknown): unknown {
+  try { f(); } catch (e) { return e; }
+  return null;
+}
+
+describe('published DeepSeek-VL2 configs', () => {
+  for (const m of VL2) {
+    it(`${m}: config.json, processor_config.json and all three sub-configs parse with no warning`, () => {
+      const warnings = kestrelWarnings();
+      const cfg = parseVl2Config(json(`${m}/config.json`));
+      const v = parseVisionConfig(cfg.vision_config);
+      const p = parseProjectorConfig(cfg.projector_config);
+      const l = parseModelConfig(cfg.language_config);
+      const proc = new DeepseekVLV2Processor(json(`${m}/processor_config.json`));
+      // SigLIP-SO400M at 384 px, patch 14: 27 x 27 patches, 14 x 14 tokens per tile after the 2x2 downsample
+      expect([v.image_size, v.patch_size, v.width, v.layers, v.heads]).toEqual([384, 14, 1152, 27, 16]);
+      expect(proc.imageSize).toBe(384);
+      expect(proc.tokensPerSide).toBe(14);
+      expect(p.n_embed).toBe(l.hidden);
+      expect(warnings).toEqual([]);
+    });
+  }
+
+  it('the language models get the geometry DeepSeek publishes (defaults of DeepseekV2Config fill the omitted keys)', () => {
+    const [tiny, small, big] = VL2.map((m) => parseModelConfig(parseVl2Config(json(`${m}/config.json`)).language_config));
+    expect(tiny).toMatchObject({ useMla: false, headDim: 128, nLayers: 12, nHeads: 10, nRouted: 64, topK: 6, nShared: 2 });
+    expect(small).toMatchObject({ useMla: true, qLoraRank: null, kvLoraRank: 512, nLayers: 27, nHeads: 16, nRouted: 64 });
+    // deepseek-vl2 leaves layers, heads, kv_lora_rank to the class defaults (30, 32, 512)
+    expect(big).toMatchObject({ useMla: true, nLayers: 30, nHeads: 32, kvLoraRank: 512, qLoraRank: null, nRouted: 72 });
+    expect(big.raw).toMatchObject({ topk_method: 'noaux_tc', scoring_func: 'sigmoid', norm_topk_prob: true, routed_scaling_factor: 2, lm_head: false });
+  });
+
+  it('parameter counts equal the published totals (tiny 3,370,501,440; small 16.1 B with a DeepSeek-V2-Lite LM; deepseek-vl2 27.5 B)', () => {
+    const [tiny, small, big] = VL2.map((m) => vl2TensorShapes(json(`${m}/config.json`)));
+    expect(countParameters(tiny!)).toBe(3_370_501_440);
+    expect(Math.round(countParameters(small!) / 1e8) / 10).toBe(16.1);
+    expect(Math.round(countParameters(big!) / 1e8) / 10).toBe(27.5);
+    // DeepSeek-V2-Lite: 15,706,484,224 parameters (its safetensors index); VL2-small's language model has its geometry
+    const lite = languageTensorShapes(parseModelConfig(json('DeepSeek-V2-Lite/config.json')));
+    expect(countParameters(lite)).toBe(15_706_484_224);
+    const smallLm = new Map([...small!].filter(([k]) => k.startsWith('language.')));
+    expect(countParameters(smallLm)).toBe(15_706_484_224);
+  });
+
+  it('the tensor table matches the golden checkpoints tensor for tensor (names written by the PyTorch reference)', async () => {
+    for (const m of ['A', 'B', 'C']) {
+      const dir = fileURLToPath(new URL(`../fixtures/vlm/${m}/`, import.meta.url));
+      const r = await checkCheckpointTensors(dir, vl2TensorShapes(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))));
+      expect(r.missing.length + r.unexpected.length + r.mismatched.length).toBe(0);
+      expect(r.checked).toBeGreaterThan(50);
+    }
+  });
+
+  it('weight check of a real-size tiny checkpoint (sharded BF16, headers only; data is a sparse file)', async () => {
+    const shapes = vl2TensorShapes(json('deepseek-vl2-tiny/config.json'));
+    const dir = join(tmp, 'tiny');
+    rmSync(dir, { recursive: true, force: true });
+    (await import('node:fs')).mkdirSync(dir);
+    const names = [...shapes.keys()];
+    const half = Math.ceil(names.length / 2);
+    const weightMap: Record<string, string> = {};
+    for (const [i, part] of [names.slice(0, half), names.slice(half)].entries()) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      const header: Record<string, unknown> = {};
+      let off = 0;
+      for (const n of part) {
+        const bytes = shapes.get(n)!.reduce((a, b) => a * b, 1) * 2;
+        header[n] = { dtype: 'BF16', shape: shapes.get(n), data_offsets: [off, off + bytes] };
+        off += bytes;
+        weightMap[n] = file;
+      }
+      const h = Buffer.from(JSON.stringify(header));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(h.length));
+      const fd = openSync(join(dir, file), 'w');
+      writeSync(fd, len);
+      writeSync(fd, h);
+      ftruncateSync(fd, 8 + h.length + off);
+      closeSync(fd);
+    }
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: countParameters(shapes) * 2 }, weight_map: weightMap }));
+    const r = await checkCheckpointTensors(dir, shapes);
+    expect(r).toMatchObject({ missing: [], unexpected: [], mismatched: [], checked: 2582, parameters: 3_370_501_440 });
+    // the same weights under a config that says 11 layers: refused, naming the extra tensors
+    const eleven = json('deepseek-vl2-tiny/config.json');
+    (eleven.language_config as Record<string, unknown>).num_hidden_layers = 11;
+    const err = await checkCheckpointTensors(dir, vl2TensorShapes(eleven)).catch((e: unknown) => e);
+    expect(isKestrelError(err, 'E_CHECKPOINT_FORMAT'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/language\.model\.layers\.11\./);
+  });
+});
+
+describe('DeepSeek-V2-Lite and DeepSeek-OCR', () => {
+  it('DeepSeek-V2-Lite config.json parses with YaRN and no warning', () => {
+    const warnings = kestrelWarnings();
+    const c = parseModelConfig(json('DeepSeek-V2-Lite/config.json'));
+    expect(c).toMatchObject({ useMla: true, nLayers: 27, kvLoraRank: 512, qLoraRank: null, bosId: 100000, eosIds: [100001] });
+    expect(c.raw.rope_scaling).toMatchObject({ type: 'yarn', factor: 40, mscale: 0.707, mscale_all_dim: 0.707 });
+    expect(warnings).toEqual([]);
+  });
+
+  it("DeepSeek-OCR's language model parses (use_mla false, kv_lora_rank null, head dims 0) and its tensor names are the published ones", () => {
+    const ocr = json('DeepSeek-OCR/config.json');
+    const c = parseModelConfig(ocr.language_config);
+    expect(c).toMatchObject({ useMla: false, headDim: 128, kvLoraRank: 0, nLayers: 12, nRouted: 64, nShared: 2 });
+    const s = languageTensorShapes(c);
+    // shapes from the published checkpoint's tensor list (DeepSeek-OCR model-00001-of-000001.safetensors)
+    expect(s.get('model.layers.0.self_attn.q_proj.weight')).toEqual([1280, 1280]);
+    expect(s.get('model.layers.0.mlp.gate_proj.weight')).toEqual([6848, 1280]);
+    expect(s.get('model.layers.11.mlp.experts.63.down_proj.weight')).toEqual([1280, 896]);
+    expect(s.get('model.layers.1.mlp.shared_experts.up_proj.weight')).toEqual([1792, 1280]);
+    expect(s.get('model.layers.1.mlp.gate.weight')).toEqual([64, 1280]);
+    expect(s.get('lm_head.weight')).toEqual([129280, 1280]);
+  });
+
+  it('the whole DeepSeek-OCR checkpoint is refused by name (its vision tower is SAM + CLIP, not SigLIP)', () => {
+    const err = thrown(() => parseVl2Config(json('DeepSeek-OCR/config.json')));
+    expect(isKestrelError(err, 'E_UNSUPPORTED'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/DeepseekOCRForCausalLM/);
+  });
+});
+
+describe('keys: ignored, warned, refused', () => {
+  it('lm_head false / rm_head true are accepted (DeepSeek always builds lm_head and never reads rm_head)', () => {
+    const lc = { ...json('deepseek-vl2-tiny/config.json').language_config as object, lm_head: false, rm_head: true };
+    expect(parseModelConfig(lc).nLayers).toBe(12);
+  });
+
+  it('an unknown key is a one-line warning, once, not a refusal', () => {
+    const warnings = kestrelWarnings();
+    const lc = { ...json('deepseek-vl2-tiny/config.json').language_config as object, brand_new_key_xyz: 1 };
+    parseModelConfig(lc);
+    parseModelConfig(lc);
+    const mine = warnings.filter((w) => String(w[0]).includes('brand_new_key_xyz'));
+    expect(mine.length).toBe(1);
+    expect(String(mine[0]![0])).not.toMatch(/\n/);
+    const proc = { ...json('deepseek-vl2-tiny/processor_config.json'), another_new_key_xyz: true };
+    expect(new DeepseekVLV2Processor(proc).imageSize).toBe(384);
+    expect(warnings.some((w) => String(w[0]).includes('another_new_key_xyz'))).toBe(true);
+  });
+
+  const refused: Array<[string, () => unknown, RegExp]> = [
+    ['hidden_act gelu', () => parseModelConfig({ ...json('deepseek-vl2-tiny/config.json').language_config as object, hidden_act: 'gelu' }), /hidden_act/],
+    ['rope_scaling dynamic', () => parseModelConfig({ ...json('DeepSeek-V2-Lite/config.json'), rope_scaling: { type: 'dynamic', factor: 2 } }), /rope_scaling/],
+    ['sft_format plain', () => new DeepseekVLV2Processor({ ...json('deepseek-vl2-tiny/processor_config.json'), sft_format: 'plain' }), /sft_format/],
+    ['use_mla true without kv_lora_rank', () => parseModelConfig({ ...json('deepseek-vl2-tiny/config.json').language_config as object, use_mla: true }), /kv_lora_rank/],
+  ];
+  for (const [what, f, re] of refused) {
+    it(`an unsupported value that changes the computation is E_CHECKPOINT_FORMAT naming it: ${what}`, () => {
+      const err = thrown(f);
+      expect(isKestrelError(err, 'E_CHECKPOINT_FORMAT'), String(err)).toBe(true);
+      expect((err as Error).message).toMatch(re);
+    });
+  }
+
+  it("defaults are DeepseekV2Config's (configuration_deepseek.py, read by hand)", () => {
+    const c = parseModelConfig({ n_routed_experts: null }).raw;
+    expect(c).toMatchObject({
+      vocab_size: 102400, hidden_size: 4096, intermediate_size: 11008, moe_intermediate_size: 1407, num_hidden_layers: 30,
+      num_attention_heads: 32, num_key_value_heads: 32, n_shared_experts: null, n_routed_experts: null, routed_scaling_factor: 1,
+      kv_lora_rank: 512, q_lora_rank: 1536, qk_rope_head_dim: 64, v_head_dim: 128, qk_nope_head_dim: 128, n_group: null,
+      topk_group: null, num_experts_per_tok: null, moe_layer_freq: 1, first_k_dense_replace: 0, norm_topk_prob: false,
+      scoring_func: 'softmax', hidden_act: 'silu', max_position_embeddings: 2048, rms_norm_eps: 1e-6, pad_token_id: null,
+      bos_token_id: 100000, eos_token_id: 100001, tie_word_embeddings: false, rope_theta: 10000, rope_scaling: null,
+      attention_bias: false, use_mla: true,
+    });
+  });
+});
