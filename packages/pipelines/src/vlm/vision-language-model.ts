@@ -7,7 +7,7 @@ import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
 import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
-import { TextTokenizer } from './tokenizer.js';
+import { TextTokenizer, processorSpecialTokens } from './tokenizer.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
 import { parseVl2Config, type Vl2Config } from './vl2-config.js';
 
@@ -109,7 +109,6 @@ export class VisionLanguageModel {
     const st = await stat(dir).catch(() => null);
     if (!st || !st.isDirectory()) throw new KestrelError('E_MODEL_NOT_FOUND', `model directory not found: ${dir}`, { details: { path: dir } });
     const cfg = parseVl2Config(await readJson(join(dir, 'config.json'), 'config'), `${dir}/config.json`);
-    const tokenizer = await TextTokenizer.load(dir);
 
     // processor_config.json: as released; fall back to config.json for a checkpoint that lacks it.
     const pPath = join(dir, 'processor_config.json');
@@ -119,15 +118,22 @@ export class VisionLanguageModel {
       ? { ...(await readJson(pPath, 'processor config') as object) }
       : { candidate_resolutions: cfg.candidate_resolutions ?? [[vc.image_size, vc.image_size]], patch_size: vc.patch_size, downsample_ratio: pc.downsample_ratio };
     const lc = cfg.language_config;
-    const tokCfg = tokenizer ? await readJson(join(dir, 'tokenizer_config.json'), 'tokenizer config').catch(() => ({})) as Record<string, unknown> : {};
+    const hasTokenizer = Boolean(await stat(join(dir, 'tokenizer.json')).catch(() => null));
+    const tokCfg = hasTokenizer ? await readJson(join(dir, 'tokenizer_config.json'), 'tokenizer config').catch(() => ({})) as Record<string, unknown> : {};
+    const tokenText = (t: unknown): string | undefined => typeof t === 'string' ? t : typeof t === 'object' && t !== null ? (t as { content?: string }).content : undefined;
+    const imageToken = typeof rawProc.image_token === 'string' ? rawProc.image_token : '<image>';
+    const padToken = typeof rawProc.pad_token === 'string' ? rawProc.pad_token : '<｜▁pad▁｜>';
+    // the tokens DeepseekVLV2Processor.__init__ adds when tokenizer.json lacks them
+    const tokenizer = await TextTokenizer.load(dir, processorSpecialTokens({ padToken, imageToken, tokenizerHasPad: tokenText(tokCfg.pad_token) !== undefined }));
     const tokenId = (t: unknown): number | undefined => {
-      const s = typeof t === 'string' ? t : typeof t === 'object' && t !== null ? (t as { content?: string }).content : undefined;
+      const s = tokenText(t);
       return s !== undefined ? tokenizer?.tokenToId(s) : undefined;
     };
-    rawProc.image_token_id ??= tokenizer?.tokenToId(typeof rawProc.image_token === 'string' ? rawProc.image_token : '<image>');
+    rawProc.image_token_id ??= tokenizer?.tokenToId(imageToken);
     rawProc.bos_token_id ??= tokenId(tokCfg.bos_token) ?? firstId(lc.bos_token_id);
     rawProc.eos_token_id ??= tokenId(tokCfg.eos_token) ?? firstId(lc.eos_token_id);
-    for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id']) if (rawProc[k] === undefined) delete rawProc[k];
+    rawProc.pad_token_id ??= tokenId(tokCfg.pad_token) ?? tokenizer?.tokenToId(padToken);
+    for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id', 'pad_token_id']) if (rawProc[k] === undefined) delete rawProc[k];
     const processor = new DeepseekVLV2Processor(rawProc);
     if (processor.imageSize !== vc.image_size || processor.config.patch_size !== vc.patch_size) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `processor_config (tile ${processor.imageSize}, patch ${processor.config.patch_size}) disagrees with vision_config (image_size ${vc.image_size}, patch_size ${vc.patch_size})`);
