@@ -9,6 +9,10 @@ export { chat, formatConversation, tokenizeConversation, conversationImages, DEE
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer, processorSpecialTokens, GROUNDING_TOKENS, CHAT_TOKENS } from './vlm/tokenizer.js';
 export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
+export { GroundOptionsSchema, type GroundOptions, type GroundPipeline, type GroundResult, type GroundDetection, type VlmDetection, type GroundCategory } from './vlm/ground.js';
+export { benchGround, BenchGroundOptionsSchema, type BenchGroundOptions, type BenchGroundResult } from './vlm/ground-coco.js';
+export { parseGrounding, type GroundingFlag, type ParsedGrounding, type ParsedBox, type DeepseekBox } from './vlm/grounding-parse.js';
+export { boxFromDeepseek, boxToDeepseek, type GroundingFrame, type FrameGeometry } from './vlm/grounding-coords.js';
 export { parseVl2Config, type Vl2Config } from './vlm/vl2-config.js';
 export { vl2TensorShapes, visionTensorShapes, projectorTensorShapes, checkCheckpointTensors, countParameters, type TensorCheckReport } from './vlm/checkpoint-tensors.js';
 export { trainXray, benchXray, XrayOptionsSchema, TrainXrayOptionsSchema, BenchXrayOptionsSchema, type XrayOptions, type XrayResult, type XrayPipeline, type TrainXrayOptions, type BenchXrayOptions, type XrayBenchResult } from './xray/index.js';
