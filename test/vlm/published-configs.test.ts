@@ -1,6 +1,6 @@
 // Item 1 of issue 14: the configs of the published DeepSeek-VL2 / DeepSeek-V2 / DeepSeek-OCR checkpoints
 // (test/fixtures/published-configs, provenance in its README) load as they are.
-import { mkdtempSync, openSync, closeSync, ftruncateSync, writeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, writeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,44 +76,63 @@ describe('published DeepSeek-VL2 configs', () => {
     }
   });
 
-  it('weight check of a real-size tiny checkpoint (sharded BF16, headers only; data is a sparse file)', async () => {
-    const shapes = vl2TensorShapes(json('deepseek-vl2-tiny/config.json'));
-    const dir = join(tmp, 'tiny');
-    rmSync(dir, { recursive: true, force: true });
-    (await import('node:fs')).mkdirSync(dir);
-    const names = [...shapes.keys()];
-    const half = Math.ceil(names.length / 2);
-    const weightMap: Record<string, string> = {};
-    for (const [i, part] of [names.slice(0, half), names.slice(half)].entries()) {
-      const file = `model-0000${i + 1}-of-00002.safetensors`;
-      const header: Record<string, unknown> = {};
-      let off = 0;
-      for (const n of part) {
-        const bytes = shapes.get(n)!.reduce((a, b) => a * b, 1) * 2;
-        header[n] = { dtype: 'BF16', shape: shapes.get(n), data_offsets: [off, off + bytes] };
-        off += bytes;
-        weightMap[n] = file;
-      }
-      const h = Buffer.from(JSON.stringify(header));
-      const len = Buffer.alloc(8);
-      len.writeBigUInt64LE(BigInt(h.length));
-      const fd = openSync(join(dir, file), 'w');
-      writeSync(fd, len);
-      writeSync(fd, h);
-      ftruncateSync(fd, 8 + h.length + off);
-      closeSync(fd);
-    }
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: countParameters(shapes) * 2 }, weight_map: weightMap }));
-    const r = await checkCheckpointTensors(dir, shapes);
-    expect(r).toMatchObject({ missing: [], unexpected: [], mismatched: [], checked: 2582, parameters: 3_370_501_440 });
-    // the same weights under a config that says 11 layers: refused, naming the extra tensors
-    const eleven = json('deepseek-vl2-tiny/config.json');
-    (eleven.language_config as Record<string, unknown>).num_hidden_layers = 11;
-    const err = await checkCheckpointTensors(dir, vl2TensorShapes(eleven)).catch((e: unknown) => e);
-    expect(isKestrelError(err, 'E_CHECKPOINT_FORMAT'), String(err)).toBe(true);
-    expect((err as Error).message).toMatch(/language\.model\.layers\.11\./);
-  });
+  // published totals: the issue's 3,370,501,440 for tiny; 16.1 B and 27.5 B (DeepSeek-VL2 paper / model cards)
+  const totals: Record<(typeof VL2)[number], (n: number) => boolean> = {
+    'deepseek-vl2-tiny': (n) => n === 3_370_501_440,
+    'deepseek-vl2-small': (n) => Math.round(n / 1e8) === 161,
+    'deepseek-vl2': (n) => Math.round(n / 1e8) === 275,
+  };
+  for (const m of VL2) {
+    it(`weight check of a real-size ${m} checkpoint (sharded BF16; headers only, the data is a sparse file)`, async () => {
+      const shapes = vl2TensorShapes(json(`${m}/config.json`));
+      const dir = join(tmp, m);
+      writeSparseCheckpoint(dir, shapes, 3);
+      const r = await checkCheckpointTensors(dir, shapes);
+      expect(r).toMatchObject({ missing: [], unexpected: [], mismatched: [], checked: shapes.size });
+      expect(totals[m](r.parameters), String(r.parameters)).toBe(true);
+      // the same weights under a config with one layer fewer: refused, naming the extra tensors
+      const fewer = json(`${m}/config.json`);
+      const lc = fewer.language_config as Record<string, unknown>;
+      const layers = parseModelConfig(lc).nLayers;
+      lc.num_hidden_layers = layers - 1;
+      const err = await checkCheckpointTensors(dir, vl2TensorShapes(fewer)).catch((e: unknown) => e);
+      expect(isKestrelError(err, 'E_CHECKPOINT_FORMAT'), String(err)).toBe(true);
+      expect((err as Error).message).toContain(`language.model.layers.${layers - 1}.`);
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
 });
+
+/** A sharded BF16 safetensors checkpoint with `shapes`: real headers, zero data as sparse files (no disk used). */
+function writeSparseCheckpoint(dir: string, shapes: ReadonlyMap<string, readonly number[]>, shards: number): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const names = [...shapes.keys()];
+  const per = Math.ceil(names.length / shards);
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  for (let i = 0; i < shards; i++) {
+    const file = `model-${String(i + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+    const header: Record<string, unknown> = {};
+    let off = 0;
+    for (const n of names.slice(i * per, (i + 1) * per)) {
+      const bytes = shapes.get(n)!.reduce((a, b) => a * b, 1) * 2;
+      header[n] = { dtype: 'BF16', shape: shapes.get(n), data_offsets: [off, off + bytes] };
+      off += bytes;
+      weightMap[n] = file;
+    }
+    total += off;
+    const h = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    const fd = openSync(join(dir, file), 'w');
+    writeSync(fd, len);
+    writeSync(fd, h);
+    ftruncateSync(fd, 8 + h.length + off);
+    closeSync(fd);
+  }
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }));
+}
 
 describe('DeepSeek-V2-Lite and DeepSeek-OCR', () => {
   it('DeepSeek-V2-Lite config.json parses with YaRN and no warning', () => {
@@ -122,6 +141,17 @@ describe('DeepSeek-V2-Lite and DeepSeek-OCR', () => {
     expect(c).toMatchObject({ useMla: true, nLayers: 27, kvLoraRank: 512, qLoraRank: null, bosId: 100000, eosIds: [100001] });
     expect(c.raw.rope_scaling).toMatchObject({ type: 'yarn', factor: 40, mscale: 0.707, mscale_all_dim: 0.707 });
     expect(warnings).toEqual([]);
+  });
+
+  it('weight check of a real-size DeepSeek-V2-Lite checkpoint (DeepseekV2ForCausalLM names, sparse BF16 shards)', async () => {
+    const shapes = languageTensorShapes(parseModelConfig(json('DeepSeek-V2-Lite/config.json')));
+    const dir = join(tmp, 'lite');
+    writeSparseCheckpoint(dir, shapes, 4);
+    const r = await checkCheckpointTensors(dir, shapes);
+    expect(r).toMatchObject({ missing: [], unexpected: [], mismatched: [], parameters: 15_706_484_224 });
+    expect(shapes.get('model.layers.1.self_attn.kv_a_proj_with_mqa.weight')).toEqual([512 + 64, 2048]);
+    expect(shapes.get('model.layers.1.self_attn.kv_b_proj.weight')).toEqual([16 * (128 + 128), 512]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("DeepSeek-OCR's language model parses (use_mla false, kv_lora_rank null, head dims 0) and its tensor names are the published ones", () => {
