@@ -16,7 +16,7 @@ const A = join(FIXTURES, 'A');
 const IMG0 = join(A, 'img0.png'); // 150 x 90: 2 x 1 tiles on model A, 57 image tokens (golden case_img0)
 const IMG1 = join(A, 'img1.png');
 const B = (s: string): number[] => [...Buffer.from(s, 'utf8')].map((b) => 5 + b);
-const [BOS, EOS, USER, ASSISTANT, REF, REF_END, IMG] = [0, 1, 3, 4, 261, 262, 299];
+const [BOS, EOS, USER, ASSISTANT, REF, REF_END, GROUNDING, IMG] = [0, 1, 3, 4, 261, 262, 265, 299];
 const img = (n: number): number[] => new Array<number>(n).fill(IMG);
 
 async function setup(): Promise<{ proc: DeepseekVLV2Processor; run: (m: ChatMessage[], counts: number[]) => number[] }> {
@@ -50,6 +50,24 @@ describe('conversation tokens as DeepSeek-VL2 builds them', () => {
       BOS, USER, ...B(': This is image_1: '), ...img(41), ...B('\nThis is image_2: '), ...img(41), ...B('\nThis is image_3: '), ...img(41),
       ...B('\n Can you tell me what are in the images?\n\n'), ASSISTANT, ...B(':'),
     ]);
+  });
+
+  it('inference.py example: two images (still cropped: at most 2) then <|grounding|>', async () => {
+    const { proc, run } = await setup();
+    const pre = await proc.preprocess([IMG0, IMG1]);
+    expect(pre.numImageTokens).toEqual([57, 61]); // golden case_img0 / case_img1
+    const q = '<image>\n<image>\n<|grounding|>In the first image, an object within the red rectangle is marked. Locate the object of the same category in the second image.';
+    const ids = run([{ role: 'user', content: q, images: [IMG0, IMG1] }], pre.numImageTokens);
+    expect(ids).toEqual([
+      BOS, USER, ...B(': '), ...img(57), ...B('\n'), ...img(61), ...B('\n'), GROUNDING,
+      ...B('In the first image, an object within the red rectangle is marked. Locate the object of the same category in the second image.\n\n'), ASSISTANT, ...B(':'),
+    ]);
+  });
+
+  it('web_demo.py example with UTF-8 text: "找到<|ref|>淡定姐<|/ref|>"', async () => {
+    const { run } = await setup();
+    const ids = run([{ role: 'user', content: '<image>\n找到<|ref|>淡定姐<|/ref|>', images: [IMG0] }], [57]);
+    expect(ids).toEqual([BOS, USER, ...B(': '), ...img(57), ...B('\n找到'), REF, ...B('淡定姐'), REF_END, ...B('\n\n'), ASSISTANT, ...B(':')]);
   });
 
   it('system prompt and multi-turn: system text with no separator, answers without a leading space and closed by EOS', async () => {
