@@ -221,3 +221,36 @@ describe('keys: ignored, warned, refused', () => {
     });
   });
 });
+
+describe('a checkpoint folder in the published layout loads end to end (golden A weights)', () => {
+  it('published-style config keys, a processor_config without token ids and a tokenizer_config with AddedToken objects', async () => {
+    const { copyFileSync } = await import('node:fs');
+    const { VisionLanguageModel } = await import('@kestrel/pipelines');
+    const A = fileURLToPath(new URL('../fixtures/vlm/A/', import.meta.url));
+    const CHAT = fileURLToPath(new URL('../fixtures/vlm-chat/', import.meta.url));
+    const dir = join(tmp, 'published-layout');
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(A, 'model.safetensors'), join(dir, 'model.safetensors'));
+    copyFileSync(join(CHAT, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    copyFileSync(join(here, 'deepseek-vl2-tiny/tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    const cfg = JSON.parse(readFileSync(join(A, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const published = json('deepseek-vl2-tiny/config.json');
+    // A's geometry with the published file's extra keys (lm_head: false as in deepseek-vl2 / -small)
+    cfg.language_config = { ...cfg.language_config, auto_map: (published.language_config as Record<string, unknown>).auto_map, lm_head: false, rm_head: false, torch_dtype: 'bfloat16' };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    const proc = JSON.parse(readFileSync(join(A, 'processor_config.json'), 'utf8')) as Record<string, unknown>;
+    for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id', 'pad_token_id']) delete proc[k];
+    writeFileSync(join(dir, 'processor_config.json'), JSON.stringify(proc));
+    const warnings = kestrelWarnings();
+    const vlm = await VisionLanguageModel.load(dir, { backend: 'portable' });
+    try {
+      // ids from the tokenizer: BOS/EOS named by the AddedToken objects, <｜▁pad▁｜> added as pad (tokenizer_config has none)
+      expect(vlm.processor.config).toMatchObject({ image_token_id: 299, bos_token_id: 0, eos_token_id: 1, pad_token_id: 2 });
+      const r = await vlm.chat([{ role: 'user', content: '<image>\nWhat is it?', images: [join(A, 'img0.png')] }], { maxNewTokens: 3 });
+      expect(r.usage.imageTokens).toBe(57);
+      expect(warnings).toEqual([]);
+    } finally {
+      vlm.dispose();
+    }
+  });
+});
