@@ -186,6 +186,30 @@ describe('ground pipeline on golden model A (test tokenizer with the grounding t
     }
   });
 
+  it('detect runs the vision tower once per image and answers as single queries do', async () => {
+    const encode = vlm.vision.encode.bind(vlm.vision);
+    let calls = 0;
+    vlm.vision.encode = ((...a: Parameters<typeof encode>) => { calls++; return encode(...a); }) as typeof encode;
+    try {
+      const texts: string[] = [];
+      await ground.detect(IMG0, ['car', 'gear', 'tree']);
+      expect(calls).toBe(1);
+      for (const q of ['car', 'gear']) texts.push((await ground(IMG0, q)).text);
+      expect(calls).toBe(3);
+      // same greedy answer with and without the shared embeddings
+      let a = '';
+      let b = '';
+      const reuse = await ground.detect(IMG0, ['car'], { onText: (t) => { a += t; } });
+      const single = await ground(IMG0, 'car', { onText: (t) => { b += t; } });
+      expect(a).toBe(b);
+      expect(a.length).toBeGreaterThan(0);
+      expect(reuse.detections).toEqual(single.detections.map((d) => ({ bbox: d.bbox, score: d.score, categoryId: 1, label: 'car' })));
+      expect(texts[0]).toBe(single.text);
+    } finally {
+      vlm.vision.encode = encode;
+    }
+  });
+
   it('bad queries are E_OPTIONS; a tokenizer without the grounding tokens is E_CHECKPOINT_FORMAT naming them', async () => {
     await expect(ground(IMG0, '  ').catch((e: unknown) => isKestrelError(e, 'E_OPTIONS'))).resolves.toBe(true);
     await expect(ground(IMG0, 'the <|ref|>car').catch((e: unknown) => isKestrelError(e, 'E_OPTIONS'))).resolves.toBe(true);

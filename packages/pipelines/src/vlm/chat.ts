@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
 import type { VisionLanguageModel } from './vision-language-model.js';
 import { generateOptionsSchema } from '@kestrel/moe';
-import { tokenizeConversation, conversationImages, type ChatMessage } from './conversation.js';
+import { tokenizeConversation, conversationImages, type ChatMessage, type ConversationTokenizer } from './conversation.js';
 
 export { formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ChatMessage, type ChatContentPart, type ConversationTokenizer } from './conversation.js';
 
@@ -40,6 +40,17 @@ export interface ChatResult {
   finishReason: 'stop' | 'length';
 }
 
+/** The model's tokenizer and processor as {@link tokenizeConversation} uses them (throws when the checkpoint has no tokenizer or BOS/EOS ids). */
+export function conversationTokenizer(model: VisionLanguageModel): ConversationTokenizer {
+  const tok = model.tokenizer;
+  if (!tok) throw new KestrelError('E_MODEL_NOT_FOUND', `${model.dir} has no tokenizer.json; text prompts need one (use forward/generate with token ids otherwise)`);
+  const proc = model.processor;
+  const { bos_token_id: bosId, eos_token_id: eosId } = proc.config;
+  if (bosId === undefined || eosId === undefined) throw new KestrelError('E_CHECKPOINT_FORMAT', `${model.dir}: no bos/eos token id in processor_config.json, tokenizer_config.json or language_config`);
+  const encode = (t: string): number[] => tok.encode(t);
+  return { imageToken: proc.config.image_token, bosId, eosId, encode, tokenizeWithImages: (t, n) => proc.tokenizeWithImages(t, n, encode, { bos: false }) };
+}
+
 /**
  * Answer a conversation with a VisionLanguageModel that has a tokenizer: the messages are rendered
  * in DeepSeek-VL2's template, `<image>` placeholders are expanded by the processor, and the answer is
@@ -54,13 +65,8 @@ export async function chat(model: VisionLanguageModel, messages: readonly ChatMe
   const { onText, ...rest } = options ?? {};
   if (onText !== undefined && typeof onText !== 'function') throw new KestrelError('E_OPTIONS', 'onText must be a function');
   const o = parseOptions(ChatOptionsSchema, rest, 'chat options');
-  const tok = model.tokenizer;
-  if (!tok) throw new KestrelError('E_MODEL_NOT_FOUND', `${model.dir} has no tokenizer.json; text prompts need one (use forward/generate with token ids otherwise)`);
+  const conv = conversationTokenizer(model);
   const proc = model.processor;
-  const { bos_token_id: bosId, eos_token_id: eosId } = proc.config;
-  if (bosId === undefined || eosId === undefined) throw new KestrelError('E_CHECKPOINT_FORMAT', `${model.dir}: no bos/eos token id in processor_config.json, tokenizer_config.json or language_config`);
-  const encode = (t: string): number[] => tok.encode(t);
-  const conv = { imageToken: proc.config.image_token, bosId, eosId, encode, tokenizeWithImages: (t: string, n: readonly number[]) => proc.tokenizeWithImages(t, n, encode, { bos: false }) };
   // validates the messages before any image is decoded
   const images = conversationImages(messages, proc.config.image_token);
   const pre = images.length ? await proc.preprocess(images, o.cropping !== undefined ? { cropping: o.cropping } : {}) : null;

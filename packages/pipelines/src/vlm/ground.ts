@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
 import type { VisionLanguageModel } from './vision-language-model.js';
-import { toRgb, type VlmImage } from './processor.js';
-import { chat, type ChatUsage } from './chat.js';
+import type { Tensor, RgbImage } from '@kestrel/core';
+import type { GenerateOptions } from '@kestrel/moe';
+import { toRgb, type VlmImage, type PreprocessResult } from './processor.js';
+import { conversationTokenizer, type ChatUsage } from './chat.js';
+import { tokenizeConversation } from './conversation.js';
 import { modelOptions, loadModel, genOptions, type CallOptions } from './pipelines.js';
 import { GROUNDING_TOKENS } from './tokenizer.js';
 import { parseGrounding, type GroundingFlag } from './grounding-parse.js';
@@ -75,6 +78,9 @@ declare module '../registry.js' {
   }
 }
 
+/** One image's preprocessing and image embeddings, shared by the queries of `detect`. */
+interface ImageCache { pre: PreprocessResult; embeds: Tensor<'f32'> | null }
+
 /** The grounding tokens must exist and be inside the model's vocabulary, or the prompt cannot be embedded. */
 function checkGroundingTokens(model: VisionLanguageModel): void {
   const vocab = model.language.config.vocab;
@@ -96,13 +102,23 @@ async function createGround(options: unknown): Promise<GroundPipeline> {
   const { model, owned } = await loadModel(o);
   try { checkGroundingTokens(model); } catch (e) { if (owned) model.dispose(); throw e; }
   const tok = model.tokenizer!;
-  const one = async (image: VlmImage, query: string, call?: CallOptions): Promise<GroundResult> => {
+  const conv = conversationTokenizer(model);
+  /** One query on a decoded image; with `cache`, the image's preprocessing and embeddings are computed once and reused. */
+  const run = async (rgb: RgbImage, query: string, call: CallOptions | undefined, cache?: ImageCache): Promise<GroundResult> => {
+    const t0 = performance.now();
     const q = checkQuery(query);
-    const rgb = await toRgb(image);
     const content = o.mode === 'ref' ? `<image>\n<|ref|>${q}<|/ref|>.` : `<image>\n<|grounding|>${q}`;
     const msgs = [...(o.systemPrompt ? [{ role: 'system' as const, content: o.systemPrompt }] : []), { role: 'user' as const, content, images: [rgb] }];
-    const r = await chat(model, msgs, genOptions(o, call));
-    const text = tok.decode(r.tokenIds, false);
+    const pre = cache?.pre ?? await model.processor.preprocess([rgb]);
+    const { inputIds } = tokenizeConversation(msgs, pre.numImageTokens, conv);
+    if (cache && !cache.embeds) cache.embeds = (await model.prepareInputs({ inputIds, images: [rgb], preprocessed: pre })).imageEmbeds;
+    const { onText, ...gen } = genOptions(o, call) as GenerateOptions & { onText?: (t: string) => void };
+    const tokenIds: number[] = [];
+    for await (const c of model.stream({ inputIds, images: [rgb], preprocessed: pre, imageEmbeds: cache?.embeds ?? null }, gen)) {
+      tokenIds.push(c.tokenId);
+      if (c.text) onText?.(c.text);
+    }
+    const text = tok.decode(tokenIds, false);
     const parsed = parseGrounding(text);
     const geometry = { width: rgb.width, height: rgb.height, tile: model.processor.imageSize };
     const detections: GroundDetection[] = [];
@@ -111,8 +127,10 @@ async function createGround(options: unknown): Promise<GroundPipeline> {
       if (bbox[2] <= 0 || bbox[3] <= 0) { if (!parsed.flags.includes('degenerate_box')) parsed.flags.push('degenerate_box'); continue; }
       detections.push({ bbox, label: b.label ?? q, score: 1, deepseekBox: b.box });
     }
-    return { detections, flags: parsed.flags, text, usage: r.usage };
+    const imageTokens = pre.numImageTokens.reduce((a, b) => a + b, 0);
+    return { detections, flags: parsed.flags, text, usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 } };
   };
+  const one = async (image: VlmImage, query: string, call?: CallOptions): Promise<GroundResult> => run(await toRgb(image), query, call);
   const detect = async (image: VlmImage, categories: readonly GroundCategory[], call?: CallOptions): Promise<{ detections: VlmDetection[]; flags: GroundingFlag[] }> => {
     if (!Array.isArray(categories) || categories.length === 0) throw new KestrelError('E_OPTIONS', 'detect needs a non-empty list of category names or {id, name} objects');
     const cats = categories.map((c, i) => {
@@ -120,12 +138,14 @@ async function createGround(options: unknown): Promise<GroundPipeline> {
       if (c && typeof c === 'object' && Number.isInteger(c.id) && typeof c.name === 'string') return c;
       throw new KestrelError('E_OPTIONS', `categories[${i}] must be a name or {id, name}`);
     });
-    const rgb = await toRgb(image); // decoded once for all queries
+    // the image is decoded, tiled and encoded by the vision tower once for all queries
+    const rgb = await toRgb(image);
+    const cache: ImageCache = { pre: await model.processor.preprocess([rgb]), embeds: null };
     const detections: VlmDetection[] = [];
     const flags: GroundingFlag[] = [];
     for (const c of cats) {
       // the label is the category, whatever words the model echoed in <|ref|>
-      const r = await one(rgb, c.name, call);
+      const r = await run(rgb, c.name, call, cache);
       for (const d of r.detections) detections.push({ bbox: d.bbox, score: d.score, categoryId: c.id, label: c.name });
       for (const f of r.flags) if (!flags.includes(f)) flags.push(f);
     }

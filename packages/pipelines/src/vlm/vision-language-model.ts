@@ -40,6 +40,11 @@ export interface VlmInput {
   cropping?: boolean;
   /** the processor's result for `images`, when already computed (skips preprocessing) */
   preprocessed?: PreprocessResult | null;
+  /**
+   * `imageEmbeds` of an earlier {@link VisionLanguageModel.prepareInputs} for the same images (and
+   * cropping): skips the vision tower and projector, e.g. for several questions about one image.
+   */
+  imageEmbeds?: Tensor<'f32'> | null;
 }
 
 /** Everything between pixels and the language model, for inspection and tests. */
@@ -199,6 +204,15 @@ export class VisionLanguageModel {
       throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions (id ${imgId}) but the ${images.length} image(s) need ${need} (${pre.numImageTokens.join(' + ')}); build the prompt with the processor's token counts`, {
         details: { positions: positions.length, needed: pre.numImageTokens },
       });
+    }
+    if (input.imageEmbeds) {
+      const ie = input.imageEmbeds;
+      if (!(ie instanceof Tensor) || ie.dtype !== 'f32' || ie.shape.length !== 2 || ie.shape[0] !== need || ie.shape[1] !== H) {
+        throw new KestrelError('E_OPTIONS', `imageEmbeds must be the [${need}, ${H}] f32 imageEmbeds of prepareInputs for the same images`);
+      }
+      const e = inputsEmbeds.data;
+      positions.forEach((p, j) => e.set(ie.data.subarray(j * H, (j + 1) * H), p * H));
+      return { inputsEmbeds, imageEmbeds: ie, preprocessed: pre, visionFeatures: null, projectorOut: null };
     }
     const { features } = this.vision.encode(pre.pixelValues);
     const projectorOut = this.projector.forward(features);
