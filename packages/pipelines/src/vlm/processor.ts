@@ -23,7 +23,7 @@ export const ProcessorConfigSchema = z
     pad_token: z.string().default('<｜▁pad▁｜>'),
     add_special_token: z.boolean().default(false),
     /** the conversation template; only DeepSeek-VL2's "deepseek" is implemented (see chat.ts) */
-    sft_format: z.literal('deepseek').default('deepseek'),
+    sft_format: z.literal('deepseek', { error: 'Kestrel implements only DeepSeek-VL2\'s "deepseek" conversation template; use a checkpoint with sft_format "deepseek"' }).default('deepseek'),
     // training-only: which prompt tokens are masked out of the loss
     mask_prompt: z.boolean().optional(),
     ignore_id: int.optional(),
