@@ -254,3 +254,41 @@ describe('a checkpoint folder in the published layout loads end to end (golden A
     }
   });
 });
+
+describe('kestrel check / checkCheckpoint', () => {
+  it('golden VL2 and DeepSeek-V2 checkpoints match their configs; a kestrel quantize copy too; a wrong config is named', async () => {
+    const { checkCheckpoint } = await import('@kestrel/pipelines');
+    const { quantizeCheckpoint } = await import('@kestrel/moe');
+    const { copyFileSync } = await import('node:fs');
+    const fx = (p: string): string => fileURLToPath(new URL(`../fixtures/${p}/`, import.meta.url));
+    for (const m of ['A', 'B', 'C']) {
+      expect((await checkCheckpoint(fx(`vlm/${m}`))).kind).toBe('deepseek-vl2');
+      expect((await checkCheckpoint(fx(`lm/${m}`))).kind).toBe('deepseek-v2');
+    }
+    const q = join(tmp, 'q8');
+    await quantizeCheckpoint(fx('lm/B'), q);
+    expect((await checkCheckpoint(q)).report.mismatched).toEqual([]);
+    const bad = join(tmp, 'bad-config');
+    mkdirSync(bad, { recursive: true });
+    copyFileSync(join(fx('vlm/A'), 'model.safetensors'), join(bad, 'model.safetensors'));
+    const cfg = JSON.parse(readFileSync(join(fx('vlm/A'), 'config.json'), 'utf8')) as { language_config: Record<string, unknown> };
+    cfg.language_config.moe_intermediate_size = 48;
+    writeFileSync(join(bad, 'config.json'), JSON.stringify(cfg));
+    const err = await checkCheckpoint(bad).catch((e: unknown) => e);
+    expect(isKestrelError(err, 'E_CHECKPOINT_FORMAT'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/language\.model\.layers\.1\.mlp\.experts\.0\.gate_proj\.weight \[32, 64\] \(config says \[48, 64\]\)/);
+  });
+
+  it('the command prints the parameter count, or JSON', async () => {
+    const { commands } = await import('../../packages/cli/src/commands/check.js');
+    const { Writable } = await import('node:stream');
+    let out = '';
+    const stream = new Writable({ write(c, _e, cb) { out += String(c); cb(); } });
+    const A = fileURLToPath(new URL('../fixtures/vlm/A/', import.meta.url));
+    await commands[0]!.run({ values: { model: A }, positionals: [], json: false, debug: false, out: stream, err: stream });
+    expect(out).toMatch(/deepseek-vl2, \d+ tensors, [\d,]+ parameters; the weights match config\.json/);
+    out = '';
+    await commands[0]!.run({ values: { model: A }, positionals: [], json: true, debug: false, out: stream, err: stream });
+    expect(JSON.parse(out)).toMatchObject({ kind: 'deepseek-vl2', report: { missing: [], unexpected: [], mismatched: [] } });
+  });
+});

@@ -15,6 +15,7 @@ export { benchGround, BenchGroundOptionsSchema, type BenchGroundOptions, type Be
 export { parseGrounding, type GroundingFlag, type ParsedGrounding, type ParsedBox, type DeepseekBox } from './vlm/grounding-parse.js';
 export { boxFromDeepseek, boxToDeepseek, type GroundingFrame, type FrameGeometry } from './vlm/grounding-coords.js';
 export { parseVl2Config, type Vl2Config } from './vlm/vl2-config.js';
+export { checkCheckpoint, type CheckpointCheck } from './vlm/check-checkpoint.js';
 export { vl2TensorShapes, visionTensorShapes, projectorTensorShapes, checkCheckpointTensors, countParameters, type TensorCheckReport } from './vlm/checkpoint-tensors.js';
 export { trainXray, benchXray, XrayOptionsSchema, TrainXrayOptionsSchema, BenchXrayOptionsSchema, type XrayOptions, type XrayResult, type XrayPipeline, type TrainXrayOptions, type BenchXrayOptions, type XrayBenchResult } from './xray/index.js';
 export { trainDefects, trainAnomaly, benchDefects, DefectsOptionsSchema, TrainDefectsOptionsSchema, TrainAnomalyOptionsSchema, BenchDefectsOptionsSchema, type DefectsOptions, type DefectsResult, type DefectsPipeline, type TrainDefectsOptions, type TrainAnomalyOptions, type BenchDefectsOptions, type DefectsBenchResult } from './defects/index.js';

@@ -107,22 +107,27 @@ export function countParameters(shapes: ReadonlyMap<string, readonly number[]>):
 
 /**
  * Compare a checkpoint's tensor names and shapes (safetensors headers only, no weight is read) with
- * what its config describes. `expected` is e.g. {@link vl2TensorShapes}; the `_scale` companions a
- * `kestrel quantize` checkpoint stores are ignored. With `throwOnMismatch` (default) any difference is
+ * what its config describes. `expected` is e.g. {@link vl2TensorShapes}; with `q8Block` (a `kestrel
+ * quantize` checkpoint) the `_scale` companions are ignored and I8 matrices may have their rows padded
+ * to a multiple of the block. With `throwOnMismatch` (default) any difference is
  * `E_CHECKPOINT_FORMAT` naming the first few tensors.
  */
-export async function checkCheckpointTensors(path: string, expected: ReadonlyMap<string, readonly number[]>, options: { throwOnMismatch?: boolean } = {}): Promise<TensorCheckReport> {
+export async function checkCheckpointTensors(path: string, expected: ReadonlyMap<string, readonly number[]>, options: { throwOnMismatch?: boolean; q8Block?: number } = {}): Promise<TensorCheckReport> {
+  const B = options.q8Block;
+  // a `kestrel quantize` matrix [n, k] is stored as I8 [n, ceil(k / block) * block]
+  const same = (want: readonly number[], got: readonly number[], dtype: string): boolean =>
+    got.length === want.length && got.every((d, i) => d === want[i] || (B !== undefined && dtype === 'i8' && got.length === 2 && i === 1 && d === Math.ceil(want[1]! / B) * B));
   const file = await openSafetensors(path);
   let report: TensorCheckReport;
   try {
-    const names = file.names().filter((n) => !n.endsWith('_scale') || expected.has(n));
+    const names = file.names().filter((n) => B === undefined || !n.endsWith('_scale') || expected.has(n));
     const have = new Set(names);
     const mismatched: TensorCheckReport['mismatched'] = [];
     for (const n of names) {
       const want = expected.get(n);
       if (!want) continue;
-      const got = file.info(n).shape;
-      if (got.length !== want.length || got.some((d, i) => d !== want[i])) mismatched.push({ name: n, expected: [...want], actual: got });
+      const { shape: got, dtype } = file.info(n);
+      if (!same(want, got, dtype)) mismatched.push({ name: n, expected: [...want], actual: got });
     }
     report = {
       missing: [...expected.keys()].filter((n) => !have.has(n)),
