@@ -38,6 +38,17 @@ describe('conversation tokens as DeepSeek-VL2 builds them', () => {
     expect(ids).toEqual([BOS, USER, ...B(': '), ...img(57), ...B('\n'), REF, ...B('The giraffe at the back.'), REF_END, ...B('.\n\n'), ASSISTANT, ...B(':')]);
   });
 
+  it("DeepSeek's conversation lists work verbatim: <|User|> / <|Assistant|> roles and the closing empty assistant turn", async () => {
+    const { run } = await setup();
+    const deepseek = [
+      { role: '<|User|>', content: '<image>\n<|ref|>The giraffe at the back.<|/ref|>.', images: [IMG0] },
+      { role: '<|Assistant|>', content: '' },
+    ] as ChatMessage[];
+    const ours: ChatMessage[] = [{ role: 'user', content: '<image>\n<|ref|>The giraffe at the back.<|/ref|>.', images: [IMG0] }];
+    expect(run(deepseek, [57])).toEqual(run(ours, [57]));
+    expect(run([{ role: 'User', content: 'Hi' }, { role: 'Assistant', content: '' }], [])).toEqual([BOS, USER, ...B(': Hi\n\n'), ASSISTANT, ...B(':')]);
+  });
+
   it('README multi-image example: three images, no cropping (one tile each), placeholders in place', async () => {
     const { proc, run } = await setup();
     const pre = await proc.preprocess([IMG0, IMG1, IMG0]);

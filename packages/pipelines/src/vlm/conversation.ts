@@ -6,7 +6,8 @@ export type ChatContentPart = { type: 'text'; text: string } | { type: 'image'; 
 
 /** A chat message in the OpenAI-style shape: content is a string or a list of text / image parts. */
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
+  /** DeepSeek's own role names are accepted too: `<|User|>` / `User`, `<|Assistant|>` / `Assistant` */
+  role: 'system' | 'user' | 'assistant' | '<|User|>' | '<|Assistant|>' | 'User' | 'Assistant';
   content: string | ChatContentPart[];
   /**
    * DeepSeek's own shape: a user message whose string content holds `<image>` placeholders lists its
@@ -21,8 +22,19 @@ export const DEEPSEEK_TEMPLATE = { user: '<|User|>', assistant: '<|Assistant|>',
 interface Turn { role: 'user' | 'assistant'; text: string; images: number }
 
 /** Validate messages; text of each turn (parts joined by "\n", image parts as the image token), stripped as DeepSeek does. */
-function parseMessages(messages: readonly ChatMessage[], imageToken: string): { system: string | null; turns: Turn[]; images: VlmImage[] } {
-  if (!Array.isArray(messages) || messages.length === 0) throw new KestrelError('E_OPTIONS', 'chat needs at least one message');
+const ROLE_ALIASES: Record<string, 'user' | 'assistant'> = { '<|User|>': 'user', User: 'user', '<|Assistant|>': 'assistant', Assistant: 'assistant' };
+
+/** DeepSeek's role names mapped to ours; DeepSeek's closing `{ role: '<|Assistant|>', content: '' }` dropped (its processor strips it too). */
+function normalize(messages: readonly ChatMessage[]): ChatMessage[] {
+  const out = messages.map((m) => (m && typeof m === 'object' && typeof m.role === 'string' && ROLE_ALIASES[m.role] ? { ...m, role: ROLE_ALIASES[m.role]! } : m));
+  const last = out[out.length - 1];
+  if (out.length > 1 && last?.role === 'assistant' && typeof last.content === 'string' && last.content.trim() === '' && last.images === undefined) out.pop();
+  return out;
+}
+
+function parseMessages(input: readonly ChatMessage[], imageToken: string): { system: string | null; turns: Turn[]; images: VlmImage[] } {
+  if (!Array.isArray(input) || input.length === 0) throw new KestrelError('E_OPTIONS', 'chat needs at least one message');
+  const messages = normalize(input);
   const images: VlmImage[] = [];
   let system: string | null = null;
   const turns: Turn[] = [];
