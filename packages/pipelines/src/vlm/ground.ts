@@ -138,6 +138,7 @@ async function createGround(options: unknown): Promise<GroundPipeline> {
       if (c && typeof c === 'object' && Number.isInteger(c.id) && typeof c.name === 'string') return c;
       throw new KestrelError('E_OPTIONS', `categories[${i}] must be a name or {id, name}`);
     });
+    for (const c of cats) checkQuery(c.name); // before any model work
     // the image is decoded, tiled and encoded by the vision tower once for all queries
     const rgb = await toRgb(image);
     const cache: ImageCache = { pre: await model.processor.preprocess([rgb]), embeds: null };
