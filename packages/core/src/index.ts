@@ -20,3 +20,4 @@ export {
 export { rgbToLuma } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
+export { warnUnknownConfigKeys, PRETRAINED_CONFIG_KEYS } from './config-keys.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KestrelError } from '@kestrel/core';
+import { KestrelError, warnUnknownConfigKeys } from '@kestrel/core';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -32,9 +32,12 @@ const ropeScalingSchema = z.preprocess((v) => {
 }, ropeScalingObject);
 
 /**
- * config.json of a `DeepseekV2ForCausalLM` checkpoint (also the `language_config` of DeepSeek-VL2).
- * Every key of `DeepseekV2Config` is listed; defaults are the class defaults. Unknown keys are
- * rejected so a setting we do not implement is never silently ignored.
+ * config.json of a `DeepseekV2ForCausalLM` checkpoint (also the `language_config` of DeepSeek-VL2 and
+ * DeepSeek-OCR). Every key of `DeepseekV2Config` (deepseek-ai/DeepSeek-VL2
+ * `configuration_deepseek.py`) is listed; defaults are the class defaults, except `topk_method`, whose
+ * class default is the misspelt `'gready'` that DeepSeek's `MoEGate` does not handle (a config that
+ * omits it routes greedily here). A key not listed is stripped and reported once by
+ * {@link parseModelConfig} (see `warnUnknownConfigKeys`).
  */
 export const deepseekV2ConfigSchema = z.object({
   // informational keys written by save_pretrained / the hub
@@ -55,8 +58,10 @@ export const deepseekV2ConfigSchema = z.object({
   // ep_size / pretraining_tp only split the same computation across devices / slices
   ep_size: posInt.optional(),
   pretraining_tp: posInt.optional(),
-  lm_head: z.literal(true).optional(),
-  rm_head: z.literal(false).optional(),
+  // kwargs DeepseekV2Config stores and modeling_deepseek.py never reads: lm_head is always built,
+  // no reward head exists (published VL2 configs carry lm_head: false)
+  lm_head: z.boolean().optional(),
+  rm_head: z.boolean().optional(),
 
   vocab_size: posInt.default(102400),
   hidden_size: posInt.default(4096),
@@ -97,7 +102,7 @@ export const deepseekV2ConfigSchema = z.object({
     quant_method: z.literal('kestrel_q8'),
     block_size: z.literal(32),
   }).strict().optional(),
-}).strict();
+});
 
 /** The raw (validated) config. */
 export type DeepseekV2Config = z.output<typeof deepseekV2ConfigSchema>;
@@ -144,12 +149,14 @@ function ids(v: number | number[] | null): number[] {
 
 /**
  * Validate a DeepSeek-V2 config object and derive the model geometry. Throws `E_CHECKPOINT_FORMAT`
- * naming the key for unknown keys, bad values or combinations Kestrel does not implement.
+ * naming the key for bad values or combinations Kestrel does not implement; a key Kestrel does not
+ * know is a one-line process warning (once), not a refusal. `where` names the file in messages.
  */
-export function parseModelConfig(json: unknown): ModelConfig {
+export function parseModelConfig(json: unknown, where = 'config.json'): ModelConfig {
+  warnUnknownConfigKeys(where, json, Object.keys(deepseekV2ConfigSchema.shape));
   const r = deepseekV2ConfigSchema.safeParse(json ?? {});
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}${i.code === 'unrecognized_keys' ? ' (Kestrel does not implement these keys)' : ''}`).join('; ');
+    const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
     throw new KestrelError('E_CHECKPOINT_FORMAT', `config.json is not a supported DeepSeek-V2 config: ${issues}`, { details: { issues: r.error.issues } });
   }
   const c = r.data;

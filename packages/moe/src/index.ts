@@ -9,6 +9,7 @@ export { parseModelConfig, deepseekV2ConfigSchema, type DeepseekV2Config, type M
 export { ropeFrequencies, attentionMscale2 } from './rope-tables.js';
 export type { ModelDType } from './weights.js';
 export { TextTokenizer } from './tokenizer.js';
+export { languageTensorShapes } from './tensor-shapes.js';
 export { generateOptionsSchema, type GenerateOptions, type GenerateInput, type GenerateResult, type StreamChunk, type FinishReason } from './generation.js';
 export { samplingProbs, applyRepetitionPenalty, argmax, SeededRandom, type SamplingParams } from './sampling.js';
 export { quantizeCheckpoint, type QuantizeReport } from './quantize.js';

@@ -21,6 +21,7 @@ const TASK_MODULES: Record<string, string> = {
   defects: './defects/index.js',
   ask: './vlm/pipelines.js',
   caption: './vlm/pipelines.js',
+  ground: './vlm/ground.js',
 };
 
 /** A task module exports `createPipeline(task, options)`. */

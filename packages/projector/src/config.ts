@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KestrelError, parseOptions } from '@kestrel/core';
+import { KestrelError, parseOptions, warnUnknownConfigKeys } from '@kestrel/core';
 
 /** `projector_config` of a DeepSeek-VL2 checkpoint (`MlpProjectorConfig`). */
 export const ProjectorConfigSchema = z
@@ -18,8 +18,9 @@ export const ProjectorConfigSchema = z
 /** Parsed projector config. */
 export type ProjectorConfig = z.output<typeof ProjectorConfigSchema>;
 
-/** Validate a `projector_config` object. */
+/** Validate a `projector_config` object (unknown keys are a one-time warning). */
 export function parseProjectorConfig(raw: unknown): ProjectorConfig {
+  warnUnknownConfigKeys('config.json projector_config', raw, Object.keys(ProjectorConfigSchema.shape));
   let cfg: ProjectorConfig;
   try {
     cfg = parseOptions(ProjectorConfigSchema, raw, 'projector_config');

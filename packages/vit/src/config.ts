@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KestrelError, parseOptions } from '@kestrel/core';
+import { KestrelError, parseOptions, warnUnknownConfigKeys } from '@kestrel/core';
 
 /**
  * `vision_config` of a DeepSeek-VL2 checkpoint (timm SigLIP ViT). Only the keys that change the
@@ -24,8 +24,16 @@ export const VisionConfigSchema = z
 /** Parsed vision config. */
 export type VisionConfig = z.output<typeof VisionConfigSchema>;
 
-/** Validate a `vision_config` object (E_CHECKPOINT_FORMAT when it is unusable). */
+/**
+ * Keys of DeepSeek-VL2's `VisionEncoderConfig` that do not change inference: the tower is built from
+ * the explicit fields (`model_name` is a label), `global_pool`/`num_classes` only shape the unused
+ * head, the rest are training switches.
+ */
+const INERT_VISION_KEYS = ['model_name', 'global_pool', 'num_classes', 'use_checkpoint', 'weight_init', 'deterministic', 'num_recomputing_layers', 'select_layer'];
+
+/** Validate a `vision_config` object (E_CHECKPOINT_FORMAT when it is unusable; unknown keys are a one-time warning). */
 export function parseVisionConfig(raw: unknown): VisionConfig {
+  warnUnknownConfigKeys('config.json vision_config', raw, [...Object.keys(VisionConfigSchema.shape), ...INERT_VISION_KEYS]);
   let cfg: VisionConfig;
   try {
     cfg = parseOptions(VisionConfigSchema, raw, 'vision_config');

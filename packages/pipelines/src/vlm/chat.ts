@@ -1,17 +1,10 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
-import type { VlmImage } from './processor.js';
 import type { VisionLanguageModel } from './vision-language-model.js';
 import { generateOptionsSchema } from '@kestrel/moe';
+import { tokenizeConversation, conversationImages, type ChatMessage, type ConversationTokenizer } from './conversation.js';
 
-/** One part of a message's content. */
-export type ChatContentPart = { type: 'text'; text: string } | { type: 'image'; image: VlmImage };
-
-/** A chat message in the OpenAI-style shape: content is a string or a list of text / image parts. */
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string | ChatContentPart[];
-}
+export { formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ChatMessage, type ChatContentPart, type ConversationTokenizer } from './conversation.js';
 
 /** Options of {@link chat}: generation options plus an optional text callback for streaming. */
 export const ChatOptionsSchema = generateOptionsSchema.extend({
@@ -47,51 +40,15 @@ export interface ChatResult {
   finishReason: 'stop' | 'length';
 }
 
-/** DeepSeek-VL2's "deepseek" conversation template: roles and separators. */
-const USER = '<|User|>';
-const ASSISTANT = '<|Assistant|>';
-const SEP = '\n\n';
-const SEP2 = '<｜end▁of▁sentence｜>';
-
-/**
- * Render messages as DeepSeek-VL2's `deepseek` template does (`SeparatorStyle.DeepSeek`):
- * `[system + "\n\n"] "<|User|>: " + text + "\n\n" + "<|Assistant|>: " + answer + EOS ... "<|Assistant|>:"`,
- * stripped. Image parts become `<image>` placeholders (parts joined by "\n"); images are returned in order.
- */
-export function formatConversation(messages: readonly ChatMessage[], imageToken = '<image>'): { prompt: string; images: VlmImage[] } {
-  if (!Array.isArray(messages) || messages.length === 0) throw new KestrelError('E_OPTIONS', 'chat needs at least one message');
-  const images: VlmImage[] = [];
-  let system = '';
-  const turns: [string, string][] = [];
-  messages.forEach((m, i) => {
-    if (m === null || typeof m !== 'object') throw new KestrelError('E_OPTIONS', `messages[${i}] is not an object`);
-    let text: string;
-    if (typeof m.content === 'string') text = m.content;
-    else if (Array.isArray(m.content)) {
-      text = (m.content as ChatContentPart[]).map((p: ChatContentPart, j: number): string => {
-        if (p?.type === 'text' && typeof p.text === 'string') return p.text;
-        if (p?.type === 'image' && p.image !== undefined && p.image !== null) {
-          if (m.role !== 'user') throw new KestrelError('E_OPTIONS', `messages[${i}]: only user messages can hold images`);
-          images.push(p.image);
-          return imageToken;
-        }
-        throw new KestrelError('E_OPTIONS', `messages[${i}].content[${j}] must be {type:'text', text} or {type:'image', image}`);
-      }).join('\n');
-    } else throw new KestrelError('E_OPTIONS', `messages[${i}].content must be a string or an array of parts`);
-    if (m.role === 'system') {
-      if (i !== 0) throw new KestrelError('E_OPTIONS', 'a system message may only come first');
-      system = text;
-      return;
-    }
-    const want = turns.length % 2 === 0 ? 'user' : 'assistant';
-    if (m.role !== want) throw new KestrelError('E_OPTIONS', `messages[${i}] has role "${String(m.role)}" but a ${want} message was expected (user and assistant must alternate, starting with user)`);
-    turns.push([m.role === 'user' ? USER : ASSISTANT, text.trim()]);
-  });
-  if (turns.length % 2 === 0) throw new KestrelError('E_OPTIONS', 'the last message must be from the user');
-  let ret = system ? system + SEP : '';
-  turns.forEach(([role, msg], i) => { ret += `${role}: ${msg}${i % 2 === 0 ? SEP : SEP2}`; });
-  ret += `${ASSISTANT}:`;
-  return { prompt: ret.trim(), images };
+/** The model's tokenizer and processor as {@link tokenizeConversation} uses them (throws when the checkpoint has no tokenizer or BOS/EOS ids). */
+export function conversationTokenizer(model: VisionLanguageModel): ConversationTokenizer {
+  const tok = model.tokenizer;
+  if (!tok) throw new KestrelError('E_MODEL_NOT_FOUND', `${model.dir} has no tokenizer.json; text prompts need one (use forward/generate with token ids otherwise)`);
+  const proc = model.processor;
+  const { bos_token_id: bosId, eos_token_id: eosId } = proc.config;
+  if (bosId === undefined || eosId === undefined) throw new KestrelError('E_CHECKPOINT_FORMAT', `${model.dir}: no bos/eos token id in processor_config.json, tokenizer_config.json or language_config`);
+  const encode = (t: string): number[] => tok.encode(t);
+  return { imageToken: proc.config.image_token, bosId, eosId, encode, tokenizeWithImages: (t, n) => proc.tokenizeWithImages(t, n, encode, { bos: false }) };
 }
 
 /**
@@ -108,11 +65,12 @@ export async function chat(model: VisionLanguageModel, messages: readonly ChatMe
   const { onText, ...rest } = options ?? {};
   if (onText !== undefined && typeof onText !== 'function') throw new KestrelError('E_OPTIONS', 'onText must be a function');
   const o = parseOptions(ChatOptionsSchema, rest, 'chat options');
-  const tok = model.tokenizer;
-  if (!tok) throw new KestrelError('E_MODEL_NOT_FOUND', `${model.dir} has no tokenizer.json; text prompts need one (use forward/generate with token ids otherwise)`);
-  const { prompt, images } = formatConversation(messages, model.processor.config.image_token);
-  const pre = images.length ? await model.processor.preprocess(images, o.cropping !== undefined ? { cropping: o.cropping } : {}) : null;
-  const { inputIds } = model.processor.tokenizeWithImages(prompt, pre?.numImageTokens ?? [], (t) => tok.encode(t));
+  const conv = conversationTokenizer(model);
+  const proc = model.processor;
+  // validates the messages before any image is decoded
+  const images = conversationImages(messages, proc.config.image_token);
+  const pre = images.length ? await proc.preprocess(images, o.cropping !== undefined ? { cropping: o.cropping } : {}) : null;
+  const { inputIds } = tokenizeConversation(messages, pre?.numImageTokens ?? [], conv);
   const { cropping: _c, ...gen } = o;
   const tokenIds: number[] = [];
   let text = '';

@@ -4,7 +4,8 @@ import { VisionLanguageModel } from './vision-language-model.js';
 import type { VlmImage } from './processor.js';
 import { chat, type ChatMessage, type ChatResult, type ChatUsage } from './chat.js';
 
-const modelOptions = {
+/** Options every VLM pipeline shares (model, backend, generation defaults). */
+export const modelOptions = {
   /** checkpoint directory, or an already loaded VisionLanguageModel (shared between pipelines) */
   model: z.union([z.string().min(1), z.custom<VisionLanguageModel>((v) => v instanceof VisionLanguageModel, 'expected a checkpoint directory or a VisionLanguageModel')]),
   backend: z.enum(['auto', 'portable', 'native']).default('auto'),
@@ -105,9 +106,10 @@ function messagesFor(system: string, images: readonly VlmImage[], text: string):
   return msgs;
 }
 
-async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model: VisionLanguageModel; owned: boolean }> {
+/** The pipeline's model: the given VisionLanguageModel, or one loaded from the directory (then owned). */
+export async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model: VisionLanguageModel; owned: boolean }> {
   if (o.model instanceof VisionLanguageModel) {
-    if (!o.model.tokenizer) throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model.dir} has no tokenizer.json; the ask and caption pipelines need one`);
+    if (!o.model.tokenizer) throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model.dir} has no tokenizer.json; the VLM pipelines (ask, caption, ground) need one`);
     return { model: o.model, owned: false };
   }
   const model = await VisionLanguageModel.load(o.model, {
@@ -116,12 +118,13 @@ async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model:
   });
   if (!model.tokenizer) {
     model.dispose();
-    throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model} has no tokenizer.json; the ask and caption pipelines need one`);
+    throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model} has no tokenizer.json; the VLM pipelines (ask, caption, ground) need one`);
   }
   return { model, owned: true };
 }
 
-function genOptions(o: z.output<typeof AskOptionsSchema>, call: CallOptions | undefined): Record<string, unknown> {
+/** Generation options of one call: the call's overrides over the pipeline's defaults. */
+export function genOptions(o: z.output<typeof AskOptionsSchema>, call: CallOptions | undefined): Record<string, unknown> {
   const { onText, ...rest } = call ?? {};
   const c = parseOptions(CallOptionsSchema, rest, 'call options');
   const seed = c.seed ?? o.seed;

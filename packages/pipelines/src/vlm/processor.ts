@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  KestrelError, Tensor, loadImage, padToSize, cropTiles, toChwNormalized, selectBestResolution, parseOptions,
+  KestrelError, Tensor, loadImage, warnUnknownConfigKeys, padToSize, cropTiles, toChwNormalized, selectBestResolution, parseOptions,
   type ImageInput, type PixelImage, type RgbImage,
 } from '@kestrel/core';
 
@@ -22,7 +22,12 @@ export const ProcessorConfigSchema = z
     image_token: z.string().default('<image>'),
     pad_token: z.string().default('<｜▁pad▁｜>'),
     add_special_token: z.boolean().default(false),
-    sft_format: z.string().default('deepseek'),
+    /** the conversation template; only DeepSeek-VL2's "deepseek" is implemented (see chat.ts) */
+    sft_format: z.literal('deepseek', { error: 'Kestrel implements only DeepSeek-VL2\'s "deepseek" conversation template; use a checkpoint with sft_format "deepseek"' }).default('deepseek'),
+    // training-only: which prompt tokens are masked out of the loss
+    mask_prompt: z.boolean().optional(),
+    ignore_id: int.optional(),
+    processor_class: z.string().optional(),
     image_token_id: int.nonnegative().optional(),
     bos_token_id: int.nonnegative().optional(),
     eos_token_id: int.nonnegative().optional(),
@@ -88,6 +93,7 @@ export class DeepseekVLV2Processor {
   readonly imageSize: number;
 
   constructor(config: unknown) {
+    warnUnknownConfigKeys('processor_config.json', config, Object.keys(ProcessorConfigSchema.shape));
     try {
       this.config = parseOptions(ProcessorConfigSchema, config, 'processor_config');
     } catch (e) {

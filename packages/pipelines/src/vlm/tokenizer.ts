@@ -8,9 +8,13 @@ import { TextTokenizer as MoeTokenizer } from '@kestrel/moe';
 export class TextTokenizer {
   private constructor(private readonly tok: MoeTokenizer) {}
 
-  /** Load from a checkpoint directory; `null` when it has no tokenizer.json. */
-  static async load(dir: string): Promise<TextTokenizer | null> {
-    const t = await MoeTokenizer.load(dir);
+  /**
+   * Load from a checkpoint directory; `null` when it has no tokenizer.json. Tokens in
+   * `addSpecialTokens` that the file lacks are added with the next free ids (see
+   * {@link processorSpecialTokens}).
+   */
+  static async load(dir: string, addSpecialTokens: readonly string[] = []): Promise<TextTokenizer | null> {
+    const t = await MoeTokenizer.load(dir, { addSpecialTokens });
     return t ? new TextTokenizer(t) : null;
   }
 
@@ -28,4 +32,18 @@ export class TextTokenizer {
   tokenToId(token: string): number | undefined {
     return this.tok.tokenToId(token);
   }
+}
+
+/** The grounding tokens DeepSeek-VL2's processor adds (`<|ref|>label<|/ref|><|det|>[[x1, y1, x2, y2]]<|/det|>`). */
+export const GROUNDING_TOKENS = ['<|ref|>', '<|/ref|>', '<|det|>', '<|/det|>', '<|grounding|>'] as const;
+/** The chat roles of the "deepseek" template, added as special tokens by the processor. */
+export const CHAT_TOKENS = ['<|User|>', '<|Assistant|>'] as const;
+
+/**
+ * The special tokens `DeepseekVLV2Processor.__init__` adds to the tokenizer, in its order: the pad
+ * token (only when tokenizer_config.json names none), the image token, the five grounding tokens and
+ * the two chat roles. Tokens the tokenizer already has keep their ids.
+ */
+export function processorSpecialTokens(opts: { padToken: string; imageToken: string; tokenizerHasPad: boolean }): string[] {
+  return [...(opts.tokenizerHasPad ? [] : [opts.padToken]), opts.imageToken, ...GROUNDING_TOKENS, ...CHAT_TOKENS];
 }

@@ -7,8 +7,9 @@ import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
 import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
-import { TextTokenizer } from './tokenizer.js';
+import { TextTokenizer, processorSpecialTokens } from './tokenizer.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
+import { parseVl2Config, type Vl2Config } from './vl2-config.js';
 
 /** Options of {@link VisionLanguageModel.load}. */
 export const VlmLoadOptionsSchema = z.object({
@@ -39,6 +40,11 @@ export interface VlmInput {
   cropping?: boolean;
   /** the processor's result for `images`, when already computed (skips preprocessing) */
   preprocessed?: PreprocessResult | null;
+  /**
+   * `imageEmbeds` of an earlier {@link VisionLanguageModel.prepareInputs} for the same images (and
+   * cropping): skips the vision tower and projector, e.g. for several questions about one image.
+   */
+  imageEmbeds?: Tensor<'f32'> | null;
 }
 
 /** Everything between pixels and the language model, for inspection and tests. */
@@ -52,15 +58,6 @@ export interface PreparedInputs {
   /** ViT output [tiles, N, D] and projector output [tiles, h*w, H] (null without images) */
   visionFeatures: Tensor<'f32'> | null;
   projectorOut: Tensor<'f32'> | null;
-}
-
-interface Vl2Config {
-  vision_config: unknown;
-  projector_config: unknown;
-  language_config: Record<string, unknown>;
-  tile_tag?: unknown;
-  global_view_pos?: unknown;
-  candidate_resolutions?: unknown;
 }
 
 async function readJson(path: string, what: string): Promise<unknown> {
@@ -116,13 +113,7 @@ export class VisionLanguageModel {
     const o = parseOptions(VlmLoadOptionsSchema, options, 'VisionLanguageModel.load options');
     const st = await stat(dir).catch(() => null);
     if (!st || !st.isDirectory()) throw new KestrelError('E_MODEL_NOT_FOUND', `model directory not found: ${dir}`, { details: { path: dir } });
-    const cfg = (await readJson(join(dir, 'config.json'), 'config')) as Vl2Config;
-    for (const k of ['vision_config', 'projector_config', 'language_config'] as const) {
-      if (typeof cfg?.[k] !== 'object' || cfg[k] === null) {
-        throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}/config.json has no "${k}"; is this a DeepSeek-VL2 checkpoint?`);
-      }
-    }
-    const tokenizer = await TextTokenizer.load(dir);
+    const cfg = parseVl2Config(await readJson(join(dir, 'config.json'), 'config'), `${dir}/config.json`);
 
     // processor_config.json: as released; fall back to config.json for a checkpoint that lacks it.
     const pPath = join(dir, 'processor_config.json');
@@ -132,15 +123,22 @@ export class VisionLanguageModel {
       ? { ...(await readJson(pPath, 'processor config') as object) }
       : { candidate_resolutions: cfg.candidate_resolutions ?? [[vc.image_size, vc.image_size]], patch_size: vc.patch_size, downsample_ratio: pc.downsample_ratio };
     const lc = cfg.language_config;
-    const tokCfg = tokenizer ? await readJson(join(dir, 'tokenizer_config.json'), 'tokenizer config').catch(() => ({})) as Record<string, unknown> : {};
+    const hasTokenizer = Boolean(await stat(join(dir, 'tokenizer.json')).catch(() => null));
+    const tokCfg = hasTokenizer ? await readJson(join(dir, 'tokenizer_config.json'), 'tokenizer config').catch(() => ({})) as Record<string, unknown> : {};
+    const tokenText = (t: unknown): string | undefined => typeof t === 'string' ? t : typeof t === 'object' && t !== null ? (t as { content?: string }).content : undefined;
+    const imageToken = typeof rawProc.image_token === 'string' ? rawProc.image_token : '<image>';
+    const padToken = typeof rawProc.pad_token === 'string' ? rawProc.pad_token : '<｜▁pad▁｜>';
+    // the tokens DeepseekVLV2Processor.__init__ adds when tokenizer.json lacks them
+    const tokenizer = await TextTokenizer.load(dir, processorSpecialTokens({ padToken, imageToken, tokenizerHasPad: tokenText(tokCfg.pad_token) !== undefined }));
     const tokenId = (t: unknown): number | undefined => {
-      const s = typeof t === 'string' ? t : typeof t === 'object' && t !== null ? (t as { content?: string }).content : undefined;
+      const s = tokenText(t);
       return s !== undefined ? tokenizer?.tokenToId(s) : undefined;
     };
-    rawProc.image_token_id ??= tokenizer?.tokenToId(typeof rawProc.image_token === 'string' ? rawProc.image_token : '<image>');
+    rawProc.image_token_id ??= tokenizer?.tokenToId(imageToken);
     rawProc.bos_token_id ??= tokenId(tokCfg.bos_token) ?? firstId(lc.bos_token_id);
     rawProc.eos_token_id ??= tokenId(tokCfg.eos_token) ?? firstId(lc.eos_token_id);
-    for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id']) if (rawProc[k] === undefined) delete rawProc[k];
+    rawProc.pad_token_id ??= tokenId(tokCfg.pad_token) ?? tokenizer?.tokenToId(padToken);
+    for (const k of ['image_token_id', 'bos_token_id', 'eos_token_id', 'pad_token_id']) if (rawProc[k] === undefined) delete rawProc[k];
     const processor = new DeepseekVLV2Processor(rawProc);
     if (processor.imageSize !== vc.image_size || processor.config.patch_size !== vc.patch_size) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `processor_config (tile ${processor.imageSize}, patch ${processor.config.patch_size}) disagrees with vision_config (image_size ${vc.image_size}, patch_size ${vc.patch_size})`);
@@ -206,6 +204,15 @@ export class VisionLanguageModel {
       throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions (id ${imgId}) but the ${images.length} image(s) need ${need} (${pre.numImageTokens.join(' + ')}); build the prompt with the processor's token counts`, {
         details: { positions: positions.length, needed: pre.numImageTokens },
       });
+    }
+    if (input.imageEmbeds) {
+      const ie = input.imageEmbeds;
+      if (!(ie instanceof Tensor) || ie.dtype !== 'f32' || ie.shape.length !== 2 || ie.shape[0] !== need || ie.shape[1] !== H) {
+        throw new KestrelError('E_OPTIONS', `imageEmbeds must be the [${need}, ${H}] f32 imageEmbeds of prepareInputs for the same images`);
+      }
+      const e = inputsEmbeds.data;
+      positions.forEach((p, j) => e.set(ie.data.subarray(j * H, (j + 1) * H), p * H));
+      return { inputsEmbeds, imageEmbeds: ie, preprocessed: pre, visionFeatures: null, projectorOut: null };
     }
     const { features } = this.vision.encode(pre.pixelValues);
     const projectorOut = this.projector.forward(features);
