@@ -18,5 +18,6 @@ export {
   type NormalizeOptions,
 } from './image/index.js';
 export { rgbToLuma } from './image/index.js';
+export { checkPngStructure, checkPngImageData, looksLikePng, assertAcceptedFormat, RASTER_FORMATS, type PngLayout } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
