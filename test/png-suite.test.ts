@@ -58,6 +58,10 @@ describe('PNG integrity check (loadImage)', () => {
     expect(await msg('x-zlib-short.png')).toMatch(/inflates to 2716 bytes where IHDR gives 3104/); // 28 rows x 97 vs 32 x 97
   });
 
+  it("checks the zlib checksum even at failOn: 'truncated'", async () => {
+    expect((await refusal(loadImage(join(DIR, 'x-adler.png'), { failOn: 'truncated' }))).message).toMatch(/Adler-32/);
+  });
+
   it.each(VALID)('still decodes %s', async (name) => {
     const bytes = readFileSync(join(DIR, name));
     const img = await loadImage(join(DIR, name));
@@ -70,6 +74,7 @@ describe('PNG integrity check (loadImage)', () => {
     // The interlaced file holds the same 32x32 picture as ok-rgb8 (the generator uses one pixel function).
     expect(Buffer.from((await loadImage(join(DIR, 'ok-interlaced.png'))).data)).toEqual(Buffer.from(referencePixels(rgb, 3)));
     expect(Buffer.from((await loadImage(join(DIR, 'ok-split-idat.png'))).data)).toEqual(Buffer.from(referencePixels(rgb, 3)));
+    expect(Buffer.from((await loadImage(join(DIR, 'ok-extra-rows-in-idat.png'))).data)).toEqual(Buffer.from(referencePixels(rgb, 3)));
     const one = await loadImage(join(DIR, 'ok-1x1.png'), { mode: 'gray' });
     expect(Array.from(one.data)).toEqual([77]);
   });

@@ -27,7 +27,8 @@ export const LoadImageOptionsSchema = z.object({
   autoOrient: z.boolean().default(true),
   /**
    * How strict decoding is (sharp `failOn`): `error` (default) rejects truncated and corrupt data;
-   * `warning` also rejects files with recoverable warnings; `truncated` only truncated ones.
+   * `warning` also rejects files with recoverable warnings; `truncated` only truncated ones (PNGs are
+   * always decoded at `error` or stricter, so their zlib checksum is checked).
    */
   failOn: z.enum(['truncated', 'error', 'warning']).default('error'),
   /**
@@ -79,8 +80,8 @@ function tooLarge(what: string, w: number | undefined, h: number | undefined, li
  *   any pixel is decoded: a decompression bomb throws `E_IMAGE_TOO_LARGE` without allocating it.
  * - Undecodable, truncated or corrupt data throws `E_IMAGE_DECODE`; a missing file throws `E_IO`. A PNG
  *   (path or bytes) is checked first for what sharp lets through: bad chunk CRCs or lengths, a damaged
- *   signature, IHDR not first, no IEND, a zlib stream whose Adler-32 or length is wrong. A sharp instance
- *   is decoded as given (its bytes are not visible here).
+ *   signature, IHDR not first, no IEND; a zlib stream whose Adler-32 or length is wrong fails the decode
+ *   and is named. A sharp instance is decoded as given (its bytes are not visible here).
  * - Only raster formats are accepted (JPEG, PNG, WebP, TIFF, GIF, AVIF); SVG needs `allowSvg: true`.
  */
 export async function loadImage(input: ImageInput, options: LoadImageOptions & { mode: 'gray' }): Promise<GrayImage>;
@@ -97,25 +98,28 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
     throw new KestrelError('E_OPTIONS', 'loadImage input must be a file path, a Buffer/Uint8Array or a sharp instance');
   }
   if (input instanceof Uint8Array && input.byteLength === 0) throw new KestrelError('E_IMAGE_DECODE', 'cannot decode image: the buffer is empty');
-  // PNGs are checked (chunk CRCs, lengths, zlib Adler-32) before sharp sees them, since libspng does not.
-  // A file is read into memory only when it starts like a PNG; other formats stay streamed by path.
+  // PNG chunks (lengths, CRCs, order) are checked before sharp sees them: libspng, as sharp runs it,
+  // ignores CRCs. The zlib Adler-32 is left to the decode (libspng checks it at failOn 'error' and up,
+  // so PNGs are never decoded more leniently); inflating a second time here would cost about as much as
+  // the decode itself. A file is read into memory only when it starts like a PNG.
   let png: PngLayout | undefined;
   if (typeof input === 'string' ? await startsLikePng(input) : input instanceof Uint8Array && looksLikePng(input)) {
     if (typeof input === 'string') input = await readFile(input);
     png = checkPngStructure(input as Uint8Array, what);
   }
   const source = input;
+  const failOn = png && o.failOn === 'truncated' ? 'error' : o.failOn;
 
   const open = (): sharp.Sharp => {
     if (isSharp(source)) return source.clone();
     // limitInputPixels is a second guard, in case a format's header under-reports its size.
-    return sharp(source, { failOn: o.failOn, limitInputPixels: o.maxPixels, sequentialRead: true });
+    return sharp(source, { failOn, limitInputPixels: o.maxPixels, sequentialRead: true });
   };
 
   // 1. Header only: refuse bombs before decoding.
   let meta: sharp.Metadata;
   try {
-    meta = await (isSharp(source) ? source.clone() : sharp(source, { failOn: o.failOn, limitInputPixels: false })).metadata();
+    meta = await (isSharp(source) ? source.clone() : sharp(source, { failOn, limitInputPixels: false })).metadata();
   } catch (e) {
     throw decodeError(what, e);
   }
@@ -123,7 +127,6 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
   if (!w || !h) throw new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: its header has no size`, { details: { input: what } });
   assertAcceptedFormat(meta, what, o.allowSvg);
   if (w * h > o.maxPixels) throw tooLarge(what, w, h, o.maxPixels);
-  if (png) await checkPngImageData(png, what);
 
   // 2. Decode. Flatten before the colour conversion so alpha never leaks into the result.
   const bg = typeof o.background === 'number' ? [o.background, o.background, o.background] : o.background;
@@ -137,6 +140,8 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
   try {
     out = await pipe.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
+    // libspng says only "read error": inflate the image data here to say what is wrong with it.
+    if (png) await checkPngImageData(png, what);
     throw decodeError(what, e);
   }
   const { width, height, channels } = out.info;

@@ -2,10 +2,11 @@ import { promisify } from 'node:util';
 import { crc32, inflate } from 'node:zlib';
 import { KestrelError } from '../errors.js';
 
-// libvips/libspng (through sharp) decode PNGs with bad CRCs or a bad zlib checksum without complaint,
-// so a QC line would log a verdict for pixels nobody can vouch for. This is the integrity check sharp
-// skips: the chunk structure and CRCs (cheap, before anything else), then the zlib stream (inflated
-// once more here, off the JS thread, which is what checks its Adler-32).
+// libvips/libspng (through sharp) decode PNGs with bad chunk CRCs without complaint, so a QC line would
+// log a verdict for pixels nobody can vouch for. checkPngStructure is the check sharp skips: the chunk
+// structure and CRCs (cheap: one crc32 pass over the file). checkPngImageData inflates the zlib stream
+// (which checks its Adler-32 and its length); it costs about a decode, so loadImage runs it only to
+// explain a failed decode, and callers that need the verdict without decoding can run it themselves.
 
 const inflateAsync = promisify(inflate);
 
