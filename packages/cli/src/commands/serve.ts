@@ -34,11 +34,11 @@ function num(v: unknown, flag: string): number | undefined {
 
 async function run(ctx: CommandContext): Promise<number> {
   const { KestrelError, parseOptions } = await import('@kestrel/core');
-  const { hashKey, parseApiKeyFlag } = await import('../serve/auth.js');
+  const { hashKey, parseApiKeyFlag } = await import('@kestrel/serve');
   const v = ctx.values;
   if (typeof v['hash-key'] === 'string') { ctx.out.write(hashKey(v['hash-key']) + '\n'); return 0; }
-  const { ServeConfigSchema, loadServeConfigFile } = await import('../serve/config.js');
-  const { createInspector, readRules } = await import('../serve/inspectors.js');
+  const { ServeConfigSchema, loadServeConfigFile } = await import('@kestrel/serve');
+  const { createInspector, readRules } = await import('@kestrel/serve');
   const base = typeof v.config === 'string' ? loadServeConfigFile(v.config) : {};
   const flagKeys = ((v['api-key'] as string[] | undefined) ?? []).map((k, i) => parseApiKeyFlag(k, i));
   let n: Record<string, number | undefined>;
@@ -66,9 +66,9 @@ async function run(ctx: CommandContext): Promise<number> {
   if (config.apiKeys.length === 0) throw new KestrelError('E_OPTIONS', 'give at least one --api-key (or apiKeys in --config): every inspection request must carry a key');
   if (!config.model && !config.vlm) throw new KestrelError('E_OPTIONS', 'give --model NAME_OR_DIR (e.g. anomaly-magnetic-tile) and/or --vlm DIR');
 
-  const { InspectionLog } = await import('../serve/inspection-log.js');
-  const { createVlmChatBackend } = await import('../serve/chat-route.js');
-  const { createServer } = await import('../serve/server.js');
+  const { InspectionLog } = await import('@kestrel/serve');
+  const { createVlmChatBackend } = await import('@kestrel/serve');
+  const { createServer } = await import('@kestrel/serve');
   const inspector = config.model ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
   // a DB this run creates is removed again if the server never starts (a bad --host, a port in use)

@@ -35,11 +35,11 @@ async function run(ctx: CommandContext): Promise<number> {
     if (!Number.isInteger(n) || n < 0) throw new KestrelError('E_OPTIONS', `${flag} needs a whole number of milliseconds`);
     return n;
   };
-  const { InspectionLog } = await import('../serve/inspection-log.js');
-  const { createInspector, readRules } = await import('../serve/inspectors.js');
+  const { InspectionLog } = await import('@kestrel/serve');
+  const { createInspector, readRules } = await import('@kestrel/serve');
   const pipelineName = v.pipeline === undefined ? 'defects' : v.pipeline;
   if (pipelineName !== 'defects' && pipelineName !== 'detect') throw new KestrelError('E_OPTIONS', '--pipeline is defects or detect');
-  const { DirectoryWatcher } = await import('../serve/watcher.js');
+  const { DirectoryWatcher } = await import('@kestrel/serve');
   const intervalMs = int(v.interval, '--interval');
   const stableMs = int(v['stable-ms'], '--stable-ms');
   const options = {
