@@ -13,3 +13,6 @@ export { WorkQueue, QueueError } from './work-queue.js';
 export { Metrics, type Labels } from './metrics.js';
 export { percentile, statsReport, type StatsReport } from './stats.js';
 export type { InspectionStore, InspectionJob, InspectionJobResult, InspectionJobQueue } from './scale-out.js';
+export { runServeCommand } from './cli/serve-command.js';
+export { runWatchCommand } from './cli/watch-command.js';
+export type { CliContext } from './cli/context.js';
