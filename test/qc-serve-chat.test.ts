@@ -35,7 +35,7 @@ describe('POST /v1/chat/completions with a VLM', () => {
     const direct = await backend.complete([{ role: 'user', content: [{ type: 'image', image: readFileSync(join(VLM, 'img0.png')) }, { type: 'text', text: 'Describe the part.' }] }], { maxNewTokens: 8, temperature: 0, topP: 1 });
     expect(direct.usage.completionTokens).toBeGreaterThan(0);
     expect(direct.text.length).toBeGreaterThan(0);
-    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', messages, max_tokens: 8 }) });
+    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'A', messages, max_tokens: 8 }) });
     expect(r.status).toBe(200);
     const body = (await r.json()) as { object: string; choices: { message: { role: string; content: string }; finish_reason: string }[]; usage: { completion_tokens: number; prompt_tokens: number; total_tokens: number } };
     expect(body.object).toBe('chat.completion');
