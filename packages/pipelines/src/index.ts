@@ -8,7 +8,8 @@ export { DeepseekVLV2Processor, ProcessorConfigSchema, PreprocessOptionsSchema, 
 export { chat, formatConversation, ChatOptionsSchema, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer } from './vlm/tokenizer.js';
-export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
+export { AskOptionsSchema, CaptionOptionsSchema, ChatPipelineOptionsSchema, type AskOptions, type CaptionOptions, type ChatPipelineOptions, type AskPipeline, type CaptionPipeline, type ChatPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
+export { isRemoteModel, DEFAULT_API_KEY_ENV, type RemoteModelInfo } from './remote/options.js';
 export { trainXray, benchXray, XrayOptionsSchema, TrainXrayOptionsSchema, BenchXrayOptionsSchema, type XrayOptions, type XrayResult, type XrayPipeline, type TrainXrayOptions, type BenchXrayOptions, type XrayBenchResult } from './xray/index.js';
 export { trainDefects, trainAnomaly, benchDefects, DefectsOptionsSchema, TrainDefectsOptionsSchema, TrainAnomalyOptionsSchema, BenchDefectsOptionsSchema, type DefectsOptions, type DefectsResult, type DefectsPipeline, type TrainDefectsOptions, type TrainAnomalyOptions, type BenchDefectsOptions, type DefectsBenchResult } from './defects/index.js';
 export { qcModelTask, resolveQcModelDir } from './training/model-dir.js';

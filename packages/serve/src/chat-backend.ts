@@ -11,7 +11,11 @@ export interface BackendOptions {
   maxNewTokens: number;
   temperature: number;
   topP: number;
+  /** 0 = off */
+  topK?: number | undefined;
   seed?: number | undefined;
+  /** strings that end the answer (cut before them) */
+  stopStrings?: string[] | undefined;
   /** Refuse images over this many pixels (`E_IMAGE_TOO_LARGE`): the server's `maxImagePixels`. */
   maxImagePixels?: number | undefined;
   /** Called once the images are decoded and the prompt is ready, before the first token. */
@@ -49,6 +53,7 @@ export async function createVlmChatBackend(dir: string): Promise<ChatBackend> {
       }));
       const r = await chat(model, decoded, {
         maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP,
+        ...(o.topK ? { topK: o.topK } : {}), ...(o.stopStrings?.length ? { stopStrings: o.stopStrings } : {}),
         ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.onText ? { onText: o.onText } : {}), ...(o.onStart ? { onStart: o.onStart } : {}),
       });
       return { text: r.text, finishReason: r.finishReason, usage: { promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens } };

@@ -29,6 +29,9 @@ const ChatRequestSchema = z.object({
   max_completion_tokens: z.number().int().positive().max(4096).nullable().optional(),
   temperature: z.number().min(0).max(2).nullable().optional(),
   top_p: z.number().gt(0).max(1).nullable().optional(),
+  /** not in the OpenAI API; vLLM and SGLang take it too */
+  top_k: z.number().int().min(0).nullable().optional(),
+  stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullable().optional(),
   seed: z.number().int().nullable().optional(),
 }).loose();
 
@@ -106,7 +109,8 @@ export function registerChatRoute(app: FastifyInstance, o: {
     const model = backend.name;
     const gen = {
       maxNewTokens: r.max_completion_tokens ?? r.max_tokens ?? 256, temperature: r.temperature ?? 0, topP: r.top_p ?? 1,
-      seed: r.seed ?? undefined, maxImagePixels: o.maxImagePixels,
+      seed: r.seed ?? undefined, maxImagePixels: o.maxImagePixels, topK: r.top_k ?? 0,
+      stopStrings: r.stop == null ? [] : typeof r.stop === 'string' ? [r.stop] : r.stop,
     };
     const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
 
