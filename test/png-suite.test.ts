@@ -55,6 +55,9 @@ describe('PNG integrity check (loadImage)', () => {
     expect(await msg('x-sig-q.png')).toMatch(/bad signature \(byte 1/);
     expect(await msg('x-first-not-ihdr.png')).toMatch(/first chunk is tEXt, not IHDR/);
     expect(await msg('x-len-huge.png')).toMatch(/length 2147483649/);
+    expect(await msg('x-len-idat-long.png')).toMatch(/length is probably wrong/);
+    expect(await msg('x-len-idat-short.png')).toMatch(/length is probably wrong/);
+    expect(await msg('x-crc-idat.png')).not.toMatch(/length/);
     expect(await msg('x-zlib-short.png')).toMatch(/inflates to 2716 bytes where IHDR gives 3104/); // 28 rows x 97 vs 32 x 97
   });
 

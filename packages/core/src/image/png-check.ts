@@ -110,7 +110,11 @@ export function checkPngStructure(bytes: Uint8Array, what = '<buffer>'): PngLayo
     const stored = view.getUint32(at + 8 + length);
     const actual = crc32(data, crc32(typeBytes));
     if (stored !== actual) {
-      throw corrupt(what, `chunk ${type} at byte ${at} has CRC 0x${stored.toString(16).padStart(8, '0')} but its bytes give 0x${actual.toString(16).padStart(8, '0')}`, { offset: at, chunk: type });
+      // A wrong length also shows up as a CRC mismatch (the CRC is read from the wrong place); say so when
+      // no chunk type follows where the length points.
+      const next = at + 12 + length;
+      const lengthSuspect = next + 8 <= bytes.length ? !/^[A-Za-z]{4}$/.test(Buffer.from(bytes.buffer, bytes.byteOffset + next + 4, 4).toString('latin1')) : next !== bytes.length;
+      throw corrupt(what, `chunk ${type} at byte ${at} has CRC 0x${stored.toString(16).padStart(8, '0')} but its bytes give 0x${actual.toString(16).padStart(8, '0')}${lengthSuspect ? ` (and no chunk starts where its length ${length} points, so the length is probably wrong)` : ''}`, { offset: at, chunk: type });
     }
     if (!ihdr && type !== 'IHDR') throw corrupt(what, `the first chunk is ${type}, not IHDR`, { offset: at, chunk: type });
     if (type === 'IHDR') {
