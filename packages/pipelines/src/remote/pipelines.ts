@@ -10,7 +10,6 @@ import { remoteBaseUrl, type RemoteModelInfo } from './options.js';
 
 type Parsed = z.output<typeof AskOptionsSchema>;
 
-
 async function toWire(messages: readonly ChatMessage[]): Promise<WireMessage[]> {
   if (!Array.isArray(messages) || messages.length === 0) throw new KestrelError('E_OPTIONS', 'chat needs at least one message');
   return Promise.all(messages.map(async (m, i): Promise<WireMessage> => {
@@ -90,16 +89,15 @@ export async function createPipeline(task: string, options: unknown): Promise<As
   }
   const o = parseOptions(AskOptionsSchema, options, `${task} options`);
   const { info, run } = await connect(o);
+  const chatWith = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => run(withSystem(o.systemPrompt, messages), call);
   if (task === 'chat') {
-    const chatFn = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => run(withSystem(o.systemPrompt, messages), call);
-    const stream = (messages: readonly ChatMessage[], call?: CallOptions) => streamed((onText) => chatFn(messages, { ...call, onText: (t) => { onText(t); call?.onText?.(t); } }));
-    return Object.defineProperties(Object.assign(chatFn, { stream, remote: info, dispose: () => undefined }), { model: noLocalModel(info) }) as unknown as ChatPipeline;
+    const stream = (messages: readonly ChatMessage[], call?: CallOptions) => streamed((onText) => chatWith(messages, { ...call, onText: (t) => { onText(t); call?.onText?.(t); } }));
+    return Object.defineProperties(Object.assign(chatWith, { stream, remote: info, dispose: () => undefined }), { model: noLocalModel(info) }) as unknown as ChatPipeline;
   }
   const ask = async (images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): Promise<AskResult> => {
     const r = await run(messagesFor(o.systemPrompt, asList(images), question), call);
     return { text: r.text, usage: r.usage };
   };
   const stream = (images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions) => streamed((onText) => ask(images, question, { ...call, onText: (t) => { onText(t); call?.onText?.(t); } }));
-  const chatWith = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => run(withSystem(o.systemPrompt, messages), call);
   return Object.defineProperties(Object.assign(ask, { stream, chat: chatWith, remote: info, dispose: () => undefined }), { model: noLocalModel(info) }) as unknown as AskPipeline;
 }

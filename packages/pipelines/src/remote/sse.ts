@@ -1,6 +1,7 @@
 /**
  * Split a server-sent-events body into the `data:` payloads of its events (the only field the OpenAI
- * streaming format uses), as they arrive.
+ * streaming format uses), as they arrive. An event is dispatched at its blank line; one cut off by the
+ * end of the stream is dropped.
  */
 export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string, void, undefined> {
   const decoder = new TextDecoder();
@@ -13,6 +14,8 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
       buf += done ? decoder.decode() : decoder.decode(value, { stream: true });
       let nl: number;
       while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
+        // A CR at the end of what has arrived may be the first half of a CRLF: wait for the next bytes.
+        if (!done && nl === buf.length - 1 && buf.endsWith('\r')) break;
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
         if (line === '') {
@@ -23,7 +26,7 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
       }
       if (done) break;
     }
-    if (data.length) yield data.join('\n');
+    // An event cut off by the end of the stream is not dispatched (as the SSE spec says).
   } finally {
     reader.releaseLock();
   }
