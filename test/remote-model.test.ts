@@ -138,6 +138,8 @@ describe('remote models on kestrel serve --vlm (a real server process and the go
     await failure(ask(IMG0, 'hi', { signal: ac.signal }), 'E_ABORTED');
     await failure(pipeline('ask', { model: VLM, remoteModel: 'A' }), 'E_OPTIONS');
     await failure(pipeline('ask', { model: 'openai:not a url' }), 'E_OPTIONS');
+    const local = await failure(pipeline('caption', { model: `openai:${base}`, dtype: 'int8' }), 'E_OPTIONS');
+    expect(local.message).toContain('dtype only apply to a local checkpoint');
   }, 60_000);
 
   it('retries 429 and 503 with backoff (a proxy in front of the server refuses the first tries), and times out', async () => {

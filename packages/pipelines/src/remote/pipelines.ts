@@ -10,6 +10,9 @@ import { remoteBaseUrl, type RemoteModelInfo } from './options.js';
 
 type Parsed = z.output<typeof AskOptionsSchema>;
 
+/** Pipeline options that choose how a local checkpoint runs. */
+const LOCAL_ONLY = ['backend', 'threads', 'dtype', 'device', 'expertsOn', 'cpuExpertLayers'] as const;
+
 async function toWire(messages: readonly ChatMessage[]): Promise<WireMessage[]> {
   if (!Array.isArray(messages) || messages.length === 0) throw new KestrelError('E_OPTIONS', 'chat needs at least one message');
   return Promise.all(messages.map(async (m, i): Promise<WireMessage> => {
@@ -75,6 +78,9 @@ async function connect(o: Parsed): Promise<{ info: RemoteModelInfo; run: (messag
  * (`imageTokens` is 0: the API does not report it) and `tokenIds` is empty.
  */
 export async function createPipeline(task: string, options: unknown): Promise<AskPipeline | CaptionPipeline | ChatPipeline> {
+  // Where and how the model runs is the server's business: say so rather than ignore these.
+  const local = LOCAL_ONLY.filter((k) => (options as Record<string, unknown> | null)?.[k] !== undefined);
+  if (local.length) throw new KestrelError('E_OPTIONS', `${local.join(', ')} only apply to a local checkpoint; a remote model runs as its server is set up`);
   if (task === 'caption') {
     const o = parseOptions(CaptionOptionsSchema, options, 'caption options');
     const { info, run } = await connect(o);
