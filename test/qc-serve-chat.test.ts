@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseApiKeyFlag } from '../packages/cli/src/serve/auth.js';
-import { createVlmChatBackend, type ChatBackend } from '../packages/cli/src/serve/chat-route.js';
-import { InspectionLog } from '../packages/cli/src/serve/inspection-log.js';
-import { createServer, type KestrelServer } from '../packages/cli/src/serve/server.js';
+import { parseApiKeyFlag } from '../packages/serve/src/auth.js';
+import { createVlmChatBackend, type ChatBackend } from '../packages/serve/src/chat-route.js';
+import { InspectionLog } from '../packages/serve/src/inspection-log.js';
+import { createServer, type KestrelServer } from '../packages/serve/src/server.js';
 
 const VLM = resolve(import.meta.dirname, 'fixtures/vlm/A');
 const KEY = 'chat-test-key-0123456789';
@@ -35,7 +35,7 @@ describe('POST /v1/chat/completions with a VLM', () => {
     const direct = await backend.complete([{ role: 'user', content: [{ type: 'image', image: readFileSync(join(VLM, 'img0.png')) }, { type: 'text', text: 'Describe the part.' }] }], { maxNewTokens: 8, temperature: 0, topP: 1 });
     expect(direct.usage.completionTokens).toBeGreaterThan(0);
     expect(direct.text.length).toBeGreaterThan(0);
-    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', messages, max_tokens: 8 }) });
+    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'A', messages, max_tokens: 8 }) });
     expect(r.status).toBe(200);
     const body = (await r.json()) as { object: string; choices: { message: { role: string; content: string }; finish_reason: string }[]; usage: { completion_tokens: number; prompt_tokens: number; total_tokens: number } };
     expect(body.object).toBe('chat.completion');

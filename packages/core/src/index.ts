@@ -18,6 +18,7 @@ export {
   type NormalizeOptions,
 } from './image/index.js';
 export { rgbToLuma } from './image/index.js';
+export { checkPngStructure, checkPngImageData, looksLikePng, assertAcceptedFormat, RASTER_FORMATS, type PngLayout } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
 export { warnUnknownConfigKeys, PRETRAINED_CONFIG_KEYS } from './config-keys.js';

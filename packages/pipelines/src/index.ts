@@ -9,7 +9,7 @@ export { conversationTokenizer } from './vlm/chat.js';
 export { chat, formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ConversationTokenizer, ChatOptionsSchema, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer, processorSpecialTokens, GROUNDING_TOKENS, CHAT_TOKENS } from './vlm/tokenizer.js';
-export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
+export { AskOptionsSchema, CaptionOptionsSchema, ChatPipelineOptionsSchema, type AskOptions, type CaptionOptions, type ChatPipelineOptions, type AskPipeline, type CaptionPipeline, type ChatPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
 export { GroundOptionsSchema, type GroundOptions, type GroundPipeline, type GroundResult, type GroundDetection, type VlmDetection, type GroundCategory } from './vlm/ground.js';
 export { benchGround, BenchGroundOptionsSchema, type BenchGroundOptions, type BenchGroundResult } from './vlm/ground-coco.js';
 export { parseGrounding, type GroundingFlag, type ParsedGrounding, type ParsedBox, type DeepseekBox } from './vlm/grounding-parse.js';
@@ -17,6 +17,7 @@ export { boxFromDeepseek, boxToDeepseek, type GroundingFrame, type FrameGeometry
 export { parseVl2Config, type Vl2Config } from './vlm/vl2-config.js';
 export { checkCheckpoint, type CheckpointCheck } from './vlm/check-checkpoint.js';
 export { vl2TensorShapes, visionTensorShapes, projectorTensorShapes, checkCheckpointTensors, countParameters, type TensorCheckReport } from './vlm/checkpoint-tensors.js';
+export { isRemoteModel, DEFAULT_API_KEY_ENV, type RemoteModelInfo } from './remote/options.js';
 export { trainXray, benchXray, XrayOptionsSchema, TrainXrayOptionsSchema, BenchXrayOptionsSchema, type XrayOptions, type XrayResult, type XrayPipeline, type TrainXrayOptions, type BenchXrayOptions, type XrayBenchResult } from './xray/index.js';
 export { trainDefects, trainAnomaly, benchDefects, DefectsOptionsSchema, TrainDefectsOptionsSchema, TrainAnomalyOptionsSchema, BenchDefectsOptionsSchema, type DefectsOptions, type DefectsResult, type DefectsPipeline, type TrainDefectsOptions, type TrainAnomalyOptions, type BenchDefectsOptions, type DefectsBenchResult } from './defects/index.js';
 export { qcModelTask, resolveQcModelDir } from './training/model-dir.js';

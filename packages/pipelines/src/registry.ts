@@ -1,4 +1,5 @@
 import { KestrelError } from '@kestrel/core';
+import { isRemoteModel } from './remote/options.js';
 
 /**
  * Task name -> the call signature of the pipeline it makes. Task modules add their entry by module
@@ -22,7 +23,11 @@ const TASK_MODULES: Record<string, string> = {
   ask: './vlm/pipelines.js',
   caption: './vlm/pipelines.js',
   ground: './vlm/ground.js',
+  chat: './vlm/pipelines.js',
 };
+
+/** Tasks that also run on a remote OpenAI-compatible server (`model: 'openai:URL'`). */
+const REMOTE_TASKS = new Set(['ask', 'caption', 'chat']);
 
 /** A task module exports `createPipeline(task, options)`. */
 export interface TaskModule {
@@ -48,7 +53,8 @@ export async function pipeline<T extends keyof PipelineTasks>(
 ): Promise<PipelineTasks[T] extends { fn: infer F } ? F : never>;
 export async function pipeline(task: string, options?: unknown): Promise<unknown>;
 export async function pipeline(task: string, options?: unknown): Promise<unknown> {
-  const path = TASK_MODULES[task];
+  const remote = REMOTE_TASKS.has(task) && isRemoteModel((options as { model?: unknown } | undefined)?.model);
+  const path = remote ? './remote/index.js' : TASK_MODULES[task];
   if (!path) {
     throw new KestrelError('E_OPTIONS', `unknown pipeline task "${task}"; known tasks: ${pipelineTasks().join(', ')}`);
   }

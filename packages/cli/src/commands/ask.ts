@@ -1,13 +1,16 @@
 import type { CommandSpec } from '../command.js';
 import { printJson } from '../command.js';
 
-const HELP = `Usage: kestrel ask --model DIR --image IMG [--image IMG2] [options] "question"
+const HELP = `Usage: kestrel ask --model DIR|openai:URL --image IMG [--image IMG2] [options] "question"
 
 Answers a question about one or more images with a DeepSeek-VL2-format checkpoint (config.json,
-processor_config.json, model.safetensors, tokenizer.json). The answer streams to stdout as it is
-generated; token counts and time go to stderr.
+processor_config.json, model.safetensors, tokenizer.json), or with a model on a remote
+OpenAI-compatible server (--model openai:http://host:port/v1: vLLM, SGLang, kestrel serve --vlm).
+The answer streams to stdout as it is generated; token counts and time go to stderr.
 
-  --model DIR             checkpoint directory (required)
+  --model DIR|openai:URL  checkpoint directory, or openai: + the server's base URL (required)
+  --remote-model NAME     remote: the model id to ask for (default: the server's only model);
+                          the API key is read from $KESTREL_OPENAI_API_KEY
   --image FILE            image file; repeat for several images in one prompt (required)
   --max-new-tokens N      stop after N tokens (default 256)
   --temperature T         0 = greedy (default); > 0 samples
@@ -48,6 +51,7 @@ export async function modelFlags(values: Record<string, unknown>): Promise<Recor
     set('expertsOn', values['experts-on']);
     set('cpuExpertLayers', num(values['cpu-expert-layers'], 'cpu-expert-layers', true));
     set('systemPrompt', values.system);
+    set('remoteModel', values['remote-model']);
     return o;
   } catch (e) {
     throw new KestrelError('E_OPTIONS', (e as Error).message);
@@ -68,13 +72,14 @@ export const MODEL_FLAGS = {
   'experts-on': { type: 'string' },
   'cpu-expert-layers': { type: 'string' },
   system: { type: 'string' },
+  'remote-model': { type: 'string' },
 } as const;
 
 /** `kestrel ask`: a question about images, answered by a local VLM. */
 export const commands: CommandSpec[] = [
   {
     path: ['ask'],
-    summary: 'ask a question about image(s) with a local DeepSeek-VL2 model (streams the answer)',
+    summary: 'ask a question about image(s) with a DeepSeek-VL2 model, local or on an OpenAI-compatible server (streams the answer)',
     help: HELP,
     options: { ...MODEL_FLAGS, image: { type: 'string', multiple: true } },
     async run(ctx) {
@@ -102,7 +107,10 @@ export const commands: CommandSpec[] = [
         while (!r.done) { ctx.out.write(r.value); r = await gen.next(); }
         ctx.out.write('\n');
         const u = r.value.usage;
-        ctx.err.write(`[${u.promptTokens} prompt tokens (${u.imageTokens} image), ${u.completionTokens} generated, ${(u.ms / 1000).toFixed(2)} s]\n`);
+        // A remote server does not say how many prompt tokens were image tokens.
+        const imageTokens = ask.remote ? '' : ` (${u.imageTokens} image)`;
+        const on = ask.remote ? `, on ${ask.remote.baseUrl}` : '';
+        ctx.err.write(`[${u.promptTokens} prompt tokens${imageTokens}, ${u.completionTokens} generated, ${(u.ms / 1000).toFixed(2)} s${on}]\n`);
       } finally {
         ask.dispose();
       }

@@ -2,14 +2,15 @@ import type { CommandSpec } from '../command.js';
 import { printJson } from '../command.js';
 import { MODEL_FLAGS, modelFlags } from './ask.js';
 
-const HELP = `Usage: kestrel caption --model DIR [options] IMAGE...
+const HELP = `Usage: kestrel caption --model DIR|openai:URL [options] IMAGE...
 
 Captions each image with a DeepSeek-VL2-format checkpoint (needs tokenizer.json). With --json (or
 --out FILE) the result is COCO caption-results JSON, [{"image_id", "caption"}], which
 "kestrel eval captions --results" scores directly. image_id is the number in the file name when the
 name is all digits (COCO: 000000397133.jpg -> 397133), else the file name without extension.
 
-  --model DIR             checkpoint directory (required)
+  --model DIR|openai:URL  checkpoint directory, or a remote OpenAI-compatible server (required;
+                          --remote-model NAME and $KESTREL_OPENAI_API_KEY as for "kestrel ask")
   --prompt TEXT           the instruction (default "Describe this image in one sentence.")
   --out FILE              write the JSON results to FILE (atomically)
   --max-new-tokens N      (default 64); --temperature, --top-p, --top-k, --seed, --system,
@@ -27,7 +28,7 @@ export function imageIdFor(path: string): number | string {
 export const commands: CommandSpec[] = [
   {
     path: ['caption'],
-    summary: 'caption images with a local DeepSeek-VL2 model ([{image_id, caption}] for eval captions)',
+    summary: 'caption images with a DeepSeek-VL2 model, local or remote ([{image_id, caption}] for eval captions)',
     help: HELP,
     options: { ...MODEL_FLAGS, prompt: { type: 'string' }, out: { type: 'string' } },
     async run(ctx) {

@@ -6,3 +6,5 @@ export { padToSize, containSize, pythonRound, solidImage, pasteImage } from './p
 export { cropImage, cropTiles } from './tiles.js';
 export { toChwNormalized, NormalizeOptionsSchema, type NormalizeOptions } from './normalize.js';
 export { selectBestResolution } from './resolution.js';
+export { checkPngStructure, checkPngImageData, looksLikePng, pngRawBytes, PNG_SIGNATURE, type PngLayout } from './png-check.js';
+export { assertAcceptedFormat, RASTER_FORMATS } from './formats.js';

@@ -1,8 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { open as openFile, readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { KestrelError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { assertAcceptedFormat } from './formats.js';
+import { checkPngImageData, checkPngStructure, looksLikePng, type PngLayout } from './png-check.js';
 import type { GrayImage, PixelImage, RgbImage } from './types.js';
 
 /** Default decompression-bomb guard: 100 megapixels. */
@@ -25,9 +27,15 @@ export const LoadImageOptionsSchema = z.object({
   autoOrient: z.boolean().default(true),
   /**
    * How strict decoding is (sharp `failOn`): `error` (default) rejects truncated and corrupt data;
-   * `warning` also rejects files with recoverable warnings; `truncated` only truncated ones.
+   * `warning` also rejects files with recoverable warnings; `truncated` only truncated ones (PNGs are
+   * always decoded at `error` or stricter, so their zlib checksum is checked).
    */
   failOn: z.enum(['truncated', 'error', 'warning']).default('error'),
+  /**
+   * Render SVG (a vector format) too. Off by default: only raster images (JPEG, PNG, WebP, TIFF, GIF,
+   * AVIF) are accepted, and anything else throws `E_IMAGE_DECODE` listing them.
+   */
+  allowSvg: z.boolean().default(false),
 });
 export type LoadImageOptions = z.input<typeof LoadImageOptionsSchema>;
 
@@ -70,7 +78,11 @@ function tooLarge(what: string, w: number | undefined, h: number | undefined, li
  *   from that with Pillow's `convert('L')` formula (`mode: 'gray'`).
  * - The pixel count is read from the header and checked against `maxPixels` (default 100 MP) before
  *   any pixel is decoded: a decompression bomb throws `E_IMAGE_TOO_LARGE` without allocating it.
- * - Undecodable, truncated or corrupt data throws `E_IMAGE_DECODE`; a missing file throws `E_IO`.
+ * - Undecodable, truncated or corrupt data throws `E_IMAGE_DECODE`; a missing file throws `E_IO`. A PNG
+ *   (path or bytes) is checked first for what sharp lets through: bad chunk CRCs or lengths, a damaged
+ *   signature, IHDR not first, no IEND; a zlib stream whose Adler-32 or length is wrong fails the decode
+ *   and is named. A sharp instance is decoded as given (its bytes are not visible here).
+ * - Only raster formats are accepted (JPEG, PNG, WebP, TIFF, GIF, AVIF); SVG needs `allowSvg: true`.
  */
 export async function loadImage(input: ImageInput, options: LoadImageOptions & { mode: 'gray' }): Promise<GrayImage>;
 export async function loadImage(input: ImageInput, options?: LoadImageOptions & { mode?: 'rgb' }): Promise<RgbImage>;
@@ -86,22 +98,34 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
     throw new KestrelError('E_OPTIONS', 'loadImage input must be a file path, a Buffer/Uint8Array or a sharp instance');
   }
   if (input instanceof Uint8Array && input.byteLength === 0) throw new KestrelError('E_IMAGE_DECODE', 'cannot decode image: the buffer is empty');
+  // PNG chunks (lengths, CRCs, order) are checked before sharp sees them: libspng, as sharp runs it,
+  // ignores CRCs. The zlib Adler-32 is left to the decode (libspng checks it at failOn 'error' and up,
+  // so PNGs are never decoded more leniently); inflating a second time here would cost about as much as
+  // the decode itself. A file is read into memory only when it starts like a PNG.
+  let png: PngLayout | undefined;
+  if (typeof input === 'string' ? await startsLikePng(input) : input instanceof Uint8Array && looksLikePng(input)) {
+    if (typeof input === 'string') input = await readFile(input);
+    png = checkPngStructure(input as Uint8Array, what);
+  }
+  const source = input;
+  const failOn = png && o.failOn === 'truncated' ? 'error' : o.failOn;
 
   const open = (): sharp.Sharp => {
-    if (isSharp(input)) return input.clone();
+    if (isSharp(source)) return source.clone();
     // limitInputPixels is a second guard, in case a format's header under-reports its size.
-    return sharp(input, { failOn: o.failOn, limitInputPixels: o.maxPixels, sequentialRead: true });
+    return sharp(source, { failOn, limitInputPixels: o.maxPixels, sequentialRead: true });
   };
 
   // 1. Header only: refuse bombs before decoding.
   let meta: sharp.Metadata;
   try {
-    meta = await (isSharp(input) ? input.clone() : sharp(input, { failOn: o.failOn, limitInputPixels: false })).metadata();
+    meta = await (isSharp(source) ? source.clone() : sharp(source, { failOn, limitInputPixels: false })).metadata();
   } catch (e) {
     throw decodeError(what, e);
   }
   const w = meta.width, h = meta.height;
   if (!w || !h) throw new KestrelError('E_IMAGE_DECODE', `cannot decode image ${what}: its header has no size`, { details: { input: what } });
+  assertAcceptedFormat(meta, what, o.allowSvg);
   if (w * h > o.maxPixels) throw tooLarge(what, w, h, o.maxPixels);
 
   // 2. Decode. Flatten before the colour conversion so alpha never leaks into the result.
@@ -116,6 +140,8 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
   try {
     out = await pipe.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
+    // libspng says only "read error": inflate the image data here to say what is wrong with it.
+    if (png) await checkPngImageData(png, what);
     throw decodeError(what, e);
   }
   const { width, height, channels } = out.info;
@@ -126,6 +152,20 @@ export async function loadImage(input: ImageInput, options?: LoadImageOptions): 
   const data = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
   if (o.mode === 'gray') return { data: rgbToLuma(data, width * height), width, height, channels: 1 };
   return { data, width, height, channels: 3 };
+}
+
+/** Whether the file at `path` starts like a PNG (reads its first 32 bytes). */
+async function startsLikePng(path: string): Promise<boolean> {
+  const fh = await openFile(path, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw new KestrelError('E_IO', `cannot read image ${path}: ${e.message}`, { cause: e, details: { input: path } });
+  });
+  try {
+    const head = Buffer.alloc(32);
+    const { bytesRead } = await fh.read(head, 0, 32, 0);
+    return looksLikePng(head.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Pillow `convert('L')`: ITU-R 601-2 luma in 16-bit fixed point, `(r*19595 + g*38470 + b*7471 + 0x8000) >> 16`. */

@@ -36,6 +36,8 @@ export const DetectOptionsSchema = z.object({
   categoryIds: z.array(z.number().int()).optional(),
   /** Refuse images larger than this many pixels (E_IMAGE_TOO_LARGE). */
   maxPixels: z.number().int().positive().default(DEFAULT_MAX_PIXELS),
+  /** Render SVG inputs too (off: only raster images, see loadImage's `allowSvg`). */
+  allowSvg: z.boolean().default(false),
   /** Kestrel cache root (default $KESTREL_HOME or ~/.cache/kestrel). */
   home: z.string().optional(),
 }).strict();
@@ -142,7 +144,7 @@ export async function createPipeline(task: string, options: unknown): Promise<De
 
   const runOne = async (input: ImageInput): Promise<Detection[] | Segmentation[]> => {
     const t0 = performance.now();
-    const img = await loadImage(input, { maxPixels: o.maxPixels });
+    const img = await loadImage(input, { maxPixels: o.maxPixels, allowSvg: o.allowSvg });
     const g: LetterboxGeometry = (det.resize === 'stretch' ? stretchGeometry : letterboxGeometry)(img.width, img.height, det.inputWidth, det.inputHeight);
     const pixels = await letterboxPixels(img, g, det.padValue);
     const t1 = performance.now();

@@ -15,6 +15,11 @@ export const ChatOptionsSchema = generateOptionsSchema.extend({
 export type ChatOptions = z.input<typeof ChatOptionsSchema> & {
   /** called with each new piece of the answer as it is generated */
   onText?: (text: string) => void;
+  /**
+   * called once the prompt is ready (images decoded and tiled, tokens counted), before the first token
+   * is generated: a server can answer a bad image or prompt with a plain error up to this point
+   */
+  onStart?: () => void;
 };
 
 /** Token counts and time of one answer. */
@@ -62,8 +67,9 @@ export function conversationTokenizer(model: VisionLanguageModel): ConversationT
  */
 export async function chat(model: VisionLanguageModel, messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
   const t0 = performance.now();
-  const { onText, ...rest } = options ?? {};
+  const { onText, onStart, ...rest } = options ?? {};
   if (onText !== undefined && typeof onText !== 'function') throw new KestrelError('E_OPTIONS', 'onText must be a function');
+  if (onStart !== undefined && typeof onStart !== 'function') throw new KestrelError('E_OPTIONS', 'onStart must be a function');
   const o = parseOptions(ChatOptionsSchema, rest, 'chat options');
   const conv = conversationTokenizer(model);
   const proc = model.processor;
@@ -74,6 +80,7 @@ export async function chat(model: VisionLanguageModel, messages: readonly ChatMe
   const { cropping: _c, ...gen } = o;
   const tokenIds: number[] = [];
   let text = '';
+  onStart?.();
   for await (const c of model.stream({ inputIds, images, preprocessed: pre }, gen)) {
     tokenIds.push(c.tokenId);
     if (c.text) { text += c.text; onText?.(c.text); }

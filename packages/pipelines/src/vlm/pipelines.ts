@@ -3,10 +3,15 @@ import { KestrelError, parseOptions } from '@kestrel/core';
 import { VisionLanguageModel } from './vision-language-model.js';
 import type { VlmImage } from './processor.js';
 import { chat, type ChatMessage, type ChatResult, type ChatUsage } from './chat.js';
+import { remoteOptions, type RemoteModelInfo } from '../remote/options.js';
+import { streamed } from './stream-bridge.js';
 
 /** Options every VLM pipeline shares (model, backend, generation defaults). */
 export const modelOptions = {
-  /** checkpoint directory, or an already loaded VisionLanguageModel (shared between pipelines) */
+  /**
+   * checkpoint directory, an already loaded VisionLanguageModel (shared between pipelines), or
+   * `openai:http://host:port/v1` for a remote OpenAI-compatible server (vLLM, SGLang, `kestrel serve --vlm`)
+   */
   model: z.union([z.string().min(1), z.custom<VisionLanguageModel>((v) => v instanceof VisionLanguageModel, 'expected a checkpoint directory or a VisionLanguageModel')]),
   backend: z.enum(['auto', 'portable', 'native']).default('auto'),
   threads: z.number().int().positive().optional(),
@@ -24,11 +29,16 @@ export const modelOptions = {
   seed: z.number().int().optional(),
   /** system prompt placed before the conversation ('' = none, as DeepSeek-VL2's default) */
   systemPrompt: z.string().default(''),
+  ...remoteOptions,
 };
 
 /** Options of `pipeline('ask', ...)`. */
 export const AskOptionsSchema = z.object(modelOptions).strict();
 export type AskOptions = z.input<typeof AskOptionsSchema>;
+
+/** Options of `pipeline('chat', ...)`: the same as ask's. */
+export const ChatPipelineOptionsSchema = AskOptionsSchema;
+export type ChatPipelineOptions = AskOptions;
 
 /** Options of `pipeline('caption', ...)`. */
 export const CaptionOptionsSchema = z.object({
@@ -69,9 +79,23 @@ export interface AskPipeline {
    * `ask.chat([{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text }] }])`.
    */
   chat(messages: readonly ChatMessage[], options?: CallOptions): Promise<ChatResult>;
-  /** the loaded model (use it for `generate`, `forward`, ...) */
+  /** the loaded model (use it for `generate`, `forward`, ...); a remote pipeline throws E_UNSUPPORTED here */
   readonly model: VisionLanguageModel;
+  /** where a remote pipeline runs (`model: 'openai:URL'`); undefined for a local model */
+  readonly remote?: RemoteModelInfo;
   /** release the model (only when the pipeline loaded it) */
+  dispose(): void;
+}
+
+/** `pipeline('chat')`: OpenAI-style messages in, the answer out, with the pipeline's generation defaults. */
+export interface ChatPipeline {
+  (messages: readonly ChatMessage[], options?: CallOptions): Promise<ChatResult>;
+  /** the same, yielding the answer piece by piece; the generator's return value is the full result */
+  stream(messages: readonly ChatMessage[], options?: CallOptions): AsyncGenerator<string, ChatResult, undefined>;
+  /** the loaded model; a remote pipeline throws E_UNSUPPORTED here */
+  readonly model: VisionLanguageModel;
+  /** where a remote pipeline runs; undefined for a local model */
+  readonly remote?: RemoteModelInfo;
   dispose(): void;
 }
 
@@ -84,7 +108,10 @@ export interface CaptionResult {
 export interface CaptionPipeline {
   (image: VlmImage, options?: CallOptions): Promise<CaptionResult>;
   (images: readonly VlmImage[], options?: CallOptions): Promise<CaptionResult[]>;
+  /** the loaded model; a remote pipeline throws E_UNSUPPORTED here */
   readonly model: VisionLanguageModel;
+  /** where a remote pipeline runs; undefined for a local model */
+  readonly remote?: RemoteModelInfo;
   dispose(): void;
 }
 
@@ -92,22 +119,31 @@ declare module '../registry.js' {
   interface PipelineTasks {
     ask: { options: AskOptions; fn: AskPipeline };
     caption: { options: CaptionOptions; fn: CaptionPipeline };
+    chat: { options: ChatPipelineOptions; fn: ChatPipeline };
   }
 }
 
-function asList(images: VlmImage | readonly VlmImage[]): VlmImage[] {
+/** One image or a list of them, as a list. */
+export function asList(images: VlmImage | readonly VlmImage[]): VlmImage[] {
   return Array.isArray(images) ? [...(images as readonly VlmImage[])] : [images as VlmImage];
 }
 
-function messagesFor(system: string, images: readonly VlmImage[], text: string): ChatMessage[] {
+/** The messages of one question about images, after an optional system prompt. */
+export function messagesFor(system: string, images: readonly VlmImage[], text: string): ChatMessage[] {
   if (typeof text !== 'string' || text.trim() === '') throw new KestrelError('E_OPTIONS', 'the question must be a non-empty string');
   const msgs: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
   msgs.push({ role: 'user', content: [...images.map((image) => ({ type: 'image' as const, image })), { type: 'text' as const, text }] });
   return msgs;
 }
 
+/** The pipeline's system prompt first, unless the messages bring their own. */
+export function withSystem(system: string, messages: readonly ChatMessage[]): readonly ChatMessage[] {
+  return system && !messages.some((m) => m?.role === 'system') ? [{ role: 'system' as const, content: system }, ...messages] : messages;
+}
+
 /** The pipeline's model: the given VisionLanguageModel, or one loaded from the directory (then owned). */
 export async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model: VisionLanguageModel; owned: boolean }> {
+  if (o.remoteModel !== undefined) throw new KestrelError('E_OPTIONS', 'remoteModel only applies to a remote model (model: "openai:http://host:port/v1")');
   if (o.model instanceof VisionLanguageModel) {
     if (!o.model.tokenizer) throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model.dir} has no tokenizer.json; the VLM pipelines (ask, caption, ground) need one`);
     return { model: o.model, owned: false };
@@ -142,25 +178,9 @@ async function createAsk(options: unknown): Promise<AskPipeline> {
     const r = await chat(model, messagesFor(o.systemPrompt, asList(images), question), genOptions(o, call));
     return { text: r.text, usage: r.usage };
   };
-  async function* stream(images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): AsyncGenerator<string, AskResult, undefined> {
-    // Bridge the onText callback to a generator: pieces queue up while the model runs.
-    const queue: string[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    const p = run(images, question, { ...call, onText: (t) => { queue.push(t); call?.onText?.(t); wake?.(); } }).finally(() => { done = true; wake?.(); });
-    p.catch(() => undefined);
-    for (;;) {
-      while (queue.length) yield queue.shift()!;
-      if (done) break;
-      await new Promise<void>((res) => { wake = res; });
-      wake = null;
-    }
-    return await p;
-  }
-  const chatWith = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => {
-    const msgs = o.systemPrompt && !messages.some((m) => m?.role === 'system') ? [{ role: 'system' as const, content: o.systemPrompt }, ...messages] : messages;
-    return chat(model, msgs, genOptions(o, call));
-  };
+  const stream = (images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): AsyncGenerator<string, AskResult, undefined> =>
+    streamed((onText) => run(images, question, { ...call, onText: (t) => { onText(t); call?.onText?.(t); } }));
+  const chatWith = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => chat(model, withSystem(o.systemPrompt, messages), genOptions(o, call));
   return Object.assign(run, { stream, chat: chatWith, model, dispose: () => { if (owned) model.dispose(); } }) as AskPipeline;
 }
 
@@ -180,9 +200,19 @@ async function createCaption(options: unknown): Promise<CaptionPipeline> {
   return Object.assign(run, { model, dispose: () => { if (owned) model.dispose(); } }) as CaptionPipeline;
 }
 
-/** Task module entry (see registry.ts): 'ask' and 'caption'. */
-export async function createPipeline(task: string, options: unknown): Promise<AskPipeline | CaptionPipeline> {
+async function createChat(options: unknown): Promise<ChatPipeline> {
+  const o = parseOptions(ChatPipelineOptionsSchema, options, 'chat options');
+  const { model, owned } = await loadModel(o);
+  const run = (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => chat(model, withSystem(o.systemPrompt, messages), genOptions(o, call));
+  const stream = (messages: readonly ChatMessage[], call?: CallOptions): AsyncGenerator<string, ChatResult, undefined> =>
+    streamed((onText) => run(messages, { ...call, onText: (t) => { onText(t); call?.onText?.(t); } }));
+  return Object.assign(run, { stream, model, dispose: () => { if (owned) model.dispose(); } }) as ChatPipeline;
+}
+
+/** Task module entry (see registry.ts): 'ask', 'caption' and 'chat'. */
+export async function createPipeline(task: string, options: unknown): Promise<AskPipeline | CaptionPipeline | ChatPipeline> {
   if (task === 'ask') return createAsk(options);
   if (task === 'caption') return createCaption(options);
+  if (task === 'chat') return createChat(options);
   throw new KestrelError('E_OPTIONS', `the VLM task module has no task "${task}"`);
 }

@@ -62,7 +62,8 @@ export interface TokenizedPrompt {
   imagesSeqMask: Uint8Array;
 }
 
-function isPixelImage(x: unknown): x is PixelImage {
+/** True when `x` is decoded pixels (a PixelImage) rather than something to decode. */
+export function isPixelImage(x: unknown): x is PixelImage {
   return typeof x === 'object' && x !== null && (x as PixelImage).data instanceof Uint8Array && typeof (x as PixelImage).width === 'number' && typeof (x as PixelImage).channels === 'number';
 }
 

@@ -3,7 +3,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { KestrelError, parseOptions } from '@kestrel/core';
+import { KestrelError, assertAcceptedFormat, checkPngStructure, looksLikePng, parseOptions } from '@kestrel/core';
 
 /** OK = pass the part, NG = reject it. */
 export type Verdict = 'OK' | 'NG';
@@ -46,17 +46,21 @@ export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
 
 /**
  * Read only the header of an encoded image and refuse what must not be decoded: empty bodies, non-images
- * (`E_IMAGE_DECODE`) and decompression bombs (`E_IMAGE_TOO_LARGE`, e.g. a 50000×50000 PNG of a few
- * kilobytes). Truncated or corrupt pixel data is caught later, by the decoder.
+ * and formats other than JPEG, PNG, WebP, TIFF, GIF and AVIF (SVG included) (`E_IMAGE_DECODE`), PNGs
+ * whose chunks are damaged (bad CRC or length, no IEND: `E_IMAGE_DECODE`, one pass over the bytes) and
+ * decompression bombs (`E_IMAGE_TOO_LARGE`, e.g. a 50000×50000 PNG of a few kilobytes). Corrupt pixel
+ * data (a bad zlib checksum) is caught later, by the decoder.
  */
 export async function probeImage(bytes: Buffer, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<{ width: number; height: number; format: string }> {
   if (bytes.length === 0) throw new KestrelError('E_IMAGE_DECODE', 'the image is empty (0 bytes)');
+  if (looksLikePng(bytes)) checkPngStructure(bytes, 'upload');
   let meta: sharp.Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
     throw new KestrelError('E_IMAGE_DECODE', `not a readable image: ${(e as Error).message}. Send a JPEG, PNG, WebP, TIFF or GIF.`);
   }
+  assertAcceptedFormat(meta, 'upload');
   const { width, height, format } = meta;
   if (!width || !height) throw new KestrelError('E_IMAGE_DECODE', 'the image header has no size');
   if (width * height > maxPixels) {

@@ -12,6 +12,7 @@ import { Metrics } from './metrics.js';
 import { statsReport } from './stats.js';
 import { QueueError, WorkQueue } from './work-queue.js';
 import { registerChatRoute, type ChatBackend } from './chat-route.js';
+import { HttpError } from './http-error.js';
 
 /** Error codes the server answers with, beyond KestrelError's. */
 export type ServeErrorCode = 'E_CONFLICT' | 'E_UNAUTHORIZED' | 'E_FORBIDDEN' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_QUEUE_FULL' | 'E_TIMEOUT' | 'E_SHUTTING_DOWN' | 'E_NOT_FOUND' | 'E_BAD_REQUEST';
@@ -76,12 +77,7 @@ const STATUS: Partial<Record<string, number>> = {
   E_TIMEOUT: 503, E_SHUTTING_DOWN: 503, E_BACKEND_UNAVAILABLE: 503,
 };
 
-/** An error with an HTTP status, for the error handler. */
-export class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
+export { HttpError } from './http-error.js';
 
 function body(code: string, message: string): ErrorBody {
   return { error: { code, message, type: code === 'E_INTERNAL' ? 'server_error' : 'invalid_request_error' } };
@@ -354,7 +350,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     return { station: q.station ?? null, ...statsReport(f, since, until) };
   });
 
-  registerChatRoute(app, { backend: deps.chat, queue, requireKey, isDraining: () => draining, timeoutMs: config.requestTimeoutMs, bodyLimit: jsonLimit, release });
+  registerChatRoute(app, { backend: deps.chat, queue, requireKey, isDraining: () => draining, timeoutMs: config.requestTimeoutMs, bodyLimit: jsonLimit, maxImagePixels: config.maxImagePixels, release });
 
   let closing: Promise<void> | undefined;
   return {
