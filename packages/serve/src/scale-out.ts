@@ -4,7 +4,7 @@
  * design these interfaces are cut for: a BullMQ queue on Redis, workers that run the model, and a
  * shared PostgreSQL inspection log.
  */
-import type { InspectionRecord, ListQuery, NewInspection, WindowFigures } from './inspection-log.js';
+import type { InspectionRecord, ListQuery, NewInspection, WindowFigures } from './records.js';
 import type { InspectionResult, ModelIdentity } from './inspector.js';
 
 /** Where inspections are logged. `InspectionLog` (SQLite) implements it synchronously. */
