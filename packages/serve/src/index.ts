@@ -12,7 +12,13 @@ export { hashKey, parseApiKeyFlag, authenticate, mayUseStation, type ApiKey } fr
 export { WorkQueue, QueueError } from './work-queue.js';
 export { Metrics, type Labels } from './metrics.js';
 export { percentile, statsReport, type StatsReport } from './stats.js';
-export type { InspectionStore, InspectionJob, InspectionJobResult, InspectionJobQueue } from './scale-out.js';
+export type { InspectionStore, InspectionJob, InspectionJobQueue } from './scale-out.js';
+export { PostgresStore, type PostgresStoreOptions } from './stores/postgres-store.js';
+export { PG_MIGRATIONS, migratePostgres } from './stores/postgres-migrations.js';
+export { openStore, isPostgresUrl } from './stores/open-store.js';
+export { BullInspectionQueue, type BullQueueOptions } from './queues/bull-queue.js';
+export { startInspectionWorker, type InspectionWorker, type InspectionWorkerOptions } from './queues/bull-worker.js';
+export { isRedisUrl, DEFAULT_QUEUE_NAME } from './queues/redis.js';
 export { runServeCommand } from './cli/serve-command.js';
 export { runWatchCommand } from './cli/watch-command.js';
 export type { CliContext } from './cli/context.js';
