@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { isKestrelError } from '@kestrel/core';
+import { KestrelError, isKestrelError } from '@kestrel/core';
 import { extensionFor, writeFileAtomic } from '../archive.js';
 import type { Inspector } from '../inspector.js';
 import type { InspectionRecord } from '../records.js';
 import type { InspectionJob, InspectionStore } from '../scale-out.js';
-import { DEFAULT_QUEUE_NAME, redisConnection } from './redis.js';
+import { DEFAULT_QUEUE_NAME, redactRedisUrl, redisConnection } from './redis.js';
 
 /** Options of {@link startInspectionWorker}. */
 export interface InspectionWorkerOptions {
@@ -80,8 +80,9 @@ export async function startInspectionWorker(o: InspectionWorkerOptions): Promise
     done++;
     return rec;
   };
+  const conn = redisConnection(o.url);
   const worker = new Worker<InspectionJob, InspectionRecord>(o.name ?? DEFAULT_QUEUE_NAME, processor, {
-    connection: redisConnection(o.url),
+    connection: conn,
     concurrency: o.concurrency ?? 1,
     lockDuration,
     stalledInterval: Math.max(500, Math.round(lockDuration / 2)),
@@ -90,9 +91,19 @@ export async function startInspectionWorker(o: InspectionWorkerOptions): Promise
     name: me,
   });
   worker.on('error', () => undefined);
-  await worker.waitUntilReady();
+  try {
+    await Promise.race([worker.waitUntilReady(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer in 10 s')), 10_000).unref())]);
+  } catch (e) {
+    await worker.close(true).catch(() => undefined);
+    conn.disconnect();
+    throw new KestrelError('E_BACKEND_UNAVAILABLE', `cannot use Redis at ${redactRedisUrl(o.url)}: ${(e as Error).message}; check --queue and that redis-server is running`, { cause: e });
+  }
   return {
     get done() { return done; },
-    async close(force = false) { await worker.close(force); },
+    async close(force = false) {
+      await worker.close(force);
+      // BullMQ leaves a connection it was given open; it would keep the process alive.
+      conn.disconnect();
+    },
   };
 }
