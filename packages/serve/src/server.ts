@@ -51,6 +51,9 @@ export interface ServerDeps {
   chat?: ChatBackend | undefined;
 }
 
+/** Options of {@link createServer} (the same object as {@link ServerDeps}). */
+export type ServerOptions = ServerDeps;
+
 /** A running (or ready-to-listen) server. */
 export interface KestrelServer {
   app: FastifyInstance;
