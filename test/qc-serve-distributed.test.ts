@@ -139,3 +139,31 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
     expect((await log.get(a.json().id))!.score).toBe(a.json().score);
   });
 });
+
+describe('kestrel serve --role / --queue / --store flags', () => {
+  it('a role without a shared queue, a worker without a model, and an unreachable Redis or PostgreSQL are clear errors', async () => {
+    const { commands } = await import('../packages/cli/src/commands/serve.js');
+    const serve = commands[0]!;
+    const ctx = (values: Record<string, string | string[] | boolean>) => ({
+      values: { 'api-key': ['some-long-key-1'], ...values }, positionals: [], json: false, debug: false,
+      out: { write: () => true } as unknown as NodeJS.WritableStream,
+      err: { write: () => true } as unknown as NodeJS.WritableStream,
+    });
+    await expect(serve.run(ctx({ role: 'worker', model: 'x' }))).rejects.toMatchObject({ code: 'E_OPTIONS', message: expect.stringMatching(/--queue redis:\/\//) });
+    await expect(serve.run(ctx({ role: 'worker', queue: 'redis://127.0.0.1:1' }))).rejects.toMatchObject({ code: 'E_OPTIONS', message: expect.stringMatching(/--model/) });
+    await expect(serve.run(ctx({ role: 'boss', queue: 'redis://127.0.0.1:1' }))).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    // A frontend needs no model; its store and queue must answer.
+    await expect(serve.run(ctx({ role: 'frontend', queue: 'redis://127.0.0.1:1', store: 'postgres://u:pw@127.0.0.1:1/db' })))
+      .rejects.toMatchObject({ code: 'E_BACKEND_UNAVAILABLE', message: expect.not.stringContaining(':pw@') });
+  });
+
+  it.skipIf(!PG_URL)('a frontend with a reachable store and an unreachable Redis is E_BACKEND_UNAVAILABLE naming --queue', async () => {
+    const { commands } = await import('../packages/cli/src/commands/serve.js');
+    const serve = commands[0]!;
+    const db = await freshPgDatabase();
+    cleanups.push(() => db.drop());
+    const values = { 'api-key': ['some-long-key-1'], role: 'frontend', queue: 'redis://127.0.0.1:1', store: db.url };
+    await expect(serve.run({ values, positionals: [], json: false, debug: false, out: { write: () => true } as unknown as NodeJS.WritableStream, err: { write: () => true } as unknown as NodeJS.WritableStream }))
+      .rejects.toMatchObject({ code: 'E_BACKEND_UNAVAILABLE', message: expect.stringMatching(/--queue/) });
+  }, 30_000);
+});

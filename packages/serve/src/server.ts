@@ -12,6 +12,7 @@ import { Metrics } from './metrics.js';
 import { statsReport } from './stats.js';
 import { QueueError, WorkQueue } from './work-queue.js';
 import { registerChatRoute, type ChatBackend } from './chat-route.js';
+import { warmUpImage } from './warm-up.js';
 
 /** Error codes the server answers with, beyond KestrelError's. */
 export type ServeErrorCode = 'E_CONFLICT' | 'E_UNAUTHORIZED' | 'E_FORBIDDEN' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_QUEUE_FULL' | 'E_TIMEOUT' | 'E_SHUTTING_DOWN' | 'E_NOT_FOUND' | 'E_BAD_REQUEST';
@@ -382,13 +383,9 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     app, config, queue, metrics,
     async warmUp(runs = 3) {
       if (!inspector) return [];
-      const { default: sharp } = await import('sharp');
       const times: number[] = [];
       for (let i = 0; i < runs; i++) {
-        // Mid-gray with noise, so a model does real work rather than a shortcut on a flat image.
-        const px = Buffer.alloc(256 * 256);
-        for (let j = 0; j < px.length; j++) px[j] = 96 + ((j * 2654435761 + i * 97) >>> 27);
-        const png = await sharp(px, { raw: { width: 256, height: 256, channels: 1 } }).png().toBuffer();
+        const png = await warmUpImage(i);
         const t0 = performance.now();
         await queue.push(() => inspector.inspect(png));
         times.push(performance.now() - t0);

@@ -4,7 +4,7 @@ import { hashKey, parseApiKeyFlag } from '../auth.js';
 import { createVlmChatBackend } from '../chat-route.js';
 import { ServeConfigSchema, loadServeConfigFile } from '../config.js';
 import { BullInspectionQueue } from '../queues/bull-queue.js';
-import { startInspectionWorker } from '../queues/bull-worker.js';
+import { startInspectionWorker, type InspectionWorker } from '../queues/bull-worker.js';
 import { isRedisUrl, redactRedisUrl } from '../queues/redis.js';
 import { isPostgresUrl, openStore } from '../stores/open-store.js';
 import { runWorkerRole } from './worker-role.js';
@@ -66,9 +66,16 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
   // a DB this run creates is removed again if the server never starts (a bad --host, a port in use)
   const newDb = !isPostgresUrl(config.db) && config.db !== ':memory:' && !existsSync(config.db);
   const log = await openStore(config.db);
-  const jobs = config.queue.url ? await BullInspectionQueue.open({ url: config.queue.url, maxQueued: config.queue.maxQueued }) : undefined;
-  // role all with a shared queue: this process is a frontend and a worker.
-  const worker = jobs && inspector ? await startInspectionWorker({ url: config.queue.url!, inspector, store: log, concurrency: config.queue.concurrency, archiveNgDir: config.archiveNgDir }) : undefined;
+  let jobs: BullInspectionQueue | undefined, worker: InspectionWorker | undefined;
+  try {
+    jobs = config.queue.url ? await BullInspectionQueue.open({ url: config.queue.url, maxQueued: config.queue.maxQueued }) : undefined;
+    // role all with a shared queue: this process is a frontend and a worker.
+    worker = jobs && inspector ? await startInspectionWorker({ url: config.queue.url!, inspector, store: log, concurrency: config.queue.concurrency, archiveNgDir: config.archiveNgDir }) : undefined;
+  } catch (e) {
+    await jobs?.close();
+    await log.close();
+    throw e;
+  }
   const server = await createServer({ config, log, inspector: jobs ? undefined : inspector, chat, jobs });
   const warm = await server.warmUp();
   if (warm.length && !ctx.json) ctx.err.write(`kestrel serve: model warmed up (${warm.map((t) => t.toFixed(0)).join(', ')} ms)\n`);

@@ -3,6 +3,7 @@ import type { Inspector } from '../inspector.js';
 import { startInspectionWorker } from '../queues/bull-worker.js';
 import { redactRedisUrl } from '../queues/redis.js';
 import { openStore } from '../stores/open-store.js';
+import { warmUpImage } from '../warm-up.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -11,6 +12,8 @@ import type { CliContext } from './context.js';
  * `{"event":"worker-ready",...}` on stdout when it takes jobs.
  */
 export async function runWorkerRole(ctx: CliContext, config: ServeConfig, inspector: Inspector): Promise<number> {
+  // Warm the model before taking jobs, so the first jobs are not the slow ones.
+  for (let i = 0; i < 3; i++) await inspector.inspect(await warmUpImage(i));
   const store = await openStore(config.db);
   let worker;
   try {

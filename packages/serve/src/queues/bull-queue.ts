@@ -16,6 +16,16 @@ export interface BullQueueOptions {
   name?: string | undefined;
 }
 
+/** `p`, or E_BACKEND_UNAVAILABLE after `ms`. */
+async function within<T>(ms: number, message: string, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new KestrelError('E_BACKEND_UNAVAILABLE', `${message}; retry with the same Idempotency-Key`)), Math.max(1, ms)); })]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
 const KESTREL_CODES: ReadonlySet<string> = new Set<KestrelErrorCode>(['E_CHECKPOINT_FORMAT', 'E_IMAGE_DECODE', 'E_IMAGE_TOO_LARGE', 'E_IMAGE_TOKENS', 'E_OPTIONS',
   'E_MODEL_NOT_FOUND', 'E_COCO_FORMAT', 'E_BACKEND_UNAVAILABLE', 'E_DATA_FORMAT', 'E_IO', 'E_ABORTED', 'E_UNSUPPORTED', 'E_INTERNAL']);
 
@@ -57,10 +67,14 @@ export class BullInspectionQueue implements InspectionJobQueue {
       await Promise.race([
         Promise.all([queue.waitUntilReady(), events.waitUntilReady()]),
         new Promise((_, rej) => setTimeout(() => rej(new Error('no answer in 10 s')), 10_000).unref()),
+        // A refused connection at start is a wrong URL or a stopped server: say so now, not after 10 s.
+        new Promise((_, rej) => c1.once('error', rej)),
       ]);
     } catch (e) {
-      await Promise.allSettled([queue.close(), events.close()]);
+      // Disconnect first: close() on a connection that never came up would wait for it.
       c1.disconnect(); c2.disconnect();
+      void queue.close().catch(() => undefined);
+      void events.close().catch(() => undefined);
       throw new KestrelError('E_BACKEND_UNAVAILABLE', `cannot use Redis at ${redactRedisUrl(o.url)}: ${(e as Error).message}; check --queue and that redis-server is running`, { cause: e });
     }
     return new BullInspectionQueue(queue, events, [c1, c2], o.maxQueued, o.url);
@@ -71,17 +85,20 @@ export class BullInspectionQueue implements InspectionJobQueue {
   }
 
   async add(job: InspectionJob): Promise<void> {
-    if ((await this.depth()) >= this.maxQueued) throw new QueueError('full', `work queue full (${this.maxQueued} waiting); retry later`);
-    await this.queue.add('inspect', job, {
-      jobId: job.id,
-      attempts: 1,
-      removeOnComplete: { age: 3600, count: 100_000 },
-      removeOnFail: { age: 3600, count: 100_000 },
-    });
+    // While Redis is down ioredis holds commands until it reconnects; the request's deadline bounds that wait.
+    await within(job.startBy - Date.now(), `Redis at ${redactRedisUrl(this.url)} did not answer before the request deadline`, (async () => {
+      if ((await this.depth()) >= this.maxQueued) throw new QueueError('full', `work queue full (${this.maxQueued} waiting); retry later`);
+      await this.queue.add('inspect', job, {
+        jobId: job.id,
+        attempts: 1,
+        removeOnComplete: { age: 3600, count: 100_000 },
+        removeOnFail: { age: 3600, count: 100_000 },
+      });
+    })());
   }
 
   async result(id: string, wait: { startBy: number; runMs: number }): Promise<InspectionRecord> {
-    const job = await Job.fromId(this.queue, id);
+    const job = await within(wait.runMs, `Redis at ${redactRedisUrl(this.url)} did not answer`, Job.fromId(this.queue, id));
     if (!job) throw new KestrelError('E_BACKEND_UNAVAILABLE', `job ${id} is not in the queue (Redis restarted without its data?); retry with the same Idempotency-Key`);
     let startTimer: NodeJS.Timeout | undefined;
     // At the start deadline a job no worker has taken is removed (remove() refuses a locked, running

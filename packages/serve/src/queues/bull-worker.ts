@@ -92,10 +92,10 @@ export async function startInspectionWorker(o: InspectionWorkerOptions): Promise
   });
   worker.on('error', () => undefined);
   try {
-    await Promise.race([worker.waitUntilReady(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer in 10 s')), 10_000).unref())]);
+    await Promise.race([worker.waitUntilReady(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer in 10 s')), 10_000).unref()), new Promise((_, rej) => conn.once('error', rej))]);
   } catch (e) {
-    await worker.close(true).catch(() => undefined);
     conn.disconnect();
+    void worker.close(true).catch(() => undefined);
     throw new KestrelError('E_BACKEND_UNAVAILABLE', `cannot use Redis at ${redactRedisUrl(o.url)}: ${(e as Error).message}; check --queue and that redis-server is running`, { cause: e });
   }
   return {
