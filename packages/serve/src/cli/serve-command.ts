@@ -76,7 +76,8 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
     await log.close();
     throw e;
   }
-  const server = await createServer({ config, log, inspector: jobs ? undefined : inspector, chat, jobs });
+  // With a shared queue the inspector here only warms up and names the model in /healthz; jobs run on the worker.
+  const server = await createServer({ config, log, inspector, chat, jobs });
   const warm = await server.warmUp();
   if (warm.length && !ctx.json) ctx.err.write(`kestrel serve: model warmed up (${warm.map((t) => t.toFixed(0)).join(', ')} ms)\n`);
   let url: string;
