@@ -50,13 +50,18 @@ export function startWorker({ store, redis, model, concurrency = 1 }) {
 /** Start the frontend (`--role frontend`, no model); resolves to { child, url, pid } once it listens. */
 export async function startFrontend({ store, redis, maxQueued = 64, port = 0, timeoutMs }) {
   const cfg = JSON.stringify({ queue: { maxQueued } });
-  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
-  const file = join(mkdtempSync(join(tmpdir(), 'kestrel-fe-')), 'serve.json');
+  const dir = mkdtempSync(join(tmpdir(), 'kestrel-fe-'));
+  const file = join(dir, 'serve.json');
   writeFileSync(file, cfg);
-  const s = await spawnServe(['--role', 'frontend', '--queue', redis, '--store', store, '--config', file, '--api-key', API_KEY, '--port', String(port), '--host', '127.0.0.1', ...(timeoutMs ? ['--timeout', String(timeoutMs)] : [])], 'listening');
-  return { ...s, url: s.info.url };
+  try {
+    const s = await spawnServe(['--role', 'frontend', '--queue', redis, '--store', store, '--config', file, '--api-key', API_KEY, '--port', String(port), '--host', '127.0.0.1', ...(timeoutMs ? ['--timeout', String(timeoutMs)] : [])], 'listening');
+    return { ...s, url: s.info.url };
+  } finally {
+    rmSync(dir, { recursive: true, force: true }); // read at start only
+  }
 }
 
 /** Rows of the store: id, part_id, request_key. */

@@ -49,7 +49,7 @@ async function frontend(log: InspectionStore, name: string, config: Partial<Serv
   const jobs = await BullInspectionQueue.open({ url: REDIS_URL!, maxQueued: config.queue?.maxQueued ?? 64, name });
   const s = await createServer({ config: { port: 0, apiKeys: [parseApiKeyFlag(KEY, 0)], ...config }, log, jobs });
   cleanups.push(async () => { await s.close(); await jobs.queue.obliterate({ force: true }).catch(() => undefined); });
-  return s;
+  return Object.assign(s, { jobs });
 }
 
 const post = (s: Awaited<ReturnType<typeof frontend>>, img: Buffer, partId: string, key?: string) =>
@@ -81,6 +81,10 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
     expect(inspA.calls).toBeGreaterThan(0);
     expect(inspB.calls).toBeGreaterThan(0);
     expect(inspA.calls + inspB.calls).toBe(8);
+    // Completed jobs stay in Redis for late waiters, without their image.
+    const kept = await s.jobs.queue.getJob(answers[0]!.json().id);
+    expect(kept?.data.image).toBe('');
+    expect(kept?.returnvalue.id).toBe(answers[0]!.json().id);
     const again = await post(s, parts[3]!, 'P-3', `k-${name}-3`);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json().id).toBe(answers[3]!.json().id);

@@ -44,7 +44,8 @@ export function errorFromFailedReason(reason: string): KestrelError | QueueError
 /**
  * The frontend's side of the shared BullMQ queue on Redis: `add` enqueues with job id = inspection id
  * (a repeated add of one id is a no-op), `result` waits for the completion event of the worker that
- * committed the row. Completed jobs are kept an hour so a late waiter still finds the result.
+ * committed the row. Completed jobs (their image already dropped by the worker) are kept an hour so a
+ * late waiter still finds the result.
  */
 export class BullInspectionQueue implements InspectionJobQueue {
   private constructor(
@@ -92,7 +93,8 @@ export class BullInspectionQueue implements InspectionJobQueue {
         jobId: job.id,
         attempts: 1,
         removeOnComplete: { age: 3600, count: 100_000 },
-        removeOnFail: { age: 3600, count: 100_000 },
+        // Failed jobs keep their image (for a look at why); keep only the latest few hundred.
+        removeOnFail: { age: 3600, count: 500 },
       });
     })());
   }

@@ -77,6 +77,9 @@ export async function startInspectionWorker(o: InspectionWorkerOptions): Promise
       model: o.inspector.model, score: r.score, threshold: r.threshold, verdict: r.verdict, defects: r.defects,
       timings: { queueMs: Math.max(0, t0 - j.ts), inferMs, totalMs: Date.now() - j.ts }, archivePath, requestKey: j.requestKey,
     });
+    // The row is committed: drop the image from the kept job so Redis holds ids and results, not images.
+    // A re-run after this point finds the row above and never needs the bytes.
+    await job.updateData({ ...j, image: '' }).catch(() => undefined);
     done++;
     return rec;
   };
