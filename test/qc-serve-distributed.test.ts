@@ -60,7 +60,7 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
     const name = `t-${randomBytes(4).toString('hex')}`;
     const log = await store();
     const s = await frontend(log, name);
-    const inspA = new FakeBrightnessInspectorForTests(0.27, 40), inspB = new FakeBrightnessInspectorForTests(0.27, 40);
+    const inspA = new FakeBrightnessInspectorForTests(0.27, 100), inspB = new FakeBrightnessInspectorForTests(0.27, 100);
     const wA = await startInspectionWorker({ url: REDIS_URL!, inspector: inspA, store: log, name });
     const wB = await startInspectionWorker({ url: REDIS_URL!, inspector: inspB, store: log, name });
     cleanups.push(() => wA.close(), () => wB.close());
@@ -77,7 +77,7 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
       expect(row).toMatchObject({ id: body.id, verdict: body.verdict, score: body.score, station: 'line-1', requestKey: `k-${name}-${i}`, model: { name: 'fake-brightness-test-only' } });
     }
     expect(await log.count()).toBe(8);
-    // Both workers took jobs (each job sleeps 40 ms, eight arrive at once).
+    // Both workers took jobs (each job sleeps 100 ms, eight arrive at once).
     expect(inspA.calls).toBeGreaterThan(0);
     expect(inspB.calls).toBeGreaterThan(0);
     expect(inspA.calls + inspB.calls).toBe(8);
@@ -95,10 +95,10 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
     const name = `t-${randomBytes(4).toString('hex')}`;
     const log = await store();
     // No worker at all: two jobs fill the queue, the third is refused at once.
-    const s = await frontend(log, name, { queue: { maxQueued: 2 }, requestTimeoutMs: 1500 });
+    const s = await frontend(log, name, { queue: { maxQueued: 2 }, requestTimeoutMs: 3000 });
     const t0 = Date.now();
     const first = [post(s, IMAGES[0]!, 'A'), post(s, IMAGES[1]!, 'B')];
-    await new Promise((r) => setTimeout(r, 300));
+    while ((await s.jobs.depth()) < 2 && Date.now() - t0 < 2500) await new Promise((r) => setTimeout(r, 20));
     const third = await post(s, IMAGES[2]!, 'C');
     expect(third.statusCode).toBe(429);
     expect(third.json().error.code).toBe('E_QUEUE_FULL');
@@ -118,7 +118,7 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
   it('a worker that dies mid-job: the stalled job runs again on another worker and is logged once', async () => {
     const name = `t-${randomBytes(4).toString('hex')}`;
     const log = await store();
-    const s = await frontend(log, name, { requestTimeoutMs: 5000 });
+    const s = await frontend(log, name, { requestTimeoutMs: 1500 });
     // Worker A takes the job and hangs; its lock is not renewed after the forced close (as after kill -9).
     let releaseA!: (r: InspectionResult) => void;
     let startedA!: () => void;
@@ -128,7 +128,9 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
     const answer = post(s, IMAGES[0]!, 'P-stall');
     await aStarted;
     const killed = wA.close(true);
-    // Worker B finds the stalled job after the lock expires and runs it to the end.
+    await new Promise((r) => setTimeout(r, 1600));
+    // Worker B finds the stalled job after the lock expires and runs it to the end, even when that is
+    // after the request's start deadline (1.5 s here): a job that was started is never dropped.
     const insp = new FakeBrightnessInspectorForTests(0.27);
     const wB = await startInspectionWorker({ url: REDIS_URL!, inspector: insp, store: log, name, lockDurationMs: 1000 });
     cleanups.push(() => wB.close());

@@ -110,8 +110,11 @@ export class BullInspectionQueue implements InspectionJobQueue {
         void (async () => {
           const state = await job.getState().catch(() => 'unknown');
           if (state !== 'waiting' && state !== 'prioritized' && state !== 'delayed') return;
+          // Waiting again after a stall (its worker died mid-job): it was started, so it is never dropped.
+          const now = await Job.fromId(this.queue, id).catch(() => undefined);
+          if (!now || now.attemptsStarted > 0) return;
           try {
-            await job.remove();
+            await now.remove();
             reject(new QueueError('timeout', `no worker started the inspection within the request deadline`));
           } catch { /* taken by a worker meanwhile: wait for it */ }
         })();
