@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseApiKeyFlag } from '../packages/serve/src/auth.js';
 import type { ServeConfigInput } from '../packages/serve/src/config.js';
@@ -125,12 +127,26 @@ describe.skipIf(REDIS_SKIP)('frontend + workers on a BullMQ queue', () => {
     const aStarted = new Promise<void>((r) => { startedA = r; });
     const hung: Inspector = { model: { name: 'fake-brightness-test-only', version: 'test' }, inspect: () => { startedA(); return new Promise((r) => { releaseA = r; }); } };
     const wA = await startInspectionWorker({ url: REDIS_URL!, inspector: hung, store: log, name, lockDurationMs: 1000 });
-    const answer = post(s, IMAGES[0]!, 'P-stall');
+    const sentAt = Date.now();
+    let answered = false;
+    const answer = post(s, IMAGES[0]!, 'P-stall').then((r) => { answered = true; return r; });
     await aStarted;
     const killed = wA.close(true);
-    await new Promise((r) => setTimeout(r, 1600));
-    // Worker B finds the stalled job after the lock expires and runs it to the end, even when that is
-    // after the request's start deadline (1.5 s here): a job that was started is never dropped.
+    // BullMQ's stalled check (run here by a worker that takes no jobs) moves the job back to waiting
+    // once A's lock lapses; it then waits past the request's start deadline (1.5 s) with no worker.
+    const conn = new Redis(REDIS_URL!, { maxRetriesPerRequest: null });
+    const checker = new Worker(name, null, { connection: conn, autorun: false, stalledInterval: 200, lockDuration: 1000, maxStalledCount: 3 });
+    await checker.startStalledCheckTimer();
+    const state = async (): Promise<string> => (await s.jobs.queue.getJobs(['waiting', 'active']).then((j) => j[0]?.getState())) ?? 'none';
+    while ((await state()) !== 'waiting' && Date.now() - sentAt < 10_000) await new Promise((r) => setTimeout(r, 50));
+    expect(await state()).toBe('waiting');
+    while (Date.now() - sentAt < 2500) await new Promise((r) => setTimeout(r, 50));
+    await checker.close();
+    conn.disconnect();
+    // A job that was started is never dropped at the start deadline: still waiting, not answered 503.
+    expect(answered).toBe(false);
+    expect(await state()).toBe('waiting');
+    // Worker B takes the job again and runs it to the end.
     const insp = new FakeBrightnessInspectorForTests(0.27);
     const wB = await startInspectionWorker({ url: REDIS_URL!, inspector: insp, store: log, name, lockDurationMs: 1000 });
     cleanups.push(() => wB.close());
