@@ -5,12 +5,82 @@
 //
 //   node scripts/crash-test.mjs --model anomaly-magnetic-tile --clients 32 --duration 30 [--kills 1]
 //   node scripts/crash-test.mjs --watch --model anomaly-magnetic-tile --files 24 --kills 2   (kestrel watch)
+//   node scripts/crash-test.mjs --cluster --redis redis://... --postgres postgres://... --model defects-elpv \
+//     --clients 8 --duration 60 --worker-kills 2 --frontend-kills 1   (a frontend + 2 workers, BullMQ + PostgreSQL)
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { CLI, clientLoop, exited, flags, loadImages, startServer } from './qc-load-lib.mjs';
+import { emptyQueue, freshDatabase, startFrontend, startWorker, storeRows } from './qc-cluster-lib.mjs';
+
+/**
+ * Several machines, on one: a frontend and two workers (BullMQ on Redis, PostgreSQL store) under load.
+ * One worker is SIGKILLed `worker-kills` times (restarted at once: its job is re-run by BullMQ's stalled
+ * check), then the frontend `frontend-kills` times (restarted; clients retry with their
+ * Idempotency-Key). Then every answered inspection must be in PostgreSQL exactly once and no part twice.
+ */
+export async function clusterCrashTest(o) {
+  const db = await freshDatabase(o.postgres);
+  try {
+    await emptyQueue(o.redis);
+    const images = loadImages(32, typeof o['images-dir'] === 'string' ? o['images-dir'] : undefined);
+    const ws = await Promise.all([0, 1].map(() => startWorker({ store: db.url, redis: o.redis, model: o.model })));
+    let fe = await startFrontend({ store: db.url, redis: o.redis });
+    const t0 = Date.now();
+    const duration = Number(o.duration) * 1000;
+    const until = t0 + duration;
+    const plan = [...Array(Number(o['worker-kills'])).fill('worker'), ...Array(Number(o['frontend-kills'])).fill('frontend')];
+    const killLog = [];
+    const killer = (async () => {
+      for (let k = 0; k < plan.length; k++) {
+        const at = t0 + (duration * (k + 1)) / (plan.length + 1);
+        while (Date.now() < at) await new Promise((r) => setTimeout(r, 50));
+        const health = (await fetch(`${fe.url}/healthz`).then((r) => r.json()).catch(() => null))?.queue ?? null;
+        const tKill = Date.now();
+        if (plan[k] === 'worker') {
+          ws[0].child.kill('SIGKILL');
+          const ex = await exited(ws[0].child, 10_000);
+          ws[0] = await startWorker({ store: db.url, redis: o.redis, model: o.model });
+          killLog.push({ role: 'worker', atS: (tKill - t0) / 1000, signal: ex.signal, queueAtKill: health, restartS: (Date.now() - tKill) / 1000 });
+        } else {
+          fe.child.kill('SIGKILL');
+          const ex = await exited(fe.child, 10_000);
+          fe = await startFrontend({ store: db.url, redis: o.redis });
+          killLog.push({ role: 'frontend', atS: (tKill - t0) / 1000, signal: ex.signal, queueAtKill: health, restartS: (Date.now() - tKill) / 1000 });
+        }
+      }
+    })();
+    const results = (await Promise.all(Array.from({ length: Number(o.clients) }, (_, c) => clientLoop({ getUrl: () => fe.url, images, until, clientId: c })))).flat();
+    await killer;
+    fe.child.kill('SIGTERM');
+    const feExit = await exited(fe.child);
+    for (const w of ws) w.child.kill('SIGTERM');
+    const wExits = await Promise.all(ws.map((w) => exited(w.child)));
+    const rows = await storeRows(db.url);
+    const answered = results.filter((r) => r.status === 200);
+    const byId = new Map(), byPart = new Map();
+    for (const r of rows) { byId.set(r.id, (byId.get(r.id) ?? 0) + 1); byPart.set(r.part_id, (byPart.get(r.part_id) ?? 0) + 1); }
+    const missing = answered.filter((r) => !byId.has(r.id)).length;
+    const duplicates = [...byId.values()].filter((n) => n > 1).length + [...byPart.values()].filter((n) => n > 1).length;
+    const other = results.filter((r) => r.status !== 200 && r.status !== 429 && r.status !== 0);
+    return {
+      clients: Number(o.clients), durationS: Number(o.duration), model: o.model, kills: killLog,
+      requests: results.length, answered: answered.length, rejected429: results.filter((r) => r.status === 429).length,
+      connectionErrors: results.filter((r) => r.status === 0).length,
+      answeredAfterRetry: answered.filter((r) => r.tries > 1).length,
+      replayedFromStore: answered.filter((r) => r.replayed).length,
+      otherFailures: other.length,
+      otherFailureKinds: Object.entries(other.reduce((m, r) => { const k = `${r.status} ${r.code}`; m[k] = (m[k] ?? 0) + 1; return m; }, {})),
+      store: { rows: rows.length, answeredMissing: missing, duplicates, loggedNotAnswered: rows.filter((r) => !answered.some((a) => a.id === r.id)).length },
+      exits: { frontend: feExit, workers: wExits },
+      pass: missing === 0 && duplicates === 0 && other.length === 0,
+    };
+  } finally {
+    await db.drop();
+  }
+}
 
 /**
  * The same for `kestrel watch`: a camera drops `files` images into a folder while the watcher is
@@ -148,7 +218,9 @@ export async function crashTest(o) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const o = flags(process.argv.slice(2), { model: 'anomaly-magnetic-tile', clients: '32', duration: '30', queue: '64', kills: '1', files: '24', rate: '4' });
-  const r = o.watch ? await crashWatchTest(o) : await crashTest(o);
+  if (o.cluster && (typeof o.redis !== 'string' || typeof o.postgres !== 'string')) throw new Error('--cluster needs --redis redis://... and --postgres postgres://...');
+  if (o.cluster) { o['worker-kills'] ??= '2'; o['frontend-kills'] ??= '1'; }
+  const r = o.cluster ? await clusterCrashTest(o) : o.watch ? await crashWatchTest(o) : await crashTest(o);
   const text = JSON.stringify(r, null, 2);
   if (typeof o.out === 'string') writeFileSync(o.out, text + '\n');
   console.log(text);

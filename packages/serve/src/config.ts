@@ -21,8 +21,13 @@ export const ServeConfigSchema = z.object({
   /** Address to listen on. Loopback by default: put a reverse proxy with TLS in front for a network. */
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8080),
-  /** The inspection log (SQLite). */
+  /** The inspection log: a SQLite file, or a `postgres://user@host:port/db` URL for several machines. */
   db: z.string().min(1).default('kestrel-inspections.db'),
+  /**
+   * With a shared queue (`queue.url`): `frontend` takes HTTP requests and enqueues, `worker` runs the
+   * model and commits rows, `all` (the default) does both in one process.
+   */
+  role: z.enum(['frontend', 'worker', 'all']).default('all'),
   /** Model for /v1/inspect: a shipped name (models/<name>) or a model directory. */
   model: z.string().min(1).optional(),
   /** `defects` (OK/NG from a defects model) or `detect` (a detector plus `rules`). */
@@ -44,6 +49,13 @@ export const ServeConfigSchema = z.object({
     concurrency: z.number().int().positive().default(1),
     /** Inspections waiting at most; more are refused with 429. */
     maxQueued: z.number().int().min(0).default(64),
+    /**
+     * `redis://host:port`: share one BullMQ queue with worker processes (`role`). Absent: the
+     * in-process queue.
+     */
+    url: z.string().regex(/^rediss?:\/\//, 'queue.url: a redis:// URL').optional(),
+    /** With a shared queue: how long a frontend waits for a started job to finish (a killed worker's job is run again within it). */
+    runTimeoutMs: z.number().int().positive().default(60_000),
   }).prefault({}),
   /** Copy NG images here (`<dir>/<date>/<id>.<ext>`, written atomically). */
   archiveNgDir: z.string().min(1).optional(),

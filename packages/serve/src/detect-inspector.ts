@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseOptions } from '@kestrel/core';
+import type { Detection } from '@kestrel/pipelines';
 import type { Defect, Inspector, InspectionResult } from './inspector.js';
 
 /**
@@ -16,10 +17,8 @@ export const DetectRulesSchema = z.object({
 }).strict();
 export type DetectRules = z.input<typeof DetectRulesSchema>;
 
-interface DetectionLike { bbox: [number, number, number, number]; score: number; categoryId: number; label: string }
-
 /** Apply rules to one image's detections. Exported for tests. */
-export function applyDetectRules(dets: readonly DetectionLike[], rules: DetectRules): InspectionResult {
+export function applyDetectRules(dets: readonly Detection[], rules: DetectRules): InspectionResult {
   const r = parseOptions(DetectRulesSchema, rules, 'detect rules');
   const relevant = dets.filter((d) => r.ngLabels.includes(d.label) || r.ngLabels.includes(d.categoryId)).filter((d) => {
     if (!r.roi) return true;
@@ -39,15 +38,15 @@ export function applyDetectRules(dets: readonly DetectionLike[], rules: DetectRu
  */
 export async function createDetectInspector(options: { model: string; rules: DetectRules; labels?: string[] }): Promise<Inspector> {
   const rules = parseOptions(DetectRulesSchema, options.rules, 'detect rules');
-  const { pipeline } = (await import('@kestrel/pipelines')) as unknown as { pipeline: (t: string, o: unknown) => Promise<unknown> };
-  const run = (await pipeline('detect', {
+  const { pipeline } = await import('@kestrel/pipelines');
+  const run = await pipeline('detect', {
     model: options.model, scoreThreshold: Math.min(0.05, rules.minScore), ...(options.labels ? { labels: options.labels } : {}),
-  })) as ((img: Buffer) => Promise<DetectionLike[][]>) & { model?: { name?: string; file?: string } };
-  const name = run.model?.name ?? options.model;
+  });
+  const name = run.model.name;
   const { createHash } = await import('node:crypto');
   const { existsSync } = await import('node:fs');
   const { sha256File } = await import('./inspector.js');
-  const file = run.model?.file;
+  const file = run.model.file;
   const weights = file && existsSync(file) ? (await sha256File(file)).slice(0, 12) : 'unknown';
   const rulesHash = createHash('sha256').update(JSON.stringify(rules)).digest('hex').slice(0, 8);
   return {

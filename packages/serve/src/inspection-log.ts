@@ -3,59 +3,10 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { KestrelError } from '@kestrel/core';
 import { migrate } from './migrations.js';
-import type { Defect, Verdict } from './inspector.js';
+import type { InspectionRecord, ListQuery, NewInspection, WindowFigures } from './records.js';
+import { decodeCursor, encodeCursor, toRecord, type Row } from './stores/rows.js';
 
-/** What the caller supplies for one inspection; the log adds `id` order (seq) on insert. */
-export interface NewInspection {
-  id: string;
-  /** Epoch milliseconds when the request arrived. */
-  ts: number;
-  station: string;
-  partId: string | null;
-  /** `http` (kestrel serve) or `watch` (kestrel watch). */
-  source: 'http' | 'watch';
-  imageSha256: string;
-  imageBytes: number;
-  model: { name: string; version: string };
-  score: number;
-  threshold: number;
-  verdict: Verdict;
-  defects: Defect[];
-  timings: { queueMs: number; inferMs: number; totalMs: number };
-  archivePath: string | null;
-  /** The client's Idempotency-Key, if it sent one (unique across the log). */
-  requestKey?: string | null;
-}
-
-/** One logged inspection, as the API returns it. */
-export interface InspectionRecord extends Omit<NewInspection, 'ts'> {
-  /** ISO 8601 time the request arrived. */
-  ts: string;
-}
-
-/** Filters of {@link InspectionLog.list}. */
-export interface ListQuery {
-  station?: string | undefined;
-  /** Restrict to these stations (a station-scoped API key); undefined = all. */
-  stations?: readonly string[] | undefined;
-  verdict?: Verdict | undefined;
-  /** Epoch ms, inclusive. */
-  since?: number | undefined;
-  /** Epoch ms, exclusive. */
-  until?: number | undefined;
-  limit: number;
-  cursor?: string | undefined;
-}
-
-/** Raw figures over a time window, for /v1/stats. */
-export interface WindowFigures {
-  total: number;
-  ng: number;
-  /** total_ms of each inspection in the window, ascending (at most `maxLatencies`, the newest). */
-  latenciesMs: number[];
-  firstTs: number | null;
-  lastTs: number | null;
-}
+export type { NewInspection, InspectionRecord, ListQuery, WindowFigures } from './records.js';
 
 /** A file that kestrel watch has seen. */
 export interface JournalEntry {
@@ -69,43 +20,6 @@ export interface JournalEntry {
   inspectionId: string | null;
   dest: string | null;
   error: string | null;
-}
-
-interface Row {
-  seq: number; id: string; ts: number; station: string; part_id: string | null; source: string;
-  image_sha256: string; image_bytes: number; model_name: string; model_version: string; score: number;
-  threshold: number; verdict: Verdict; defects: string; queue_ms: number; infer_ms: number; total_ms: number;
-  archive_path: string | null; request_key: string | null;
-}
-
-function toRecord(r: Row): InspectionRecord {
-  return {
-    id: r.id,
-    ts: new Date(r.ts).toISOString(),
-    station: r.station,
-    partId: r.part_id,
-    source: r.source as 'http' | 'watch',
-    imageSha256: r.image_sha256,
-    imageBytes: r.image_bytes,
-    model: { name: r.model_name, version: r.model_version },
-    score: r.score,
-    threshold: r.threshold,
-    verdict: r.verdict,
-    defects: JSON.parse(r.defects) as Defect[],
-    timings: { queueMs: r.queue_ms, inferMs: r.infer_ms, totalMs: r.total_ms },
-    archivePath: r.archive_path,
-    requestKey: r.request_key,
-  };
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`s${seq}`).toString('base64url');
-}
-
-function decodeCursor(c: string): number {
-  const m = /^s(\d{1,15})$/.exec(Buffer.from(c, 'base64url').toString('utf8'));
-  if (!m) throw new KestrelError('E_OPTIONS', 'invalid cursor: pass back the `next` value of a previous page unchanged');
-  return Number(m[1]);
 }
 
 /**
@@ -163,10 +77,14 @@ export class InspectionLog {
   }
 
   /**
-   * Commit one inspection. Returns once the row is durable. With a `requestKey` that is already logged,
-   * nothing is written and the stored row is returned (a retried request is answered as the first was).
+   * Commit one inspection. Returns once the row is durable. With an `id` or a `requestKey` that is
+   * already logged, nothing is written and the stored row is returned (a retried request or a re-run job
+   * is answered as the first was).
    */
   insert(n: NewInspection): InspectionRecord {
+    // A job run again (its worker was killed after the commit) carries the same id: log it once.
+    const same = this.get(n.id);
+    if (same) return same;
     if (n.requestKey) {
       const prior = this.getByRequestKey(n.requestKey);
       if (prior) return prior;

@@ -36,8 +36,11 @@ export interface ModelIdentity {
  * this interface; {@link createDefectsInspector} adapts Kestrel's `defects` pipeline to it.
  */
 export interface Inspector {
+  /** Name and weights hash, logged with every inspection. */
   readonly model: ModelIdentity;
+  /** Verdict for one encoded image (JPEG, PNG...); a bad image rejects with a KestrelError. */
   inspect(image: Buffer): Promise<InspectionResult>;
+  /** Free the model (called once when the server or watcher stops). */
   close?(): Promise<void>;
 }
 
@@ -76,13 +79,6 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-const DefectsOutputSchema = z.object({
-  defective: z.boolean(),
-  score: z.number(),
-  threshold: z.number(),
-  heatmap: z.object({ width: z.number().int().positive(), height: z.number().int().positive(), data: z.instanceof(Float32Array) }).optional(),
-}).loose();
-
 /**
  * Regions of an anomaly heat map at or above the threshold (4-connected cells), as boxes in image pixels,
  * strongest first, at most `max`. Cells within `border` of an edge are left out, as the model leaves
@@ -118,8 +114,6 @@ export function heatmapRegions(h: { width: number; height: number; data: Float32
   return out.sort((a, b) => b.score - a.score).slice(0, max);
 }
 
-type DefectsFn = (image: Buffer) => Promise<unknown>;
-
 /** Options of {@link createDefectsInspector}. */
 export const DefectsInspectorOptionsSchema = z.object({
   /** A shipped model name (`defects-elpv`, `anomaly-magnetic-tile`) or a model folder. */
@@ -135,25 +129,20 @@ export type DefectsInspectorOptions = z.input<typeof DefectsInspectorOptionsSche
  */
 export async function createDefectsInspector(options: DefectsInspectorOptions): Promise<Inspector> {
   const o = parseOptions(DefectsInspectorOptionsSchema, options, 'defects inspector options');
-  const mod = (await import('@kestrel/pipelines')) as unknown as {
-    pipeline: (task: string, options: unknown) => Promise<unknown>;
-    resolveQcModelDir?: (nameOrDir: string) => string;
-  };
-  let name = o.model;
+  // Loaded on first use: the server and the watcher start without the model stack until a model is asked for.
+  const { pipeline, resolveQcModelDir } = await import('@kestrel/pipelines');
+  const dir = resolveQcModelDir(o.model);
+  const name = basename(dir);
   let version = 'unknown';
-  const dir = mod.resolveQcModelDir?.(o.model);
-  if (dir) {
-    name = basename(dir);
-    const weights = join(dir, 'weights.safetensors');
-    if (existsSync(weights) && statSync(weights).isFile()) version = `sha256:${(await sha256File(weights)).slice(0, 12)}`;
-  }
-  const run = (await mod.pipeline('defects', { model: dir ?? o.model, heatmap: true })) as DefectsFn & { model?: { patches?: { border?: number } } };
-  const border = run.model?.patches?.border ?? 0;
+  const weights = join(dir, 'weights.safetensors');
+  if (existsSync(weights) && statSync(weights).isFile()) version = `sha256:${(await sha256File(weights)).slice(0, 12)}`;
+  const run = await pipeline('defects', { model: dir, heatmap: true });
+  // Anomaly models leave a border of patches out of their score; classifiers have no patches.
+  const border = 'patches' in run.model ? run.model.patches.border : 0;
   return {
     model: { name, version },
     async inspect(image: Buffer): Promise<InspectionResult> {
-      const raw = await run(image);
-      const out = DefectsOutputSchema.parse(raw);
+      const out = await run(image);
       let defects: Defect[] = [];
       if (out.defective) {
         if (out.heatmap) {

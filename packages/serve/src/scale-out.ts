@@ -1,15 +1,17 @@
 /**
- * Interfaces for running inspection on several machines. Only the single-machine implementations exist
- * today (InspectionLog on SQLite, WorkQueue in process); docs/qc-serve.md describes the multi-machine
- * design these interfaces are cut for: a BullMQ queue on Redis, workers that run the model, and a
- * shared PostgreSQL inspection log.
+ * The two seams along which `kestrel serve` runs on several machines. Single machine: `InspectionLog`
+ * (SQLite) and the in-process `WorkQueue`. Several machines: `PostgresStore` and `BullInspectionQueue`
+ * (BullMQ on Redis) with `startInspectionWorker` in the worker processes (docs/qc-serve.md, "Several
+ * machines").
  */
-import type { InspectionRecord, ListQuery, NewInspection, WindowFigures } from './inspection-log.js';
-import type { InspectionResult, ModelIdentity } from './inspector.js';
+import type { InspectionRecord, ListQuery, NewInspection, WindowFigures } from './records.js';
 
-/** Where inspections are logged. `InspectionLog` (SQLite) implements it synchronously. */
+/** Where inspections are logged. `InspectionLog` (SQLite) implements it synchronously, `PostgresStore` asynchronously. */
 export interface InspectionStore {
-  /** Commit one inspection durably; resolves only once it is committed. */
+  /**
+   * Commit one inspection durably; resolves only once it is committed. An id or request key already
+   * logged writes nothing and resolves to the stored row.
+   */
   insert(n: NewInspection): InspectionRecord | Promise<InspectionRecord>;
   get(id: string): InspectionRecord | undefined | Promise<InspectionRecord | undefined>;
   getByRequestKey(key: string): InspectionRecord | undefined | Promise<InspectionRecord | undefined>;
@@ -19,38 +21,39 @@ export interface InspectionStore {
   close(): void | Promise<void>;
 }
 
-/** One unit of work on the shared queue: the image travels by content hash, its bytes in a blob store. */
+/** One unit of work on the shared queue, made by a frontend; the image bytes travel in the job. */
 export interface InspectionJob {
-  /** The inspection id the answer and the log row will carry (made by the front end). */
+  /** The inspection id the answer and the log row will carry (also the queue's job id). */
   id: string;
+  /** Epoch ms the request arrived (the row's `ts`). */
+  ts: number;
   station: string;
   partId: string | null;
+  /** The client's Idempotency-Key, if any: the store logs it once. */
+  requestKey: string | null;
   imageSha256: string;
-  /** Key of the image bytes in the shared blob store (never a client-chosen path). */
-  blobKey: string;
-  /** Epoch ms the request arrived (for the per-request deadline). */
-  receivedAt: number;
-  deadlineMs: number;
-}
-
-/** What a worker reports back for a job. */
-export interface InspectionJobResult extends InspectionResult {
-  model: ModelIdentity;
-  inferMs: number;
-  worker: string;
+  /** The image bytes, base64. */
+  image: string;
+  /** Image format as probed by the frontend (for the NG archive's file extension). */
+  format: string;
+  /** Epoch ms by which a worker must start the job; a job not started by then is dropped (503). */
+  startBy: number;
 }
 
 /**
- * A job queue shared by front ends and workers. In process, `WorkQueue` plays both roles. Across
- * machines: BullMQ `Queue.add(name, job, { jobId: job.id })` (the id makes a retried add idempotent) and
- * a `Worker` per machine; the front end waits for the job's completion event.
+ * A job queue shared by frontends and workers: the frontend adds a job and waits for the record its
+ * worker committed to the store.
  */
 export interface InspectionJobQueue {
-  /** Enqueue; rejects when the queue is over its bound (the front end answers 429). */
+  /** Enqueue; rejects with `QueueError('full')` when the queue is over its bound (the frontend answers 429). */
   add(job: InspectionJob): Promise<void>;
-  /** Resolves with the worker's result, or rejects at the job's deadline. */
-  result(id: string): Promise<InspectionJobResult>;
-  /** Jobs waiting, for 429 decisions and metrics. */
+  /**
+   * Resolves with the record the worker committed, or rejects: a `KestrelError` with the worker's code,
+   * or `QueueError('timeout')` when no worker started it by `startBy` (epoch ms) or a started job did not
+   * finish within `runMs` more (time enough for a killed worker's job to be run again).
+   */
+  result(id: string, wait: { startBy: number; runMs: number }): Promise<InspectionRecord>;
+  /** Jobs waiting, for 429 decisions, /healthz and metrics. */
   depth(): Promise<number>;
   close(): Promise<void>;
 }

@@ -6,13 +6,14 @@ import { KestrelError, isKestrelError, parseOptions } from '@kestrel/core';
 import { authenticate, mayUseStation, type ApiKey } from './auth.js';
 import { checkArchiveDir, extensionFor, writeFileAtomic } from './archive.js';
 import { PartIdSchema, ServeConfigSchema, StationSchema, type ServeConfig, type ServeConfigInput } from './config.js';
-import type { InspectionStore } from './scale-out.js';
+import type { InspectionJobQueue, InspectionStore } from './scale-out.js';
 import { probeImage, type Inspector, type Verdict } from './inspector.js';
 import { Metrics } from './metrics.js';
 import { statsReport } from './stats.js';
 import { QueueError, WorkQueue } from './work-queue.js';
 import { registerChatRoute, type ChatBackend } from './chat-route.js';
 import { HttpError } from './http-error.js';
+import { warmUpImage } from './warm-up.js';
 
 /** Error codes the server answers with, beyond KestrelError's. */
 export type ServeErrorCode = 'E_CONFLICT' | 'E_UNAUTHORIZED' | 'E_FORBIDDEN' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_QUEUE_FULL' | 'E_TIMEOUT' | 'E_SHUTTING_DOWN' | 'E_NOT_FOUND' | 'E_BAD_REQUEST';
@@ -41,11 +42,19 @@ export interface ServerDeps {
   config: ServeConfigInput;
   /** The inspection log (InspectionLog on SQLite, or another InspectionStore). */
   log: InspectionStore;
-  /** The inspection model; without one, /v1/inspect answers 503. */
+  /** The inspection model; without one (and without `jobs`), /v1/inspect answers 503. */
   inspector?: Inspector | undefined;
+  /**
+   * A queue shared with worker processes (BullMQ on Redis): when given, this server is a frontend that
+   * enqueues each inspection and answers with the row its worker committed; `inspector` is not used.
+   */
+  jobs?: InspectionJobQueue | undefined;
   /** The chat model; without one, /v1/chat/completions answers 404. */
   chat?: ChatBackend | undefined;
 }
+
+/** Options of {@link createServer} (the same object as {@link ServerDeps}). */
+export type ServerOptions = ServerDeps;
 
 /** A running (or ready-to-listen) server. */
 export interface KestrelServer {
@@ -228,7 +237,9 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
       status: ok ? 'ok' : 'draining',
       model: inspector?.model ?? null,
       chat: deps.chat ? deps.chat.name : null,
-      queue: { depth: queue.depth, active: queue.active, maxQueued: config.queue.maxQueued, concurrency: config.queue.concurrency },
+      queue: deps.jobs
+        ? { depth: await deps.jobs.depth(), active: null, maxQueued: config.queue.maxQueued, concurrency: null, shared: true }
+        : { depth: queue.depth, active: queue.active, maxQueued: config.queue.maxQueued, concurrency: config.queue.concurrency },
       log: { inspections: await log.count() },
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
     });
@@ -275,7 +286,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     const ts = Date.now();
     const key = requireKey(req);
     if (draining) throw new HttpError(503, 'E_SHUTTING_DOWN', 'the server is shutting down');
-    if (!inspector) throw new HttpError(503, 'E_MODEL_NOT_FOUND', 'no inspection model is configured; start kestrel serve with --model NAME_OR_DIR');
+    if (!inspector && !deps.jobs) throw new HttpError(503, 'E_MODEL_NOT_FOUND', 'no inspection model is configured; start kestrel serve with --model NAME_OR_DIR');
     const input = await readInspectInput(req);
     requireStation(key, input.station);
     // Idempotency-Key: a client that lost an answer (timeout, server restart) retries with the same
@@ -293,6 +304,17 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     const probe = await probeImage(input.bytes, config.maxImagePixels);
     const sha = createHash('sha256').update(input.bytes).digest('hex');
     const remaining = Math.max(1, config.requestTimeoutMs - (performance.now() - t0));
+    if (deps.jobs) {
+      // Frontend: a worker inspects and commits; the answer is the committed row.
+      const id = randomUUID();
+      await deps.jobs.add({ id, ts, station: input.station, partId: input.partId, requestKey, imageSha256: sha, image: input.bytes.toString('base64'), format: probe.format, startBy: Date.now() + remaining });
+      const stored = await deps.jobs.result(id, { startBy: Date.now() + remaining, runMs: config.queue.runTimeoutMs });
+      if (stored.id !== id) { void reply.header('idempotent-replayed', 'true'); return reply.send(answerFrom(stored)); }
+      metrics.inc('kestrel_inspections_total', 'Inspections logged, by station and verdict.', { station: input.station, verdict: stored.verdict });
+      metrics.observe('kestrel_inspection_seconds', 'Model time per inspection.', stored.timings.inferMs / 1000);
+      return reply.send({ ...answerFrom(stored), ms: Math.round((performance.now() - t0) * 100) / 100 });
+    }
+    if (!inspector) throw new HttpError(503, 'E_MODEL_NOT_FOUND', 'no inspection model is configured');
     const { value, queueMs } = await queue.push(async () => {
       const ti = performance.now();
       const r = await inspector.inspect(input.bytes);
@@ -357,13 +379,9 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
     app, config, queue, metrics,
     async warmUp(runs = 3) {
       if (!inspector) return [];
-      const { default: sharp } = await import('sharp');
       const times: number[] = [];
       for (let i = 0; i < runs; i++) {
-        // Mid-gray with noise, so a model does real work rather than a shortcut on a flat image.
-        const px = Buffer.alloc(256 * 256);
-        for (let j = 0; j < px.length; j++) px[j] = 96 + ((j * 2654435761 + i * 97) >>> 27);
-        const png = await sharp(px, { raw: { width: 256, height: 256, channels: 1 } }).png().toBuffer();
+        const png = await warmUpImage(i);
         const t0 = performance.now();
         await queue.push(() => inspector.inspect(png));
         times.push(performance.now() - t0);
@@ -381,6 +399,7 @@ export async function createServer(deps: ServerDeps): Promise<KestrelServer> {
         // before they answer); then the queue is empty too.
         await Promise.race([Promise.all([app.close(), queue.drain()]), timer]);
         await inspector?.close?.();
+        await deps.jobs?.close();
         await log.close();
       })();
       return closing;

@@ -1,5 +1,5 @@
 import { clopperPearson } from '@kestrel/eval';
-import type { WindowFigures } from './inspection-log.js';
+import type { WindowFigures } from './records.js';
 
 /** What GET /v1/stats answers. */
 export interface StatsReport {

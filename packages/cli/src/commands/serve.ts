@@ -2,13 +2,15 @@ import type { CommandContext, CommandSpec } from '../command.js';
 
 const HELP = `Usage: kestrel serve --model NAME_OR_DIR --api-key KEY [options]
 
-Serve inspections over HTTP (loopback by default) and log each one durably in SQLite.
+Serve inspections over HTTP (loopback by default) and log each one durably in SQLite or PostgreSQL.
+Several machines: frontends and workers share a BullMQ queue on Redis (docs/qc-serve.md, "Several machines").
 
 Options:
   --config FILE        JSON config (see docs/qc-serve.md); flags override it
   --port N             port (default 8080; 0 = any free port)
   --host H             address (default 127.0.0.1)
   --db FILE            inspection log (default kestrel-inspections.db)
+  --store FILE|URL     the same, or postgres://user@host:port/db for a log shared by several machines
   --model NAME_OR_DIR  defects model: defects-elpv, anomaly-magnetic-tile, or a model folder
   --pipeline P         defects (default) or detect (a detector plus --rules)
   --rules FILE|JSON    detect rules, e.g. {"ngLabels":["scratch"],"minScore":0.5,"minCount":1}
@@ -17,6 +19,9 @@ Options:
                        Keys are hashed at start; config files hold only sha256 hashes.
   --archive-ng DIR     also save NG images to DIR/<date>/<id>.<ext>
   --queue N            inspections waiting at most (default 64; more get 429)
+  --queue redis://H:P  share a BullMQ queue on Redis with worker processes (the bound stays 64 or --config)
+  --role R             with a shared queue: frontend (HTTP, enqueues), worker (runs the model, commits
+                       to --store; no HTTP) or all (default: both in one process)
   --concurrency N      inspections at once (default 1)
   --body-limit BYTES   largest upload (default 20971520; more get 413)
   --timeout MS         per-request limit to receive the body and start the work (default 30000)
@@ -39,6 +44,7 @@ export const commands: CommandSpec[] = [
     allowPositionals: false,
     options: {
       config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' },
+      store: { type: 'string' }, role: { type: 'string' },
       model: { type: 'string' }, vlm: { type: 'string' }, pipeline: { type: 'string' }, rules: { type: 'string' }, 'api-key': { type: 'string', multiple: true },
       'archive-ng': { type: 'string' }, queue: { type: 'string' }, concurrency: { type: 'string' },
       'body-limit': { type: 'string' }, timeout: { type: 'string' }, 'hash-key': { type: 'string' },

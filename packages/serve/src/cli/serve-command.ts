@@ -3,7 +3,11 @@ import { KestrelError, parseOptions } from '@kestrel/core';
 import { hashKey, parseApiKeyFlag } from '../auth.js';
 import { createVlmChatBackend } from '../chat-route.js';
 import { ServeConfigSchema, loadServeConfigFile } from '../config.js';
-import { InspectionLog } from '../inspection-log.js';
+import { BullInspectionQueue } from '../queues/bull-queue.js';
+import { startInspectionWorker, type InspectionWorker } from '../queues/bull-worker.js';
+import { isRedisUrl, redactRedisUrl } from '../queues/redis.js';
+import { isPostgresUrl, openStore } from '../stores/open-store.js';
+import { runWorkerRole } from './worker-role.js';
 import { createInspector, readRules } from '../inspectors.js';
 import { createServer } from '../server.js';
 import type { CliContext } from './context.js';
@@ -24,9 +28,11 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
   if (typeof v['hash-key'] === 'string') { ctx.out.write(hashKey(v['hash-key']) + '\n'); return 0; }
   const base = typeof v.config === 'string' ? loadServeConfigFile(v.config) : {};
   const flagKeys = ((v['api-key'] as string[] | undefined) ?? []).map((k, i) => parseApiKeyFlag(k, i));
+  // --queue is a bound (a number) or the shared queue's redis:// URL.
+  const queueUrl = typeof v.queue === 'string' && isRedisUrl(v.queue) ? v.queue : undefined;
   let n: Record<string, number | undefined>;
   try {
-    n = { port: num(v.port, '--port'), queue: num(v.queue, '--queue'), concurrency: num(v.concurrency, '--concurrency'), bodyLimit: num(v['body-limit'], '--body-limit'), timeout: num(v.timeout, '--timeout') };
+    n = { port: num(v.port, '--port'), queue: queueUrl ? undefined : num(v.queue, '--queue'), concurrency: num(v.concurrency, '--concurrency'), bodyLimit: num(v['body-limit'], '--body-limit'), timeout: num(v.timeout, '--timeout') };
   } catch (e) {
     throw new KestrelError('E_OPTIONS', (e as Error).message);
   }
@@ -35,6 +41,8 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
     ...(typeof v.host === 'string' ? { host: v.host } : {}),
     ...(n.port !== undefined ? { port: n.port } : {}),
     ...(typeof v.db === 'string' ? { db: v.db } : {}),
+    ...(typeof v.store === 'string' ? { db: v.store } : {}),
+    ...(typeof v.role === 'string' ? { role: v.role } : {}),
     ...(typeof v.model === 'string' ? { model: v.model } : {}),
     ...(typeof v.vlm === 'string' ? { vlm: v.vlm } : {}),
     ...(typeof v.pipeline === 'string' ? { pipeline: v.pipeline } : {}),
@@ -42,30 +50,46 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
     ...(typeof v['archive-ng'] === 'string' ? { archiveNgDir: v['archive-ng'] } : {}),
     ...(n.bodyLimit !== undefined ? { bodyLimitBytes: n.bodyLimit } : {}),
     ...(n.timeout !== undefined ? { requestTimeoutMs: n.timeout } : {}),
-    queue: { ...(base.queue ?? {}), ...(n.queue !== undefined ? { maxQueued: n.queue } : {}), ...(n.concurrency !== undefined ? { concurrency: n.concurrency } : {}) },
+    queue: { ...(base.queue ?? {}), ...(n.queue !== undefined ? { maxQueued: n.queue } : {}), ...(queueUrl ? { url: queueUrl } : {}), ...(n.concurrency !== undefined ? { concurrency: n.concurrency } : {}) },
     apiKeys: [...(base.apiKeys ?? []), ...flagKeys],
   };
   const config = parseOptions(ServeConfigSchema, merged, 'serve options');
   if (config.apiKeys.length === 0) throw new KestrelError('E_OPTIONS', 'give at least one --api-key (or apiKeys in --config): every inspection request must carry a key');
-  if (!config.model && !config.vlm) throw new KestrelError('E_OPTIONS', 'give --model NAME_OR_DIR (e.g. anomaly-magnetic-tile) and/or --vlm DIR');
+  if (config.role !== 'all' && !config.queue.url) throw new KestrelError('E_OPTIONS', `--role ${config.role} needs a shared queue: --queue redis://HOST:PORT`);
+  if (config.role !== 'frontend' && !config.model && !config.vlm) throw new KestrelError('E_OPTIONS', 'give --model NAME_OR_DIR (e.g. anomaly-magnetic-tile) and/or --vlm DIR');
+  if (config.role === 'worker' && !config.model) throw new KestrelError('E_OPTIONS', '--role worker runs inspections: give --model NAME_OR_DIR');
+  if (config.queue.url && config.role !== 'frontend' && !isPostgresUrl(config.db)) ctx.err.write('kestrel serve: note: workers on other machines need a shared store: --store postgres://...\n');
 
-  const inspector = config.model ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
+  const inspector = config.model && config.role !== 'frontend' ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
+  if (config.role === 'worker') return runWorkerRole(ctx, config, inspector!);
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
   // a DB this run creates is removed again if the server never starts (a bad --host, a port in use)
-  const newDb = config.db !== ':memory:' && !existsSync(config.db);
-  const log = InspectionLog.open(config.db);
-  const server = await createServer({ config, log, inspector, chat });
+  const newDb = !isPostgresUrl(config.db) && config.db !== ':memory:' && !existsSync(config.db);
+  const log = await openStore(config.db);
+  let jobs: BullInspectionQueue | undefined, worker: InspectionWorker | undefined;
+  try {
+    jobs = config.queue.url ? await BullInspectionQueue.open({ url: config.queue.url, maxQueued: config.queue.maxQueued }) : undefined;
+    // role all with a shared queue: this process is a frontend and a worker.
+    worker = jobs && inspector ? await startInspectionWorker({ url: config.queue.url!, inspector, store: log, concurrency: config.queue.concurrency, archiveNgDir: config.archiveNgDir }) : undefined;
+  } catch (e) {
+    await jobs?.close();
+    await log.close();
+    throw e;
+  }
+  // With a shared queue the inspector here only warms up and names the model in /healthz; jobs run on the worker.
+  const server = await createServer({ config, log, inspector, chat, jobs });
   const warm = await server.warmUp();
   if (warm.length && !ctx.json) ctx.err.write(`kestrel serve: model warmed up (${warm.map((t) => t.toFixed(0)).join(', ')} ms)\n`);
   let url: string;
   try {
     url = await server.listen();
   } catch (e) {
-    log.close();
+    await worker?.close();
+    await log.close();
     if (newDb) for (const f of [config.db, `${config.db}-wal`, `${config.db}-shm`, `${config.db}-journal`]) rmSync(f, { force: true });
     throw new KestrelError('E_IO', `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`, { cause: e });
   }
-  ctx.out.write(JSON.stringify({ event: 'listening', url, pid: process.pid, db: log.file, model: inspector?.model ?? null, chat: chat?.name ?? null }) + '\n');
+  ctx.out.write(JSON.stringify({ event: 'listening', url, pid: process.pid, db: log.file, model: inspector?.model ?? null, chat: chat?.name ?? null, role: config.role, queue: config.queue.url ? redactRedisUrl(config.queue.url) : null }) + '\n');
   if (!ctx.json) ctx.err.write(`kestrel serve: listening on ${url} (log ${log.file})\n`);
 
   return new Promise<number>((resolveRun) => {
@@ -74,7 +98,8 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
       if (stopping) return;
       stopping = true;
       ctx.err.write(`kestrel serve: ${sig}: draining in-flight requests\n`);
-      server.close().then(() => {
+      // The worker finishes its jobs first (their rows are committed), then the server drains and closes the store.
+      (worker ? worker.close() : Promise.resolve()).then(() => server.close()).then(() => {
         ctx.err.write('kestrel serve: stopped\n');
         resolveRun(0);
       }, (e: unknown) => {
