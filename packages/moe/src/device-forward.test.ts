@@ -8,7 +8,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { readAllSafetensors } from '@kestrel/core';
-import { createCudaKernels, loadCudaBinding, type CudaKernels } from '../../../native/lib/cuda.js';
+import { createCudaKernels, type CudaKernels } from '../../../native/lib/cuda.js';
+import { loadCudaBinding } from '../../../native/lib/cuda-binding.js';
 import { buildCudaStandIn, standInUnavailable } from '../../../native/lib/cuda-standin.js';
 import { MoeLanguageModel } from './index.js';
 

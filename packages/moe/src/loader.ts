@@ -2,11 +2,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KestrelError, openSafetensors, parseOptions, reportProgress, type SafetensorsFile, type ProgressListener } from '@kestrel/core';
-import { getKernels, loadCudaKernels, type CudaKernels, type ExpertPlacement, type Kernels, type PreparedLinear, type ExpertWeights } from '@kestrel/native';
+import { getKernels, loadCudaKernels, type CudaKernels, type Kernels, type PreparedLinear, type ExpertWeights } from '@kestrel/native';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import type { Layer, MhaWeights, MlaWeights, DenseMlp, MoeMlp, ModelWeights } from './layers.js';
 import { loadOptionsSchema, type LoadOptions } from './load-options.js';
-import { planExperts } from './placement.js';
+import { planExperts, type ExpertPlacement } from './placement.js';
 import { RopeTables, ropeFrequencies } from './rope-tables.js';
 import { WeightReader, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
 import { TextTokenizer } from './tokenizer.js';

@@ -1,7 +1,8 @@
 import { KestrelError, Tensor } from '@kestrel/core';
-import type { CudaKernels, ExpertPlacement, Kernels, PreparedLinear } from '@kestrel/native';
+import type { CudaKernels, Kernels, PreparedLinear } from '@kestrel/native';
 import type { ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
+import type { ExpertPlacement } from './placement.js';
 import type { Layer } from './layers.js';
 import { DeviceRunner } from './device-forward.js';
 import type { RopeTables } from './rope-tables.js';
