@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { KestrelError, parseOptions, reportProgress, type ProgressListener } from '@kestrel/core';
+import { KestrelError, parseOptions, reportProgress, writeFileAtomic, type ProgressListener } from '@kestrel/core';
 import { loadCocoDataset } from '@kestrel/datasets';
 import { COCO, evaluateCoco } from '@kestrel/eval';
 import { createPipeline, type DetectPipeline, type SegmentPipeline, type Detection, type Segmentation } from './index.js';
@@ -64,20 +63,8 @@ export interface BenchCocoResult {
   results?: string;
 }
 
-/** Write a file so that readers see the old content or the whole new content, never a torn file. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const p = resolve(path);
-  const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    // Inside the try: a parent that is a file (EEXIST/ENOTDIR) must be E_IO, not an internal error.
-    await mkdir(dirname(p), { recursive: true });
-    await writeFile(tmp, data);
-    await rename(tmp, p);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined); // the tmp may be unreachable (ENOTDIR)
-    throw new KestrelError('E_IO', `cannot write ${p}: ${(e as Error).message}`, { cause: e });
-  }
-}
+/** Atomic write (moved to @kestrel/core; re-exported here for the existing import path). */
+export { writeFileAtomic };
 
 /**
  * Run a detector over a COCO-format data set, write the COCO results JSON and score it with

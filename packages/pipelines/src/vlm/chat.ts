@@ -1,8 +1,18 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
-import type { VlmImage } from './processor.js';
-import type { VisionLanguageModel } from './vision-language-model.js';
-import { generateOptionsSchema } from '@kestrel/moe';
+import type { DeepseekVLV2Processor, PreprocessResult, VlmImage } from './processor.js';
+import { generateOptionsSchema, type GenerateOptions, type StreamChunk } from '@kestrel/moe';
+
+/**
+ * What {@link chat} needs of a model (VisionLanguageModel is one): its processor, a text tokenizer, and a
+ * token stream over a prompt with images. A narrow interface, so this file does not import the model.
+ */
+export interface ChatHost {
+  readonly dir: string;
+  readonly processor: Pick<DeepseekVLV2Processor, 'config' | 'preprocess' | 'tokenizeWithImages'>;
+  readonly tokenizer: { encode(text: string): number[] } | null;
+  stream(input: { inputIds: ArrayLike<number>; images: readonly VlmImage[]; preprocessed: PreprocessResult | null }, options?: GenerateOptions): AsyncGenerator<StreamChunk, void, undefined>;
+}
 
 /** One part of a message's content. */
 export type ChatContentPart = { type: 'text'; text: string } | { type: 'image'; image: VlmImage };
@@ -103,7 +113,7 @@ export function formatConversation(messages: readonly ChatMessage[], imageToken 
  * const r = await chat(vlm, [{ role: 'user', content: [{ type: 'image', image: 'part.jpg' }, { type: 'text', text: 'Any defect?' }] }]);
  * console.log(r.text);
  */
-export async function chat(model: VisionLanguageModel, messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
+export async function chat(model: ChatHost, messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
   const t0 = performance.now();
   const { onText, ...rest } = options ?? {};
   if (onText !== undefined && typeof onText !== 'function') throw new KestrelError('E_OPTIONS', 'onText must be a function');
