@@ -1,7 +1,6 @@
 /** COCO detection / segmentation / keypoint evaluation with pycocotools' semantics. */
 export { COCO, readJsonFile, type CocoAnnotation, type CocoImage, type CocoCategory } from './coco.js';
-export { COCOeval, type AccumulatedEval } from './cocoeval.js';
-export { argsortDescStable } from './accumulate-kernels.js';
+export { COCOeval, argsortDescStable, type AccumulatedEval } from './cocoeval.js';
 export { defaultParams, linspace, type CocoParams, type IouType } from './params.js';
 export {
   evaluateCoco, cocoParamsSchema, type EvaluateCocoOptions, type CocoEvalResult, type CocoCategoryResult, type CocoParamsOverride,
