@@ -3,7 +3,7 @@ import type { CudaKernels, Kernels, PreparedLinear } from '@kestrel/native';
 import type { ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
 import type { ExpertPlacement } from './placement.js';
-import type { Layer } from './layers.js';
+import type { Layer, ModelWeights } from './layers.js';
 import { DeviceRunner } from './device-forward.js';
 import type { RopeTables } from './rope-tables.js';
 import type { ModelDType } from './weights.js';
@@ -41,10 +41,8 @@ export class MoeLanguageModel implements GenerationHost {
   readonly dtype: ModelDType;
   /** the checkpoint directory */
   readonly dir: string;
-  private readonly embedTable: PreparedLinear;
-  private readonly layers: Layer[];
-  private readonly finalNorm: Float32Array;
-  private readonly lmHead: PreparedLinear;
+  /** the weights: embeddings, layers, final norm, lm_head */
+  private readonly w: ModelWeights;
   private readonly ropeTables: RopeTables;
   private readonly host: HostContext;
 
@@ -53,10 +51,7 @@ export class MoeLanguageModel implements GenerationHost {
     this.kernels = m.kernels;
     this.dtype = m.dtype;
     this.dir = m.dir;
-    this.embedTable = m.embedTable;
-    this.layers = m.layers;
-    this.finalNorm = m.finalNorm;
-    this.lmHead = m.lmHead;
+    this.w = { embedTable: m.embedTable, layers: m.layers, finalNorm: m.finalNorm, lmHead: m.lmHead };
     this.ropeTables = m.ropeTables;
     this.host = { config: m.config, kernels: m.kernels, ropeTables: m.ropeTables, mlaMode: m.mlaMode };
     this.expertPlacement = m.placement;
@@ -109,7 +104,7 @@ export class MoeLanguageModel implements GenerationHost {
   createCache(initialCapacity = 64): KvCache {
     this.check();
     const c = this.config;
-    const widths = this.layers.map((l) => (l.attn.kind === 'mha' ? [c.nKvHeads * c.headDim, c.nKvHeads * c.headDim] : [c.kvLoraRank + c.rope]));
+    const widths = this.w.layers.map((l) => (l.attn.kind === 'mha' ? [c.nKvHeads * c.headDim, c.nKvHeads * c.headDim] : [c.kvLoraRank + c.rope]));
     return new KvCache(widths, initialCapacity);
   }
 
@@ -118,7 +113,7 @@ export class MoeLanguageModel implements GenerationHost {
     this.check();
     const ids = this.toIds(inputIds);
     const out = new Float32Array(ids.length * this.config.hidden);
-    this.kernels.embedding(this.embedTable, ids, out);
+    this.kernels.embedding(this.w.embedTable, ids, out);
     return new Tensor('f32', [ids.length, this.config.hidden], out);
   }
 
@@ -165,7 +160,7 @@ export class MoeLanguageModel implements GenerationHost {
     const embeds = inputs.map((i) => this.embedsOf(i));
     const caches = inputs.map((inp, i) => inp.cache ?? this.createCache(embeds[i]!.length / H));
     this.checkCaches(caches);
-    return hostForward(this.host, { embedTable: this.embedTable, layers: this.layers, finalNorm: this.finalNorm, lmHead: this.lmHead }, embeds, caches, options);
+    return hostForward(this.host, this.w, embeds, caches, options);
   }
 
   /**
@@ -212,15 +207,15 @@ export class MoeLanguageModel implements GenerationHost {
     // a cache of this model holds [k, v] per MHA layer and [latent] per MLA layer (as createCache makes it)
     const arrays = (l: Layer): number => (l.attn.kind === 'mha' ? 2 : 1);
     for (const cc of caches) {
-      if (cc.layers.length !== this.layers.length || cc.layers.some((l, i) => l.length !== arrays(this.layers[i]!))) {
+      if (cc.layers.length !== this.w.layers.length || cc.layers.some((l, i) => l.length !== arrays(this.w.layers[i]!))) {
         throw new KestrelError('E_OPTIONS', 'this KvCache was created by another model; use model.createCache()');
       }
     }
   }
   /** Every prepared weight of the model (shared ones once). */
   private allWeights(): PreparedLinear[] {
-    const all: PreparedLinear[] = [this.embedTable, this.lmHead];
-    for (const l of this.layers) {
+    const all: PreparedLinear[] = [this.w.embedTable, this.w.lmHead];
+    for (const l of this.w.layers) {
       const a = l.attn;
       if (a.kind === 'mha') all.push(a.q, a.k, a.v, a.o);
       else { for (const w of [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o]) if (w) all.push(w); all.push(...a.ukT, ...a.uv); }
@@ -249,13 +244,13 @@ export class MoeLanguageModel implements GenerationHost {
     this.disposed = true;
     this.runner?.dispose();
     this.runner = null;
-    for (const l of this.layers) {
+    for (const l of this.w.layers) {
       const m = l.mlp;
       if (m.kind === 'moe' && m.expertKernels?.releaseLinear) for (const e of m.experts) for (const x of [e.gate, e.up, e.down]) m.expertKernels.releaseLinear(x);
     }
     const release = this.kernels.releaseLinear;
     if (release) for (const w of this.allWeights()) release.call(this.kernels, w);
-    (this as unknown as { layers: Layer[] }).layers.length = 0;
+    this.w.layers.length = 0;
   }
 
   /**
