@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateCoco, mask as evalMask } from '@kestrel/eval';
 import { pipeline } from '../registry.js';
-import { pullModel } from '../models/store.js';
+import { pullModel } from '../models/index.js';
 import { loadTfjsGraphModel, tf } from '../runtime/tfjs.js';
 import { benchCoco } from './bench.js';
 import { iou } from './geometry.js';
