@@ -11,6 +11,7 @@ export { openSafetensors, writeSafetensors, readAllSafetensors, type Safetensors
 export { progress, reportProgress, onProgress, type ProgressEvent, type ProgressListener } from './progress.js';
 export { parseOptions } from './options.js';
 export { readJson, writeFileAtomic, type ReadJsonOptions } from './files.js';
+export { camelCaseKey, withCamelCaseKeys } from './output-case.js';
 export {
   loadImage, LoadImageOptionsSchema, DEFAULT_MAX_PIXELS, resizeBicubicPillow, bicubicCoefficients, padToSize, containSize,
   pythonRound, solidImage, pasteImage, cropImage, cropTiles, toChwNormalized, NormalizeOptionsSchema, selectBestResolution,

@@ -53,12 +53,22 @@ export interface BenchCocoResult {
   images: number;
   detections: number;
   /** Wall time per image, decode to results, excluding model load and scoring. */
-  ms_per_image: number;
+  msPerImage: number;
   /** Per-image averages by stage. */
-  pre_ms: number;
-  model_ms: number;
-  post_ms: number;
+  preMs: number;
+  modelMs: number;
+  postMs: number;
   /** Model load time. */
+  loadMs: number;
+  /** @deprecated alias of msPerImage (snake_case outputs are kept for one release; docs/core.md) */
+  ms_per_image: number;
+  /** @deprecated alias of preMs */
+  pre_ms: number;
+  /** @deprecated alias of modelMs */
+  model_ms: number;
+  /** @deprecated alias of postMs */
+  post_ms: number;
+  /** @deprecated alias of loadMs */
   load_ms: number;
   results?: string;
 }
@@ -121,6 +131,7 @@ export async function benchCoco(options: BenchCocoOptions): Promise<BenchCocoRes
   return {
     model: pipe.model.name, runtime: pipe.runtime, data: ds.dir, annotations: ds.annotationsPath, iouType: o.iouType,
     stats: scored.stats, summary: scored.summary, images: n, detections: results.length,
+    msPerImage: wall / n, preMs: tm.preMs / n, modelMs: tm.modelMs / n, postMs: tm.postMs / n, loadMs,
     ms_per_image: wall / n, pre_ms: tm.preMs / n, model_ms: tm.modelMs / n, post_ms: tm.postMs / n, load_ms: loadMs,
     ...(o.results ? { results: resolve(o.results) } : {}),
   };
