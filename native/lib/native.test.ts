@@ -18,9 +18,14 @@ const built = existsSync(addonPath);
 const required = !!process.env.CI && process.env.KESTREL_PORTABLE_ONLY !== '1';
 if (!built && !required) console.warn(`native.test: skipped 'native kernels vs portable': ${addonPath} is not built (npm run build:native)`);
 
-describe.runIf(!built && required)('native addon (CI)', () => {
-  it('npm ci built the addon', () => {
-    expect(built, `CI: ${addonPath} is missing; the addon build failed during npm ci`).toBe(true);
+describe('native addon', () => {
+  it('the built addon loads; with CI=true a missing addon fails (elsewhere its absence is printed)', async () => {
+    if (!built) {
+      expect(required, `CI: ${addonPath} is missing; the addon build failed during npm ci`).toBe(false);
+      return;
+    }
+    const { nativeInfo } = await import('./addon.js');
+    expect(nativeInfo().supportedIsas.length).toBeGreaterThan(0);
   });
 });
 
