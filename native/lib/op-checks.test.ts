@@ -64,4 +64,17 @@ describe('KESTREL_CHECK_OPS', () => {
     const plain = (await import('./portable/index.js')).portableKernels;
     expect(() => plain.softmax(new Float32Array(5), 2, 3)).not.toThrow(); // unchecked: reads past the end
   });
+
+  it('=1 puts the same checks in front of the native addon (when it is built)', async () => {
+    vi.stubEnv('KESTREL_CHECK_OPS', '1');
+    vi.resetModules();
+    const addon = await import('./addon.js');
+    let k;
+    try { k = addon.loadNativeKernels(); } catch (e) {
+      console.warn(`op-checks.test: native addon not loaded, its checked form not tested (${(e as Error).message})`);
+      return;
+    }
+    // the message is op-checks.ts's, so the TypeScript check ran before the C++ one
+    expect(() => k.linear(new Float32Array(5), 2, k.prepareLinear(w23), null, new Float32Array(4))).toThrow(/^linear: x needs m\*k = 6 elements, has 5$/);
+  });
 });
