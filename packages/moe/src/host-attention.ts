@@ -3,7 +3,8 @@ import type { Kernels } from '@kestrel/native';
 import type { ModelConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
 import type { MhaWeights, MlaWeights } from './layers.js';
-import { attentionMscale2, type RopeTables } from './rope-tables.js';
+import type { RopeTables } from './rope-tables.js';
+import { mhaAttention, mhaRope, mlaAbsorbedAttention, mlaNaiveAttention, mlaRope } from './layer-geometry.js';
 
 /** What the host forward pass reads of the model besides the layer weights. */
 export interface HostContext {
@@ -24,8 +25,9 @@ export function mha(ctx: HostContext, l: number, a: MhaWeights, xn: Float32Array
   K.linear(xn, M, a.k, a.kb, k);
   K.linear(xn, M, a.v, a.vb, v);
   const rt = ctx.ropeTables;
-  K.rope(q, { m: M, nHeads: nh, headStride: hd, rowStride: nh * hd, offset: 0, dim: hd, interleaved: false }, positions, rt.cos, rt.sin);
-  K.rope(k, { m: M, nHeads: nkv, headStride: hd, rowStride: nkv * hd, offset: 0, dim: hd, interleaved: false }, positions, rt.cos, rt.sin);
+  const rp = mhaRope(c, M);
+  K.rope(q, rp.q, positions, rt.cos, rt.sin);
+  K.rope(k, rp.k, positions, rt.cos, rt.sin);
   const attn = new Float32Array(M * nh * hd);
   const w = nkv * hd;
   for (let i = 0; i < caches.length; i++) {
@@ -33,11 +35,7 @@ export function mha(ctx: HostContext, l: number, a: MhaWeights, xn: Float32Array
     const r0 = rowOff[i]!, t = lens[i]!, s = starts[i]!;
     kc!.set(k.subarray(r0 * w, (r0 + t) * w), s * w);
     vc!.set(v.subarray(r0 * w, (r0 + t) * w), s * w);
-    K.attention(q.subarray(r0 * nh * hd, (r0 + t) * nh * hd), kc!, vc!, attn.subarray(r0 * nh * hd, (r0 + t) * nh * hd), {
-      tq: t, tk: s + t, nHeads: nh, nKvHeads: nkv, dqk: hd, dv: hd,
-      qStride: nh * hd, kStride: w, vStride: w, outStride: nh * hd,
-      scale: 1 / Math.sqrt(hd), causal: true, qPos0: s,
-    });
+    K.attention(q.subarray(r0 * nh * hd, (r0 + t) * nh * hd), kc!, vc!, attn.subarray(r0 * nh * hd, (r0 + t) * nh * hd), mhaAttention(c, t, s));
   }
   K.linear(attn, M, a.o, a.ob, out);
 }
@@ -64,9 +62,9 @@ export function mla(ctx: HostContext, l: number, a: MlaWeights, xn: Float32Array
   K.rmsnorm(lat, M, kvl, a.kvANorm, c.eps, lat);
   for (let r = 0; r < M; r++) kva.set(lat.subarray(r * kvl, r * kvl + kvl), r * lw);
   const rt = ctx.ropeTables;
-  K.rope(q, { m: M, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rope, interleaved: true }, positions, rt.cos, rt.sin);
-  K.rope(kva, { m: M, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rope, interleaved: true }, positions, rt.cos, rt.sin);
-  const scale = attentionMscale2(c.raw) / Math.sqrt(dq);
+  const rp = mlaRope(c, M);
+  K.rope(q, rp.q, positions, rt.cos, rt.sin);
+  K.rope(kva, rp.kva, positions, rt.cos, rt.sin);
   const attn = new Float32Array(M * nh * vh);
   for (let i = 0; i < caches.length; i++) {
     const cache = caches[i]!.layers[l]![0]!;
@@ -78,14 +76,14 @@ export function mla(ctx: HostContext, l: number, a: MlaWeights, xn: Float32Array
     const absorbedCost = t * tk * nh * (2 * kvl + rope) + t * nh * 2 * nope * kvl;
     const naiveCost = tk * kvl * nh * (nope + vh) + t * tk * nh * (dq + vh);
     const absorbed = ctx.mlaMode === 'absorbed' || (ctx.mlaMode === 'auto' && absorbedCost <= naiveCost);
-    if (absorbed) mlaAbsorbed(ctx, a, qi, t, cache, tk, s, scale, oi);
-    else mlaNaive(ctx, a, qi, t, cache, tk, s, scale, oi);
+    if (absorbed) mlaAbsorbed(ctx, a, qi, t, cache, tk, s, oi);
+    else mlaNaive(ctx, a, qi, t, cache, tk, s, oi);
   }
   K.linear(attn, M, a.o, a.ob, out);
 }
 
 /** Attention over the cached latent: q_nope is mapped into latent space by W_ukᵀ, the output back by W_uv. */
-function mlaAbsorbed(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number, cache: Float32Array, tk: number, s: number, scale: number, out: Float32Array): void {
+function mlaAbsorbed(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number, cache: Float32Array, tk: number, s: number, out: Float32Array): void {
   const K = ctx.kernels;
   const c = ctx.config;
   const nh = c.nHeads, nope = c.nope, rope = c.rope, dq = nope + rope, kvl = c.kvLoraRank, vh = c.vHead, lw = kvl + rope;
@@ -101,11 +99,7 @@ function mlaAbsorbed(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number
     }
   }
   const o = new Float32Array(t * nh * kvl);
-  K.attention(qAbs, cache, cache, o, {
-    tq: t, tk, nHeads: nh, nKvHeads: 1, dqk: lw, dv: kvl,
-    qStride: nh * lw, kStride: lw, vStride: lw, outStride: nh * kvl,
-    scale, causal: true, qPos0: s,
-  });
+  K.attention(qAbs, cache, cache, o, mlaAbsorbedAttention(ctx.config, t, tk, s));
   const oh = new Float32Array(t * kvl);
   const vo = new Float32Array(t * vh);
   for (let h = 0; h < nh; h++) {
@@ -116,7 +110,7 @@ function mlaAbsorbed(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number
 }
 
 /** Attention with k/v decompressed from the cached latent by kv_b_proj (cheaper for long prefill). */
-function mlaNaive(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number, cache: Float32Array, tk: number, s: number, scale: number, out: Float32Array): void {
+function mlaNaive(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number, cache: Float32Array, tk: number, s: number, out: Float32Array): void {
   const K = ctx.kernels;
   const c = ctx.config;
   const nh = c.nHeads, nope = c.nope, rope = c.rope, dq = nope + rope, kvl = c.kvLoraRank, vh = c.vHead, lw = kvl + rope;
@@ -135,9 +129,5 @@ function mlaNaive(ctx: HostContext, a: MlaWeights, q: Float32Array, t: number, c
       vv.set(kvb.subarray(src + nope, src + nope + vh), j * nh * vh + h * vh);
     }
   }
-  K.attention(q, kk, vv, out, {
-    tq: t, tk, nHeads: nh, nKvHeads: nh, dqk: dq, dv: vh,
-    qStride: nh * dq, kStride: nh * dq, vStride: nh * vh, outStride: nh * vh,
-    scale, causal: true, qPos0: s,
-  });
+  K.attention(q, kk, vv, out, mlaNaiveAttention(ctx.config, t, tk, s));
 }
