@@ -41,7 +41,7 @@ console.log(`${images.length} images, model ${(t.modelMs / t.images).toFixed(0)}
 
 // 3. Or in one call (same numbers): benchCoco runs, writes and scores.
 const r = await benchCoco({ model, data, ...(limit ? { limit } : {}) });
-console.log(`benchCoco: AP ${r.stats[0]!.toFixed(3)} AP50 ${r.stats[1]!.toFixed(3)} (${r.ms_per_image.toFixed(0)} ms/image)`);
+console.log(`benchCoco: AP ${r.stats[0]!.toFixed(3)} AP50 ${r.stats[1]!.toFixed(3)} (${r.msPerImage.toFixed(0)} ms/image)`);
 
 // 4. An overlay for a human: display threshold 0.3.
 const show = await pipeline('detect', { model, scoreThreshold: 0.3 });

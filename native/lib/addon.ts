@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KestrelError } from '@kestrel/core';
 import type { Kernels, LinearWeight, PreparedLinear } from './contract.js';
+import { withOpChecks } from './op-checks.js';
 
 /**
  * The raw functions the binary exports (see src/addon.cc): the contract's ops with the same signatures,
@@ -94,7 +95,8 @@ export function loadNativeKernels(options: { threads?: number } = {}): NativeKer
     }
     b.setThreads(options.threads);
   }
-  kernels ??= wrap(b);
+  // KESTREL_CHECK_OPS=1: the shared TypeScript checks run first too (op-checks.ts), as for every backend
+  kernels ??= process.env.KESTREL_CHECK_OPS === '1' ? (withOpChecks(wrap(b)) as NativeKernels) : wrap(b);
   return kernels;
 }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isKestrelError } from '@kestrel/core';
-import { loadCudaBinding } from './cuda.js';
+import { loadCudaBinding } from './cuda-binding.js';
 
 function findNvcc(): string | null {
   for (const c of [process.env.NVCC, process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'bin', 'nvcc'), '/usr/local/cuda/bin/nvcc']) if (c && existsSync(c)) return c;

@@ -15,8 +15,8 @@ const avail = await cudaAvailability();
 const dir = process.env.KESTREL_ANCHOR_DIR;
 const why = !avail.available ? avail.reason : !dir ? 'KESTREL_ANCHOR_DIR is not set' : '';
 
-describe.skipIf(why !== '')(`decode on device 'cuda' vs the bandwidth bound${why ? ` (skipped: ${why})` : ''}`, () => {
-  it('times decode on the anchor model', async () => {
+describe.skipIf(why !== '')(`decode on device 'cuda' measured beside the bandwidth bound${why ? ` (skipped: ${why})` : ''}`, () => {
+  it('times decode on the anchor model and stays within the bound it is measured against', async () => {
     const { MoeLanguageModel } = await import('@kestrel/moe');
     const k = await loadCudaKernels();
     const cfg = JSON.parse(readFileSync(join(dir!, 'config.json'), 'utf8')) as Record<string, number | null>;
@@ -37,7 +37,11 @@ describe.skipIf(why !== '')(`decode on device 'cuda' vs the bandwidth bound${why
     const result = { device: k.device.name, copyBandwidthGBs: bw, activeWeightBytes: bytes, boundTokS, decodeTokS: tokS, fractionOfBound: tokS / boundTokS, steps, promptTokens: prompt.length };
     if (process.env.KESTREL_CUDA_BENCH_OUT) writeFileSync(process.env.KESTREL_CUDA_BENCH_OUT, `${JSON.stringify(result, null, 1)}\n`);
     console.log(JSON.stringify(result));
-    expect(tokS).toBeGreaterThan(0);
+    // The bound is the least time the weight reads take at the measured copy bandwidth, so a measurement above
+    // it (beyond timing noise and L2 hits, 1.25x) means the byte count or the timing is wrong. The speed itself is a
+    // benchmark figure (KESTREL_CUDA_BENCH_OUT, BENCHMARKS.md), not asserted: the goal is not met yet (docs/cuda.md).
+    expect(Number.isFinite(tokS) && tokS > 0).toBe(true);
+    expect(result.fractionOfBound).toBeLessThanOrEqual(1.25);
   }, 600_000);
 });
 

@@ -9,9 +9,8 @@
  */
 import { KestrelError } from '@kestrel/core';
 import type { AttentionParams, ExpertWeights, MoeRouteParams, PreparedLinear, RopeParams } from './contract.js';
-import { attentionGeometry, count, ropeGeometry, routeConfig, runOp, shape, type CudaBinding } from './cuda.js';
-
-const BINARY = { add: 0, mul: 1, swiglu: 2 } as const;
+import { BINARY, attentionGeometry, ropeGeometry, routeConfig, runOp, type CudaBinding } from './cuda-binding.js';
+import { count, shape } from './op-checks.js';
 
 /** Frees device buffers the program dropped without calling free(). */
 const collector = new FinalizationRegistry<{ b: CudaBinding; ptr: bigint }>(({ b, ptr }) => b.dFree(ptr));

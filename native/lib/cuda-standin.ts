@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createCudaKernels, type CudaKernels } from './cuda.js';
+import { loadCudaBinding } from './cuda-binding.js';
 
 const cudaDir = fileURLToPath(new URL('../cuda/', import.meta.url));
 const nodeInc = [resolve(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].find((d) => existsSync(join(d, 'node_api.h')));
@@ -28,4 +30,15 @@ export function buildCudaStandIn(): { shim: string; lib: string; cleanup: () => 
   run('c++', ['-O1', '-shared', '-fPIC', '-std=c++17', '-Wall', '-Wextra', '-Werror', '-o', join(dir, 'libkestrel_cuda.so'), 'test/fake_kc.cc']);
   run('cc', ['-O1', '-shared', '-fPIC', '-std=c11', '-Wall', '-Wextra', '-Werror', `-I${nodeInc}`, '-Isrc', '-DNODE_GYP_MODULE_NAME=kestrel_cuda', '-o', join(dir, 'kestrel_cuda.node'), 'src/shim.c', '-ldl']);
   return { shim: join(dir, 'kestrel_cuda.node'), lib: join(dir, 'libkestrel_cuda.so'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The CUDA kernels over a freshly built stand-in (real shim, CPU library); `cleanup` removes the build. */
+export function cudaStandInKernels(): { kernels: CudaKernels; shim: string; lib: string; cleanup: () => void } {
+  const paths = buildCudaStandIn();
+  try {
+    return { ...paths, kernels: createCudaKernels(loadCudaBinding(paths)) };
+  } catch (e) {
+    paths.cleanup();
+    throw e;
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * Each native op against the portable op (the reference), on random odd shapes, 1 token and many tokens,
  * f32 / bf16 / q8 weights, for every instruction set this CPU runs (the wider ones are forced down with
- * setNativeIsa so the avx2 and scalar tables are both exercised). Skipped when the addon is not built.
+ * setNativeIsa so the avx2 and scalar tables are both exercised). Skipped, with the reason printed, when the addon
+ * is not built; with CI=true a missing addon fails.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -11,7 +12,22 @@ import { rng, randn, randomWeight as weight } from './random-inputs.js';
 import type { ExpertWeights, Kernels, LinearWeight, MoeRouteParams, PreparedLinear } from './contract.js';
 import { Q8_BLOCK } from './contract.js';
 
-const built = existsSync(fileURLToPath(new URL('../build/Release/kestrel_native.node', import.meta.url)));
+const addonPath = fileURLToPath(new URL('../build/Release/kestrel_native.node', import.meta.url));
+const built = existsSync(addonPath);
+// CI=true (a fresh `npm ci`, which builds the addon): a missing addon fails instead of skipping the suite.
+const required = !!process.env.CI && process.env.KESTREL_PORTABLE_ONLY !== '1';
+if (!built && !required) console.warn(`native.test: skipped 'native kernels vs portable': ${addonPath} is not built (npm run build:native)`);
+
+describe('native addon', () => {
+  it('the built addon loads; with CI=true a missing addon fails (elsewhere its absence is printed)', async () => {
+    if (!built) {
+      expect(required, `CI: ${addonPath} is missing; the addon build failed during npm ci`).toBe(false);
+      return;
+    }
+    const { nativeInfo } = await import('./addon.js');
+    expect(nativeInfo().supportedIsas.length).toBeGreaterThan(0);
+  });
+});
 
 /** Componentwise check |a - b| <= tol[i] (tol per element), with the worst offender in the message. */
 function expectClose(a: Float32Array | Int32Array, b: ArrayLike<number>, tol: (i: number) => number, what: string): void {

@@ -18,6 +18,17 @@ describe('getKernels', () => {
       expect(isKestrelError(e, 'E_BACKEND_UNAVAILABLE')).toBe(true);
     }
   });
+  // CI=true is a fresh `npm ci`, whose install script builds the addon: a build that did not load there is a
+  // broken release, not a machine without a compiler. KESTREL_PORTABLE_ONLY=1 is for a CI job that means it.
+  it('with CI=true the addon npm ci built loads; elsewhere a missing addon is printed', async () => {
+    await getKernels();
+    const info = backendInfo();
+    if (process.env.CI && process.env.KESTREL_PORTABLE_ONLY !== '1') {
+      expect(info.native.loaded, `CI: the native addon did not load (${info.native.reason ?? 'no reason'})`).toBe(true);
+    } else if (!info.native.loaded) {
+      console.warn(`select.test: the native addon is not loaded here (${info.native.reason ?? 'no reason'}); only the portable backend was checked`);
+    }
+  });
   it('rejects an unknown backend', async () => {
     const e = await getKernels({ backend: 'tpu' as 'auto' }).catch((x: unknown) => x);
     expect(isKestrelError(e, 'E_OPTIONS')).toBe(true);

@@ -126,3 +126,12 @@ describe('kestrel ask / caption', () => {
     expect(imageIdFor('/x/photo.v2.jpg')).toBe('photo.v2');
   });
 });
+
+describe('VisionLanguageModel.dispose', () => {
+  it('releases the ViT and projector weights too, not only the language model', async () => {
+    const m = await VisionLanguageModel.load(DIR, { backend: 'portable' });
+    m.dispose();
+    expect([m.vision.isDisposed, m.projector.isDisposed, m.language.isDisposed]).toEqual([true, true, true]);
+    await expect(m.prepareInputs({ inputIds: [0] })).rejects.toThrow(/disposed/);
+  });
+});

@@ -1,4 +1,5 @@
 import type { ParseArgsConfig } from 'node:util';
+import { withCamelCaseKeys } from '@kestrel/core';
 
 /** Option declarations in node:util parseArgs form. */
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -40,5 +41,6 @@ export interface CommandSpec {
 
 /** Print a value as JSON (one document on stdout). */
 export function printJson(ctx: CommandContext, value: unknown): void {
-  ctx.out.write(JSON.stringify(value, null, 2) + '\n');
+  // camelCase is the case of JSON outputs; snake_case top-level keys stay as aliases for one release
+  ctx.out.write(JSON.stringify(withCamelCaseKeys(value), null, 2) + '\n');
 }

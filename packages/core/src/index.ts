@@ -10,6 +10,8 @@ export {
 export { openSafetensors, writeSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 export { progress, reportProgress, onProgress, type ProgressEvent, type ProgressListener } from './progress.js';
 export { parseOptions } from './options.js';
+export { readJson, writeFileAtomic, type ReadJsonOptions } from './files.js';
+export { camelCaseKey, withCamelCaseKeys } from './output-case.js';
 export {
   loadImage, LoadImageOptionsSchema, DEFAULT_MAX_PIXELS, resizeBicubicPillow, bicubicCoefficients, padToSize, containSize,
   pythonRound, solidImage, pasteImage, cropImage, cropTiles, toChwNormalized, NormalizeOptionsSchema, selectBestResolution,

@@ -25,7 +25,6 @@ async function expectFormatError(bytes: Buffer, pattern?: RegExp): Promise<Kestr
   const p = tmp();
   await writeFile(p, bytes);
   const before = process.memoryUsage().rss;
-  const t0 = Date.now();
   const e = await openSafetensors(p).then(async (f) => {
     // some defects only show when the data is read
     try { for (const n of f.names()) await f.read(n); } finally { await f.close(); }
@@ -34,8 +33,7 @@ async function expectFormatError(bytes: Buffer, pattern?: RegExp): Promise<Kestr
   expect(e, 'expected E_CHECKPOINT_FORMAT').toBeInstanceOf(KestrelError);
   expect((e as KestrelError).code).toBe('E_CHECKPOINT_FORMAT');
   if (pattern) expect((e as KestrelError).message).toMatch(pattern);
-  // fail fast, no huge allocation
-  expect(Date.now() - t0).toBeLessThan(2000);
+  // fails before allocating what the header claims (memory counted, not wall time: the machine is shared)
   expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
   return e as KestrelError;
 }

@@ -8,9 +8,9 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { readAllSafetensors } from '@kestrel/core';
-import { createCudaKernels, loadCudaBinding, type CudaKernels } from '../../../native/lib/cuda.js';
-import { buildCudaStandIn, standInUnavailable } from '../../../native/lib/cuda-standin.js';
-import { MoeLanguageModel } from './index.js';
+import type { CudaKernels } from '../../../native/lib/cuda.js';
+import { cudaStandInKernels, standInUnavailable } from '../../../native/lib/cuda-standin.js';
+import { MoeLanguageModel, type LoadOptions } from './index.js';
 
 const FIX = fileURLToPath(new URL('../../../test/fixtures/lm/', import.meta.url));
 
@@ -29,18 +29,19 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA stand-in${standInUnavailable ? ` (skipped: ${standInUnavailable})` : ''}`, () => {
-  let paths: ReturnType<typeof buildCudaStandIn>;
+  let standIn: ReturnType<typeof cudaStandInKernels>;
   let k: CudaKernels;
-  beforeAll(() => {
-    paths = buildCudaStandIn();
-    k = createCudaKernels(loadCudaBinding(paths));
-  }, 120_000);
-  afterAll(() => paths?.cleanup());
+  beforeAll(() => { standIn = cudaStandInKernels(); k = standIn.kernels; }, 120_000);
+  afterAll(() => standIn?.cleanup());
+  /** Load an LM fixture on the stand-in kernels, run `f`, always dispose. */
+  const withModel = async (m: string, f: (model: MoeLanguageModel) => Promise<void> | void, opts: Omit<LoadOptions, 'kernels'> = {}): Promise<void> => {
+    const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k, ...opts });
+    try { await f(model); } finally { model.dispose(); }
+  };
 
   for (const m of ['A', 'B', 'C']) {
     it(`LM ${m}: golden logits and 16 greedy ids through device buffers`, async () => {
-      const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k });
-      try {
+      await withModel(m, async (model) => {
         for (const c of ['case_short', 'case_long']) {
           const g = await lmCase(m, c);
           const out = model.forward({ inputIds: g.ids });
@@ -51,15 +52,12 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
           const res = await model.generate({ inputIds: g.ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
           expect(res.tokenIds, `${m}/${c} greedy ids`).toEqual(g.decode);
         }
-      } finally {
-        model.dispose();
-      }
+      });
     }, 120_000);
   }
 
   it('single-token steps replay a captured graph: same tokens and logits as op-by-op steps, across cache growth', async () => {
-    const model = await MoeLanguageModel.load(`${FIX}B`, { kernels: k });
-    try {
+    await withModel('B', async (model) => {
       const g = await lmCase('B', 'case_long');
       // 16 greedy steps from a prompt near the 64-row initial capacity: the cache grows and the graph is re-captured
       const prompt = g.ids.slice(0, 60);
@@ -83,15 +81,12 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
         const b = model.forward({ inputIds: [t], cache: c2 }, { lastOnly: true }).logits.data;
         expect(maxAbs(a, b)).toBe(0);
       }
-    } finally {
-      model.dispose();
-    }
+    });
   }, 120_000);
 
   it("expertsOn 'cpu' and cpuExpertLayers: routed experts in host memory, the golden cases unchanged", async () => {
     for (const [m, opts] of [['A', { expertsOn: 'cpu' }], ['C', { cpuExpertLayers: 1 }]] as const) {
-      const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k, ...opts });
-      try {
+      await withModel(m, async (model) => {
         const p = model.expertPlacement!;
         const moeLayers = model.config.isMoeLayer.filter(Boolean).length;
         expect(p.expertLayersOnCpu).toBe('expertsOn' in opts ? moeLayers : 1);
@@ -102,16 +97,13 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
         expect(res.tokenIds).toEqual(g.decode);
         // activations cross the bus in the middle of a step, so nothing is captured as a graph
         expect(model.deviceStats!.graphReplays).toBe(0);
-      } finally {
-        model.dispose();
-      }
+      }, opts);
     }
     await expect(MoeLanguageModel.load(`${FIX}A`, { expertsOn: 'cpu' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
   }, 120_000);
 
   it('a batch of sequences (each with its own GPU cache and graph) gives what each gives alone', async () => {
-    const model = await MoeLanguageModel.load(`${FIX}C`, { kernels: k });
-    try {
+    await withModel('C', async (model) => {
       const prompts = [[5, 9, 2, 44, 17], [3, 3, 8], [120, 7, 7, 7, 1, 60, 2]];
       const alone = [];
       for (const p of prompts) alone.push((await model.generate({ inputIds: p }, { maxNewTokens: 10, temperature: 0, stopOnEos: false })).tokenIds);
@@ -122,15 +114,12 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
       const sep = prompts.map((p) => model.forward({ inputIds: p }).logits.data);
       const bat = model.forwardBatch(prompts.map((p) => ({ inputIds: p })));
       bat.forEach((o, i) => expect(maxAbs(o.logits.data, sep[i]!)).toBe(0));
-    } finally {
-      model.dispose();
-    }
+    });
   }, 120_000);
 
   it('fused ops (residual adds in the products, 2-launch MLPs) give the golden logits and ids, with and without graphs', async () => {
     for (const m of ['A', 'B', 'C']) {
-      const model = await MoeLanguageModel.load(`${FIX}${m}`, { kernels: k });
-      try {
+      await withModel(m, async (model) => {
         model.cudaFusedOps = true;
         const g = await lmCase(m, 'case_short');
         // case_short fits in 16 rows, so the prefill takes the fused path too
@@ -141,9 +130,7 @@ describe.skipIf(standInUnavailable !== '')(`device-resident forward on the CUDA 
           const res = await model.generate({ inputIds: g.ids }, { maxNewTokens: 16, temperature: 0, stopOnEos: false });
           expect(res.tokenIds, `${m} graphs=${graphs}`).toEqual(g.decode);
         }
-      } finally {
-        model.dispose();
-      }
+      });
     }
   }, 120_000);
 

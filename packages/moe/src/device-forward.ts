@@ -2,7 +2,7 @@
  * The forward pass of MoeLanguageModel kept on the GPU (device 'cuda'): weights were uploaded once at load,
  * activations, router decisions and the KV cache stay in device buffers, and a step copies in only its
  * token ids (or input embeddings) and positions, and copies out only the logits it returns, or just the
- * chosen token with `greedy`. The math mirrors model.ts op for op, through the device ops of @kestrel/native.
+ * chosen token with `greedy`. The math mirrors host-forward.ts / host-attention.ts op for op, through the device ops of @kestrel/native.
  *
  * MLA attention always runs in the absorbed form here (attention over the cached latent); the host path may
  * pick the decompressed form for long prefills. Both are the same function; f32 rounding differs slightly.
@@ -11,7 +11,8 @@ import type { DeviceBuffer, DeviceExpertGroup, DeviceGraph, DeviceOps, DeviceVie
 import type { ModelConfig } from './config.js';
 import type { KvCache, DeviceCacheCopy } from './kv-cache.js';
 import type { Layer, DenseMlp } from './layers.js';
-import { attentionMscale2, type RopeTables } from './rope-tables.js';
+import type { RopeTables } from './rope-tables.js';
+import { mhaAttention, mhaRope, mlaAbsorbedAttention, mlaRope } from './layer-geometry.js';
 import { stackRows } from './weights.js';
 
 /** What the runner needs of the model. */
@@ -383,17 +384,14 @@ export class DeviceRunner {
     ops.linear(xn, T, a.q, this.biasOf(d, 'q'), q);
     ops.linear(xn, T, a.k, this.biasOf(d, 'k'), k);
     ops.linear(xn, T, a.v, this.biasOf(d, 'v'), v);
-    ops.rope(q, { m: T, nHeads: nh, headStride: hd, rowStride: nh * hd, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
-    ops.rope(k, { m: T, nHeads: nkv, headStride: hd, rowStride: w, offset: 0, dim: hd, interleaved: false }, pos, rope.cos, rope.sin);
+    const rp = mhaRope(c, T);
+    ops.rope(q, rp.q, pos, rope.cos, rope.sin);
+    ops.rope(k, rp.k, pos, rope.cos, rope.sin);
     const [kc, vc] = kv.bufs[l]!;
     // the position comes from pos[0] on the device, so a captured step is valid at every position (s: the host's checks)
     ops.appendRows(kc!.at(), w, k, T, pos, kv.cap, s);
     ops.appendRows(vc!.at(), w, v, T, pos, kv.cap, s);
-    ops.attentionAt(q, kc!.at(), vc!.at(), att, {
-      tq: T, tk: s + T, nHeads: nh, nKvHeads: nkv, dqk: hd, dv: hd,
-      qStride: nh * hd, kStride: w, vStride: w, outStride: nh * hd,
-      scale: 1 / Math.sqrt(hd), causal: true, qPos0: s,
-    }, pos, kv.cap);
+    ops.attentionAt(q, kc!.at(), vc!.at(), att, mhaAttention(c, T, s), pos, kv.cap);
     if (accumulate) ops.linearAdd(att, T, a.o, this.biasOf(d, 'o'), out);
     else ops.linear(att, T, a.o, this.biasOf(d, 'o'), out);
   }
@@ -426,18 +424,15 @@ export class DeviceRunner {
     } else {
       // normalise the latent part of each [latent | k_pe] row in place
       ops.rmsnorm(kva, T, kvl, lw, d.kvANorm!.at(), c.eps, kva, lw);
-      ops.rope(q, { m: T, nHeads: nh, headStride: dq, rowStride: nh * dq, offset: nope, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
-      ops.rope(kva, { m: T, nHeads: 1, headStride: lw, rowStride: lw, offset: kvl, dim: rp, interleaved: true }, pos, rope.cos, rope.sin);
+      const mr = mlaRope(c, T);
+      ops.rope(q, mr.q, pos, rope.cos, rope.sin);
+      ops.rope(kva, mr.kva, pos, rope.cos, rope.sin);
       ops.appendRows(cache.at(), lw, kva, T, pos, kv.cap, s);
       ops.copyRows(qAbs.at(kvl), lw, q.at(nope), dq, T * nh, rp);
     }
     ops.linearGrouped(q, T, nh * dq, nh, dq, d.ukT!, qAbs, nh * lw, lw);
     const o = S.get('olat', T * nh * kvl);
-    ops.attentionAt(qAbs, cache.at(), cache.at(), o, {
-      tq: T, tk: s + T, nHeads: nh, nKvHeads: 1, dqk: lw, dv: kvl,
-      qStride: nh * lw, kStride: lw, vStride: lw, outStride: nh * kvl,
-      scale: attentionMscale2(c.raw) / Math.sqrt(dq), causal: true, qPos0: s,
-    }, pos, kv.cap);
+    ops.attentionAt(qAbs, cache.at(), cache.at(), o, mlaAbsorbedAttention(c, T, s + T, s), pos, kv.cap);
     const att = S.get('att', T * nh * vh);
     ops.linearGrouped(o, T, nh * kvl, nh, kvl, d.uv!, att, nh * vh, vh);
     if (fused) ops.linearAdd(att, T, a.o, this.biasOf(d, 'o'), out);

@@ -5,6 +5,7 @@
  */
 export { MoeLanguageModel, loadOptionsSchema, type LoadOptions, type ForwardInput, type ForwardOptions, type ForwardOutput, type RouterOutput } from './model.js';
 export { KvCache } from './kv-cache.js';
+export { planExpertPlacement, type ExpertPlacement, type ExpertPlacementOptions } from './placement.js';
 export { parseModelConfig, deepseekV2ConfigSchema, type DeepseekV2Config, type ModelConfig } from './config.js';
 export { ropeFrequencies, attentionMscale2 } from './rope-tables.js';
 export type { ModelDType } from './weights.js';

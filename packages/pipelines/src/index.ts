@@ -6,7 +6,7 @@ export { pipeline, pipelineTasks, type PipelineTasks } from './registry.js';
 export { VisionLanguageModel, VlmLoadOptionsSchema, type VlmLoadOptions, type VlmInput, type PreparedInputs } from './vlm/vision-language-model.js';
 export { DeepseekVLV2Processor, ProcessorConfigSchema, PreprocessOptionsSchema, type ProcessorConfig, type PreprocessResult, type PreprocessOptions, type TokenizedPrompt, type VlmImage } from './vlm/processor.js';
 export { conversationTokenizer } from './vlm/chat.js';
-export { chat, formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ConversationTokenizer, ChatOptionsSchema, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
+export { chat, formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ConversationTokenizer, ChatOptionsSchema, type ChatHost, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer, processorSpecialTokens, GROUNDING_TOKENS, CHAT_TOKENS } from './vlm/tokenizer.js';
 export { AskOptionsSchema, CaptionOptionsSchema, ChatPipelineOptionsSchema, type AskOptions, type CaptionOptions, type ChatPipelineOptions, type AskPipeline, type CaptionPipeline, type ChatPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';

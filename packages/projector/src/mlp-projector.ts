@@ -42,6 +42,7 @@ export class MlpProjector {
   readonly config: ProjectorConfig;
   private readonly kernels: Kernels;
   private readonly layers: Layer[];
+  private disposed = false;
 
   private constructor(config: ProjectorConfig, kernels: Kernels, layers: Layer[]) {
     this.config = config;
@@ -91,6 +92,7 @@ export class MlpProjector {
 
   /** features [tiles, g*g, D] → [tiles, side*side, n_embed]. */
   forward(features: Tensor<'f32'>): Tensor<'f32'> {
+    if (this.disposed) throw new KestrelError('E_OPTIONS', 'this MlpProjector was disposed; load it again');
     const [nt, hw, D] = features.shape;
     if (features.rank !== 3 || D !== this.config.input_dim) {
       throw new KestrelError('E_OPTIONS', `projector input must be [tiles, N, ${this.config.input_dim}], got [${features.shape.join(', ')}]`);
@@ -137,4 +139,15 @@ export class MlpProjector {
     if (x === features.data) x = x.slice();
     return new Tensor('f32', [nt!, side * side, this.outDim], x);
   }
+
+  /** Release the prepared weights (their device copies on CUDA, native buffers on the CPU addon). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const release = this.kernels.releaseLinear;
+    if (release) for (const l of this.layers) release.call(this.kernels, l.w);
+  }
+
+  /** Whether dispose() was called. */
+  get isDisposed(): boolean { return this.disposed; }
 }

@@ -47,4 +47,19 @@ describe('MlpProjector downsample unfold', () => {
     const tail = new ImageTokenLayout(nl, sep, 'tail').arrange(new Tensor('f32', [tiles, side * side, E], p), [[2, 1]]);
     expect(Array.from(tail.data)).toEqual([4, 5, 8, 9, -1, 6, 7, 10, 11, -1, -2, 0, 1, -1, 2, 3, -1]);
   });
+
+  it('dispose releases each layer weight once and refuses later use', async () => {
+    const w = source({
+      'projector.layers.0.weight': new Tensor('f32', [4, 12]), 'projector.layers.0.bias': new Tensor('f32', [4]),
+      'projector.layers.2.weight': new Tensor('f32', [4, 4]), 'projector.layers.2.bias': new Tensor('f32', [4]),
+    });
+    const released: unknown[] = [];
+    const counting = { ...portableKernels, releaseLinear: (x: unknown) => { released.push(x); } };
+    const proj = await MlpProjector.load(w, { projector_type: 'downsample_mlp_gelu', input_dim: 3, n_embed: 4, depth: 2, mlp_ratio: 1, downsample_ratio: 2 }, counting);
+    proj.dispose();
+    proj.dispose();
+    expect(released.length).toBe(2);
+    expect(new Set(released).size).toBe(2);
+    expect(() => proj.forward(new Tensor('f32', [1, 4, 3]))).toThrow(/disposed/);
+  });
 });

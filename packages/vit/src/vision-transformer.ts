@@ -39,6 +39,7 @@ export class VisionTransformer {
   private readonly blocks: BlockWeights[];
   private readonly normW: Float32Array;
   private readonly normB: Float32Array;
+  private disposed = false;
 
   private constructor(config: VisionConfig, kernels: Kernels, w: {
     patch: PreparedLinear; patchB: Float32Array; pos: Float32Array; blocks: BlockWeights[]; normW: Float32Array; normB: Float32Array;
@@ -97,6 +98,7 @@ export class VisionTransformer {
    * features [tiles, N, width]; with `hiddenStates: true` also the residual stream of every layer.
    */
   encode(pixels: Tensor<'f32'>, options: { hiddenStates?: boolean } = {}): VisionOutput {
+    if (this.disposed) throw new KestrelError('E_OPTIONS', 'this VisionTransformer was disposed; load it again');
     const S = this.config.image_size;
     const [nt, c, h, w] = pixels.shape;
     if (pixels.rank !== 4 || c !== 3 || h !== S || w !== S) {
@@ -177,4 +179,16 @@ export class VisionTransformer {
     if (hidden) res.hiddenStates = new Tensor('f32', [layers + 1, nt!, N, D], hidden);
     return res;
   }
+
+  /** Release the prepared weights (their device copies on CUDA, native buffers on the CPU addon). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const release = this.kernels.releaseLinear;
+    if (!release) return;
+    for (const w of [this.patch, ...this.blocks.flatMap((b) => [b.qkv, b.proj, b.fc1, b.fc2])]) release.call(this.kernels, w);
+  }
+
+  /** Whether dispose() was called. */
+  get isDisposed(): boolean { return this.disposed; }
 }

@@ -51,4 +51,19 @@ describe('VisionTransformer weights', () => {
     const err2 = await VisionTransformer.load(source(all), cfg, portableKernels).catch((e: unknown) => e);
     expect(isKestrelError(err2, 'E_CHECKPOINT_FORMAT')).toBe(true);
   });
+
+  it('dispose releases every prepared weight once (patch embedding + 4 per block) and refuses later use', async () => {
+    const cfg = JSON.parse(readFileSync(A + 'config.json', 'utf8')).vision_config;
+    const all = await readAllSafetensors(A + 'model.safetensors');
+    const released: unknown[] = [];
+    const counting = { ...portableKernels, releaseLinear: (w: unknown) => { released.push(w); } };
+    const v = await VisionTransformer.load(source(all), cfg, counting);
+    v.dispose();
+    v.dispose();
+    expect(released.length).toBe(1 + 4 * (cfg.layers as number));
+    expect(new Set(released).size).toBe(released.length);
+    expect(v.isDisposed).toBe(true);
+    const S = cfg.image_size as number;
+    expect(() => v.encode(new Tensor('f32', [1, 3, S, S]))).toThrow(/disposed/);
+  });
 });

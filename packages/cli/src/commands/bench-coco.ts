@@ -14,7 +14,7 @@ export const commands: CommandSpec[] = [
 
 DIR holds images/ and annotations/instances_*.json. Runs the pipeline on every image (or the first N),
 writes the COCO results JSON (atomically) and prints COCOeval's 12 numbers, images and ms per image.
---segm scores masks (YOLO-seg ONNX models). Prints { stats, images, ms_per_image, ... } with --json.`,
+--segm scores masks (YOLO-seg ONNX models). Prints { stats, images, msPerImage, ... } with --json (ms_per_image etc. kept as aliases for one release).`,
     allowPositionals: false,
     options: {
       model: { type: 'string', short: 'm' }, data: { type: 'string' }, results: { type: 'string' }, annotations: { type: 'string' },
@@ -45,7 +45,7 @@ writes the COCO results JSON (atomically) and prints COCOeval's 12 numbers, imag
       if (ctx.json) { printJson(ctx, r); return; }
       ctx.out.write(r.summary);
       ctx.out.write(`${COCO_STAT_NAMES.map((n, i) => `${n} ${r.stats[i]!.toFixed(3)}`).join('  ')}\n`);
-      ctx.out.write(`model ${r.model} (${r.runtime}), ${r.images} images, ${r.detections} detections, ${r.ms_per_image.toFixed(1)} ms/image (pre ${r.pre_ms.toFixed(1)}, model ${r.model_ms.toFixed(1)}, post ${r.post_ms.toFixed(1)})\n`);
+      ctx.out.write(`model ${r.model} (${r.runtime}), ${r.images} images, ${r.detections} detections, ${r.msPerImage.toFixed(1)} ms/image (pre ${r.preMs.toFixed(1)}, model ${r.modelMs.toFixed(1)}, post ${r.postMs.toFixed(1)})\n`);
       if (r.results) ctx.out.write(`results -> ${r.results}\n`);
     },
   },

@@ -55,7 +55,7 @@ numbers.`,
           if (!tty && pct !== lastPct) { lastPct = pct; log(`  ${e.done}/${e.total}`); }
         },
       });
-      steps.push(`ran ${model} (${r.runtime}) over ${r.images} images: ${r.ms_per_image.toFixed(0)} ms/image`);
+      steps.push(`ran ${model} (${r.runtime}) over ${r.images} images: ${r.msPerImage.toFixed(0)} ms/image`);
       steps.push(`wrote ${r.detections} detections as COCO results JSON to ${results}`);
       steps.push('scored them with COCOeval (pycocotools semantics) against annotations/instances_val2017_128.json');
 

@@ -15,19 +15,8 @@ pycocoevalcap (PTB-style tokenization inside). METEOR and SPICE are not provided
 Bad input exits with E_COCO_FORMAT naming the bad field.`;
 
 async function readJson(path: string, what: string): Promise<unknown> {
-  const { readFile } = await import('node:fs/promises');
-  const { KestrelError } = await import('@kestrel/core');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new KestrelError('E_IO', `cannot read ${what} file ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new KestrelError('E_COCO_FORMAT', `${what} file ${path} is not valid JSON: ${(e as Error).message}`, { cause: e, details: { path: '(root)' } });
-  }
+  const { readJson: read } = await import('@kestrel/core');
+  return read(path, { what, readCode: 'E_IO', parseCode: 'E_COCO_FORMAT', parseDetails: { path: '(root)' } });
 }
 
 /** `kestrel eval captions`: pycocoevalcap-compatible BLEU / ROUGE-L / CIDEr. */

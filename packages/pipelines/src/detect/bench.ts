@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { KestrelError, parseOptions, reportProgress, type ProgressListener } from '@kestrel/core';
+import { KestrelError, parseOptions, reportProgress, writeFileAtomic, type ProgressListener } from '@kestrel/core';
 import { loadCocoDataset } from '@kestrel/datasets';
 import { COCO, evaluateCoco } from '@kestrel/eval';
 import { createPipeline, type DetectPipeline, type SegmentPipeline, type Detection, type Segmentation } from './index.js';
@@ -54,30 +53,28 @@ export interface BenchCocoResult {
   images: number;
   detections: number;
   /** Wall time per image, decode to results, excluding model load and scoring. */
-  ms_per_image: number;
+  msPerImage: number;
   /** Per-image averages by stage. */
-  pre_ms: number;
-  model_ms: number;
-  post_ms: number;
+  preMs: number;
+  modelMs: number;
+  postMs: number;
   /** Model load time. */
+  loadMs: number;
+  /** @deprecated alias of msPerImage (snake_case outputs are kept for one release; docs/core.md) */
+  ms_per_image: number;
+  /** @deprecated alias of preMs */
+  pre_ms: number;
+  /** @deprecated alias of modelMs */
+  model_ms: number;
+  /** @deprecated alias of postMs */
+  post_ms: number;
+  /** @deprecated alias of loadMs */
   load_ms: number;
   results?: string;
 }
 
-/** Write a file so that readers see the old content or the whole new content, never a torn file. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const p = resolve(path);
-  const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    // Inside the try: a parent that is a file (EEXIST/ENOTDIR) must be E_IO, not an internal error.
-    await mkdir(dirname(p), { recursive: true });
-    await writeFile(tmp, data);
-    await rename(tmp, p);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined); // the tmp may be unreachable (ENOTDIR)
-    throw new KestrelError('E_IO', `cannot write ${p}: ${(e as Error).message}`, { cause: e });
-  }
-}
+/** Atomic write (moved to @kestrel/core; re-exported here for the existing import path). */
+export { writeFileAtomic };
 
 /**
  * Run a detector over a COCO-format data set, write the COCO results JSON and score it with
@@ -134,6 +131,7 @@ export async function benchCoco(options: BenchCocoOptions): Promise<BenchCocoRes
   return {
     model: pipe.model.name, runtime: pipe.runtime, data: ds.dir, annotations: ds.annotationsPath, iouType: o.iouType,
     stats: scored.stats, summary: scored.summary, images: n, detections: results.length,
+    msPerImage: wall / n, preMs: tm.preMs / n, modelMs: tm.modelMs / n, postMs: tm.postMs / n, loadMs,
     ms_per_image: wall / n, pre_ms: tm.preMs / n, model_ms: tm.modelMs / n, post_ms: tm.postMs / n, load_ms: loadMs,
     ...(o.results ? { results: resolve(o.results) } : {}),
   };

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { KestrelError, loadImage, parseOptions, DEFAULT_MAX_PIXELS, type ImageInput } from '@kestrel/core';
-import { resolveModel, type ResolvedModel } from '../models/store.js';
+import { resolveModel, type ResolvedModel } from '../models/index.js';
 import { letterboxGeometry, stretchGeometry, unletterboxBox, type LetterboxGeometry } from './geometry.js';
 import { letterboxPixels } from './preprocess.js';
 import type { Detector, DecodeSettings } from './detector.js';

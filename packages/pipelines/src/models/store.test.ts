@@ -7,7 +7,9 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { isKestrelError } from '@kestrel/core';
 import { tarExtractor, type TarFile } from './tar.js';
-import { catalogEntry, listModels, modelCatalog, pullModel, resolveModel } from './store.js';
+import { catalogEntry, listModels, modelCatalog, pullModel, repoModelsDir, resolveModel } from './index.js';
+import { checkoutModelsDir } from './paths.js';
+import { readManifest } from './manifest.js';
 
 /** A minimal ustar archive writer (test-only) so the parser is checked against known bytes. */
 function tarOf(entries: Array<{ name: string; data: Buffer; type?: string }>): Buffer {
@@ -125,3 +127,49 @@ describe('model store', () => {
     expect(events).toEqual([]); // the download reports progress per chunk: none means it never started
   });
 });
+
+describe('where shipped models are looked up', () => {
+  it('in this checkout, its models/ folder; KESTREL_MODELS_DIR overrides', () => {
+    const here = repoModelsDir();
+    expect(here && readFileSync(join(here, 'xray-pneumonia', 'qc-model.json'), 'utf8').length).toBeGreaterThan(0);
+    const prev = process.env.KESTREL_MODELS_DIR;
+    process.env.KESTREL_MODELS_DIR = '/somewhere/else';
+    try { expect(repoModelsDir()).toBe('/somewhere/else'); } finally {
+      if (prev === undefined) delete process.env.KESTREL_MODELS_DIR; else process.env.KESTREL_MODELS_DIR = prev;
+    }
+  });
+
+  it('an installed package (node_modules/@kestrel/pipelines) never searches the folders above it', () => {
+    const t = mkdtempSync(join(tmpdir(), 'kestrel-installed-'));
+    const pkg = join(t, 'node_modules', '@kestrel', 'pipelines');
+    mkdirSync(pkg, { recursive: true });
+    mkdirSync(join(t, 'node_modules', 'models'));
+    mkdirSync(join(t, 'models'));
+    writeFileSync(join(t, 'node_modules', 'package.json'), JSON.stringify({ name: 'kestrel', workspaces: ['packages/pipelines'] }));
+    expect(checkoutModelsDir(pkg)).toBeUndefined();
+    // a checkout is recognised by its root package.json, not by the folder names alone
+    const co = join(t, 'co');
+    mkdirSync(join(co, 'packages', 'pipelines'), { recursive: true });
+    mkdirSync(join(co, 'models'));
+    writeFileSync(join(co, 'package.json'), JSON.stringify({ name: 'someone-else', workspaces: ['packages/pipelines'] }));
+    expect(checkoutModelsDir(join(co, 'packages', 'pipelines'))).toBeUndefined();
+    writeFileSync(join(co, 'package.json'), JSON.stringify({ name: 'kestrel', workspaces: ['packages/pipelines'] }));
+    expect(checkoutModelsDir(join(co, 'packages', 'pipelines'))).toBe(join(co, 'models'));
+  });
+});
+
+describe('pulled-model manifest', () => {
+  it('a manifest that does not match the schema means "not installed", never a half-read object', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kestrel-manifest-'));
+    const good = { name: 'x', package: 'p@1.0.0', integrity: 'sha512-x', main: 'model.json', format: 'tfjs-graph', files: { 'model.json': { sha256: 'a'.repeat(64), bytes: 3 } }, pulledAt: '2026-12-04T00:00:00Z' };
+    writeFileSync(join(dir, 'kestrel-model.json'), JSON.stringify(good));
+    expect(await readManifest(dir)).toEqual(good);
+    for (const bad of [{ ...good, files: { 'model.json': { sha256: 'short', bytes: 3 } } }, { ...good, format: 'pickle' }, { ...good, main: undefined }]) {
+      writeFileSync(join(dir, 'kestrel-model.json'), JSON.stringify(bad));
+      expect(await readManifest(dir)).toBeUndefined();
+    }
+    writeFileSync(join(dir, 'kestrel-model.json'), '{ not json');
+    expect(await readManifest(dir)).toBeUndefined();
+  });
+});
+

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KestrelError, Tensor, readAllSafetensors, writeSafetensors } from '@kestrel/core';
-import { kestrelHome, repoModelsDir } from '../models/index.js';
+import { findNamedModelDir, modelSearchRoots } from '../models/index.js';
 
 /** Name of the JSON description inside a Kestrel QC model folder. */
 export const QC_MODEL_FILE = 'qc-model.json';
@@ -18,21 +18,20 @@ export interface QcModelFiles<M> {
 }
 
 /**
- * Find a QC model given as a folder path or a shipped name (`xray-pneumonia`, `defects-elpv`,
- * `anomaly-magnetic-tile`). Names resolve to the repository's `models/` folder located from this
- * package's install path (so any working directory works), then to `$KESTREL_HOME/models/<name>`.
+ * Find a QC model given as a folder path or a name (`xray-pneumonia`, `defects-elpv`, `anomaly-magnetic-tile`).
+ * A name is looked up as every model name is (models/resolve.ts: the shipped models folder, then
+ * `$KESTREL_HOME/models/<name>`), taking the first folder with a qc-model.json.
  */
 export function resolveQcModelDir(nameOrDir: string): string {
-  const candidates: string[] = [];
-  if (existsSync(nameOrDir)) candidates.push(resolve(nameOrDir));
-  if (/^[a-z0-9][a-z0-9._-]*$/i.test(nameOrDir)) candidates.push(join(repoModelsDir(), nameOrDir), join(kestrelHome(), 'models', nameOrDir));
-  for (const c of candidates) {
-    if (existsSync(join(c, QC_MODEL_FILE)) && statSync(c).isDirectory()) return c;
-  }
+  const isQc = (dir: string): boolean => existsSync(join(dir, QC_MODEL_FILE));
+  if (existsSync(nameOrDir) && statSync(nameOrDir).isDirectory() && isQc(nameOrDir)) return resolve(nameOrDir);
+  const found = findNamedModelDir(nameOrDir, isQc);
+  if (found) return found.dir;
   if (existsSync(nameOrDir)) {
     throw new KestrelError('E_MODEL_NOT_FOUND', `${resolve(nameOrDir)} is not a Kestrel QC model folder (no ${QC_MODEL_FILE}); train one with "kestrel train"`);
   }
-  throw new KestrelError('E_MODEL_NOT_FOUND', `no QC model "${nameOrDir}": not a folder, not in ${repoModelsDir()} or ${join(kestrelHome(), 'models')}. Shipped models: xray-pneumonia, defects-elpv, anomaly-magnetic-tile`);
+  const shipped = modelSearchRoots().flatMap(({ root }) => { try { return readdirSync(root).filter((n) => isQc(join(root, n))); } catch { return []; } });
+  throw new KestrelError('E_MODEL_NOT_FOUND', `no QC model "${nameOrDir}": not a folder, not in ${modelSearchRoots().map((r) => r.root).join(' or ')}${shipped.length ? `. Available: ${[...new Set(shipped)].join(', ')}` : ''}`);
 }
 
 /** Read a QC model folder; `check` validates the JSON (throw E_CHECKPOINT_FORMAT on mismatch). */

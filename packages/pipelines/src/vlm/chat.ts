@@ -1,8 +1,19 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
-import type { VisionLanguageModel } from './vision-language-model.js';
-import { generateOptionsSchema } from '@kestrel/moe';
+import type { DeepseekVLV2Processor, PreprocessResult, VlmImage } from './processor.js';
+import { generateOptionsSchema, type GenerateOptions, type StreamChunk } from '@kestrel/moe';
 import { tokenizeConversation, conversationImages, type ChatMessage, type ConversationTokenizer } from './conversation.js';
+
+/**
+ * What {@link chat} needs of a model (VisionLanguageModel is one): its processor, a text tokenizer, and a
+ * token stream over a prompt with images. A narrow interface, so this file does not import the model.
+ */
+export interface ChatHost {
+  readonly dir: string;
+  readonly processor: Pick<DeepseekVLV2Processor, 'config' | 'preprocess' | 'tokenizeWithImages'>;
+  readonly tokenizer: { encode(text: string): number[] } | null;
+  stream(input: { inputIds: ArrayLike<number>; images: readonly VlmImage[]; preprocessed: PreprocessResult | null }, options?: GenerateOptions): AsyncGenerator<StreamChunk, void, undefined>;
+}
 
 export { formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ChatMessage, type ChatContentPart, type ConversationTokenizer } from './conversation.js';
 
@@ -46,7 +57,7 @@ export interface ChatResult {
 }
 
 /** The model's tokenizer and processor as {@link tokenizeConversation} uses them (throws when the checkpoint has no tokenizer or BOS/EOS ids). */
-export function conversationTokenizer(model: VisionLanguageModel): ConversationTokenizer {
+export function conversationTokenizer(model: ChatHost): ConversationTokenizer {
   const tok = model.tokenizer;
   if (!tok) throw new KestrelError('E_MODEL_NOT_FOUND', `${model.dir} has no tokenizer.json; text prompts need one (use forward/generate with token ids otherwise)`);
   const proc = model.processor;
@@ -65,7 +76,7 @@ export function conversationTokenizer(model: VisionLanguageModel): ConversationT
  * const r = await chat(vlm, [{ role: 'user', content: [{ type: 'image', image: 'part.jpg' }, { type: 'text', text: 'Any defect?' }] }]);
  * console.log(r.text);
  */
-export async function chat(model: VisionLanguageModel, messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
+export async function chat(model: ChatHost, messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
   const t0 = performance.now();
   const { onText, onStart, ...rest } = options ?? {};
   if (onText !== undefined && typeof onText !== 'function') throw new KestrelError('E_OPTIONS', 'onText must be a function');

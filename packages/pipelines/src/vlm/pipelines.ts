@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
-import { VisionLanguageModel } from './vision-language-model.js';
+import { generateOptionsSchema as gen } from '@kestrel/moe';
+import { VisionLanguageModel, VlmLoadOptionsSchema } from './vision-language-model.js';
 import type { VlmImage } from './processor.js';
 import { chat, type ChatMessage, type ChatResult, type ChatUsage } from './chat.js';
 import { remoteOptions, type RemoteModelInfo } from '../remote/options.js';
@@ -13,20 +14,11 @@ export const modelOptions = {
    * `openai:http://host:port/v1` for a remote OpenAI-compatible server (vLLM, SGLang, `kestrel serve --vlm`)
    */
   model: z.union([z.string().min(1), z.custom<VisionLanguageModel>((v) => v instanceof VisionLanguageModel, 'expected a checkpoint directory or a VisionLanguageModel')]),
-  backend: z.enum(['auto', 'portable', 'native']).default('auto'),
-  threads: z.number().int().positive().optional(),
-  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
-  /** where the language model runs; 'cuda' needs `npm run build:cuda` and an NVIDIA GPU */
-  device: z.enum(['cpu', 'cuda']).default('cpu'),
-  /** device 'cuda': where the routed experts live (see MoeLanguageModel.load) */
-  expertsOn: z.enum(['gpu', 'cpu', 'auto']).optional(),
-  /** device 'cuda': routed experts of the first N MoE layers on the CPU */
-  cpuExpertLayers: z.number().int().nonnegative().optional(),
+  /** how the model loads (VisionLanguageModel.load's options; 'cuda' needs `npm run build:cuda` and an NVIDIA GPU) */
+  ...VlmLoadOptionsSchema.shape,
+  /** generation defaults (as MoeLanguageModel.generate), with a longer answer by default */
+  ...gen.pick({ temperature: true, topP: true, topK: true, seed: true }).shape,
   maxNewTokens: z.number().int().positive().default(256),
-  temperature: z.number().min(0).default(0),
-  topP: z.number().gt(0).max(1).default(1),
-  topK: z.number().int().min(0).default(0),
-  seed: z.number().int().optional(),
   /** system prompt placed before the conversation ('' = none, as DeepSeek-VL2's default) */
   systemPrompt: z.string().default(''),
   ...remoteOptions,
@@ -50,16 +42,17 @@ export const CaptionOptionsSchema = z.object({
 export type CaptionOptions = z.input<typeof CaptionOptionsSchema>;
 
 /** Per-call overrides of an ask / caption pipeline. */
+// Without defaults: an option the call leaves out falls back to the pipeline's value.
 export const CallOptionsSchema = z.object({
   maxNewTokens: z.number().int().positive().optional(),
-  temperature: z.number().min(0).optional(),
-  topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(0).optional(),
-  seed: z.number().int().optional(),
+  temperature: gen.shape.temperature.unwrap().optional(),
+  topP: gen.shape.topP.unwrap().optional(),
+  topK: gen.shape.topK.unwrap().optional(),
+  seed: gen.shape.seed,
   /** strings that end the answer (cut before them) */
-  stopStrings: z.array(z.string().min(1)).optional(),
+  stopStrings: gen.shape.stopStrings.unwrap().optional(),
   /** cancels the call (it rejects with E_ABORTED) */
-  signal: z.instanceof(AbortSignal).optional(),
+  signal: gen.shape.signal,
 }).strict();
 export type CallOptions = z.input<typeof CallOptionsSchema> & { onText?: (text: string) => void };
 
@@ -148,10 +141,8 @@ export async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{
     if (!o.model.tokenizer) throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model.dir} has no tokenizer.json; the VLM pipelines (ask, caption, ground) need one`);
     return { model: o.model, owned: false };
   }
-  const model = await VisionLanguageModel.load(o.model, {
-    backend: o.backend, dtype: o.dtype, device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.expertsOn !== undefined ? { expertsOn: o.expertsOn } : {}), ...(o.cpuExpertLayers !== undefined ? { cpuExpertLayers: o.cpuExpertLayers } : {}),
-  });
+  const load = Object.fromEntries(Object.keys(VlmLoadOptionsSchema.shape).flatMap((k) => (o[k as keyof typeof o] !== undefined ? [[k, o[k as keyof typeof o]]] : [])));
+  const model = await VisionLanguageModel.load(o.model, load);
   if (!model.tokenizer) {
     model.dispose();
     throw new KestrelError('E_MODEL_NOT_FOUND', `${o.model} has no tokenizer.json; the VLM pipelines (ask, caption, ground) need one`);

@@ -1,33 +1,18 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { KestrelError, Tensor, openSafetensors, parseOptions } from '@kestrel/core';
+import { KestrelError, Tensor, openSafetensors, parseOptions, readJson as readJsonFile } from '@kestrel/core';
 import { getKernels, loadCudaKernels, type Kernels } from '@kestrel/native';
 import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
-import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
+import { MoeLanguageModel, loadOptionsSchema, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer, processorSpecialTokens } from './tokenizer.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
 import { parseVl2Config, type Vl2Config } from './vl2-config.js';
 
-/** Options of {@link VisionLanguageModel.load}. */
-export const VlmLoadOptionsSchema = z.object({
-  /** kernels: 'auto' (native when built, else portable), 'portable' or 'native' */
-  backend: z.enum(['auto', 'portable', 'native']).default('auto'),
-  /** kernel threads (native backend) */
-  threads: z.number().int().positive().optional(),
-  /** in-memory format of the language model's weights */
-  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
-  /** where the language model runs (as @kestrel/moe) */
-  device: z.enum(['cpu', 'cuda']).default('cpu'),
-  /** MLA attention form of the language model (as @kestrel/moe) */
-  mlaMode: z.enum(['auto', 'absorbed', 'naive']).default('auto'),
-  /** device 'cuda': where the language model's routed experts live (as @kestrel/moe) */
-  expertsOn: z.enum(['gpu', 'cpu', 'auto']).optional(),
-  /** device 'cuda': routed experts of the first N MoE layers on the CPU (as @kestrel/moe) */
-  cpuExpertLayers: z.number().int().nonnegative().optional(),
-}).strict();
+/** Options of {@link VisionLanguageModel.load}: the language model's load options that apply to the whole model. */
+export const VlmLoadOptionsSchema = loadOptionsSchema.pick({ backend: true, threads: true, dtype: true, device: true, mlaMode: true, expertsOn: true, cpuExpertLayers: true }).strict();
 export type VlmLoadOptions = z.input<typeof VlmLoadOptionsSchema>;
 
 /** Input of {@link VisionLanguageModel.forward} / `generate` / `stream`. */
@@ -60,14 +45,13 @@ export interface PreparedInputs {
   projectorOut: Tensor<'f32'> | null;
 }
 
-async function readJson(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try { text = await readFile(path, 'utf8'); } catch (e) {
-    throw new KestrelError('E_CHECKPOINT_FORMAT', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { details: { path } });
-  }
-  try { return JSON.parse(text); } catch (e) {
-    throw new KestrelError('E_CHECKPOINT_FORMAT', `${path} is not valid JSON (${(e as Error).message})`, { details: { path } });
-  }
+function readJson(path: string, what: string): Promise<unknown> {
+  return readJsonFile(path, { what, readCode: 'E_CHECKPOINT_FORMAT', parseCode: 'E_CHECKPOINT_FORMAT' });
+}
+
+/** The options that were given (exactOptionalPropertyTypes: an absent option must not be passed as undefined). */
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 function firstId(v: unknown): number | undefined {
@@ -157,10 +141,7 @@ export class VisionLanguageModel {
     } finally {
       await file.close();
     }
-    const language = await MoeLanguageModel.load(dir, {
-      config: lc, prefix: 'language.', backend: o.backend, dtype: o.dtype, device: o.device, mlaMode: o.mlaMode, ...(o.threads !== undefined ? { threads: o.threads } : {}),
-      ...(o.expertsOn !== undefined ? { expertsOn: o.expertsOn } : {}), ...(o.cpuExpertLayers !== undefined ? { cpuExpertLayers: o.cpuExpertLayers } : {}),
-    });
+    const language = await MoeLanguageModel.load(dir, { ...withoutUndefined(o), config: lc, prefix: 'language.' });
     if (language.config.hidden !== projector.outDim) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `projector n_embed ${projector.outDim} differs from the language model's hidden_size ${language.config.hidden}`);
     }
@@ -257,10 +238,12 @@ export class VisionLanguageModel {
     return chat(this, messages, options);
   }
 
-  /** Release the weights. The model cannot be used afterwards. */
+  /** Release the weights of all three parts (ViT, projector, language model). The model cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.vision.dispose();
+    this.projector.dispose();
     this.language.dispose();
   }
 }

