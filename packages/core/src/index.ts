@@ -20,3 +20,7 @@ export {
 export { rgbToLuma } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
+export {
+  WorkerClient, WorkerPool, threadsPerWorker, serveWorker, serializeError, deserializeError, workerScript,
+  type WorkerSpec, type WorkerCallOptions, type CallContext, type WorkerHandlers, type WorkerSetup, type SerializedError,
+} from './worker/index.js';
