@@ -1,0 +1,102 @@
+import { KestrelError, WorkerPool, reportProgress, threadsPerWorker, workerScript, type ProgressEvent } from '@kestrel/core';
+import { forWorker } from './transfer.js';
+import type { PipelineCall, PipelineWorkerInit } from './pipeline-worker.js';
+
+/** How each task's functions take their call options (index of the options argument). */
+const CALL_SHAPES: Record<string, { fn: number; methods: Record<string, number> }> = {
+  ask: { fn: 2, methods: { chat: 1 } },
+  caption: { fn: 1, methods: {} },
+  detect: { fn: -1, methods: {} },
+  segment: { fn: -1, methods: {} },
+  defects: { fn: -1, methods: {} },
+  xray: { fn: -1, methods: {} },
+};
+
+/** Tasks whose options take a native kernel thread count. */
+const THREADED = new Set(['ask', 'caption']);
+
+interface CallReply { value: unknown; timings?: Record<string, number> }
+
+type AnyFn = (...a: unknown[]) => unknown;
+
+/**
+ * A pipeline whose model runs in `workers` worker threads (each its own copy of the model): the same
+ * function and methods as the in-process pipeline, every call a message to the least busy worker.
+ */
+export async function createWorkerPipeline(task: string, options: Record<string, unknown>, workers: number): Promise<unknown> {
+  const shape = CALL_SHAPES[task];
+  if (!shape) throw new KestrelError('E_UNSUPPORTED', `pipeline "${task}" cannot run in a worker; pass inProcess: true`);
+  const { onProgress, ...rest } = options;
+  const init = (i: number): PipelineWorkerInit => ({
+    task,
+    // workers × native threads never exceed the cores
+    options: THREADED.has(task) && rest.threads === undefined ? { ...rest, threads: threadsPerWorker(workers) } : rest,
+    progress: typeof onProgress === 'function' && i === 0,
+  });
+  const script = workerScript(import.meta.url, './pipeline-worker.js');
+  const pool = new WorkerPool(workers, (i) => ({
+    script, init: init(i),
+    onMessage: (m) => {
+      const e = (m as { type?: string; event?: ProgressEvent }).event;
+      if ((m as { type?: string }).type === 'progress' && e) {
+        (onProgress as (ev: ProgressEvent) => void)(e);
+        reportProgress(e);
+      }
+    },
+  }));
+  const info = (await pool.start()) as Record<string, unknown>;
+  const timings: Record<string, number> = {};
+
+  const invoke = async (method: string, optionsAt: number, args: unknown[], streamText?: (t: string) => void): Promise<unknown> => {
+    const a = [...args];
+    let signal: AbortSignal | undefined;
+    let onText: ((t: string) => void) | undefined = streamText;
+    if (optionsAt >= 0 && a[optionsAt] !== undefined && a[optionsAt] !== null && typeof a[optionsAt] === 'object') {
+      const { signal: s, onText: t, ...o } = a[optionsAt] as { signal?: AbortSignal; onText?: (t: string) => void };
+      signal = s;
+      if (t) onText = streamText ? (x) => { t(x); streamText(x); } : t;
+      a[optionsAt] = o;
+    }
+    const { value, transfer } = await forWorker(a);
+    const call: PipelineCall = { method, args: value as unknown[], optionsAt, streamText: onText !== undefined };
+    const r = await pool.call<CallReply>('call', call, {
+      transfer,
+      ...(signal ? { signal } : {}),
+      ...(onText ? { onEvent: (d) => onText!(d as string) } : {}),
+    });
+    if (r.timings) for (const [k, v] of Object.entries(r.timings)) timings[k] = (timings[k] ?? 0) + v;
+    return r.value;
+  };
+
+  const fn = ((...args: unknown[]) => invoke('', shape.fn, args)) as AnyFn & Record<string, unknown>;
+  for (const [k, v] of Object.entries(info)) Object.defineProperty(fn, k, { value: v, enumerable: true });
+  for (const [m, at] of Object.entries(shape.methods)) fn[m] = (...args: unknown[]) => invoke(m, at, args);
+  if (task === 'ask') fn.stream = (...args: unknown[]) => streamAnswer(invoke, shape.fn, args);
+  if (task === 'ask' || task === 'caption') {
+    Object.defineProperty(fn, 'model', {
+      enumerable: false,
+      get() { throw new KestrelError('E_UNSUPPORTED', `this ${task} pipeline's model lives in a worker thread; create the pipeline with inProcess: true to reach the loaded VisionLanguageModel`); },
+    });
+  }
+  if (task === 'detect' || task === 'segment') fn.timings = () => ({ ...timings });
+  fn.dispose = () => pool.close();
+  /** the worker pool (restarts, in-flight calls) */
+  Object.defineProperty(fn, 'workerPool', { value: pool, enumerable: false });
+  return fn;
+}
+
+/** ask.stream over a worker: text pieces queue up as the worker sends them. */
+async function* streamAnswer(invoke: (m: string, at: number, a: unknown[], t?: (x: string) => void) => Promise<unknown>, at: number, args: unknown[]): AsyncGenerator<string, unknown, undefined> {
+  const queue: string[] = [];
+  let wake: (() => void) | null = null;
+  let done = false;
+  const p = invoke('', at, args, (t) => { queue.push(t); wake?.(); }).finally(() => { done = true; wake?.(); });
+  p.catch(() => undefined);
+  for (;;) {
+    while (queue.length) yield queue.shift()!;
+    if (done) break;
+    await new Promise<void>((res) => { wake = res; });
+    wake = null;
+  }
+  return await p;
+}
