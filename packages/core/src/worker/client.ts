@@ -14,6 +14,8 @@ export interface WorkerSpec {
   env?: Record<string, string>;
   /** restart the worker after it died (default true); the restarted worker loads its model again */
   restart?: boolean;
+  /** receives the other messages the worker posts on its parentPort while loading (e.g. progress) */
+  onMessage?: (message: unknown) => void;
 }
 
 /** Options of one call. */
@@ -80,11 +82,15 @@ export class WorkerClient {
           ready = true;
           this.info = m.info;
           this.worker = w;
+          // an idle loaded model does not keep the process alive (a call's own port does while it runs)
+          w.unref();
           resolve(w);
         } else if (m.type === 'init-error') {
           ready = true;
           void w.terminate();
           reject(deserializeError(m.error));
+        } else {
+          this.spec.onMessage?.(m);
         }
       });
       const died = (why: string, cause?: unknown): void => {

@@ -13,7 +13,8 @@ export type ToWorker =
 /** Sent once on the parentPort after the worker's `init` finished (or failed). */
 export type FromWorkerInit =
   | { type: 'ready'; info: unknown }
-  | { type: 'init-error'; error: SerializedError };
+  | { type: 'init-error'; error: SerializedError }
+  | { type: 'progress'; event: unknown };
 
 /** Sent on a call's own port. */
 export type CallMessage =
