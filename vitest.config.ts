@@ -16,6 +16,7 @@ export default defineConfig({
       { find: /^@kestrel\/pipelines$/, replacement: r('./packages/pipelines/src/index.ts') },
       { find: /^@kestrel\/eval$/, replacement: r('./eval/src/index.ts') },
       { find: /^@kestrel\/datasets$/, replacement: r('./datasets/src/index.ts') },
+      { find: /^@kestrel\/serve$/, replacement: r('./packages/serve/src/index.ts') },
       { find: /^@kestrel\/cli$/, replacement: r('./packages/cli/src/index.ts') },
     ],
   },

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseApiKeyFlag } from '../packages/cli/src/serve/auth.js';
-import { createVlmChatBackend, type ChatBackend } from '../packages/cli/src/serve/chat-route.js';
-import { InspectionLog } from '../packages/cli/src/serve/inspection-log.js';
-import { createServer, type KestrelServer } from '../packages/cli/src/serve/server.js';
+import { parseApiKeyFlag } from '../packages/serve/src/auth.js';
+import { createVlmChatBackend, type ChatBackend } from '../packages/serve/src/chat-route.js';
+import { InspectionLog } from '../packages/serve/src/inspection-log.js';
+import { createServer, type KestrelServer } from '../packages/serve/src/server.js';
 
 const VLM = resolve(import.meta.dirname, 'fixtures/vlm/A');
 const KEY = 'chat-test-key-0123456789';

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyDetectRules, createDetectInspector } from '../packages/cli/src/serve/detect-inspector.js';
+import { applyDetectRules, createDetectInspector } from '../packages/serve/src/detect-inspector.js';
 
 const dets = [
   { bbox: [10, 10, 20, 20] as [number, number, number, number], score: 0.9, categoryId: 1, label: 'scratch' },

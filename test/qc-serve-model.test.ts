@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline } from '@kestrel/pipelines';
-import { parseApiKeyFlag } from '../packages/cli/src/serve/auth.js';
-import { InspectionLog } from '../packages/cli/src/serve/inspection-log.js';
-import { createDefectsInspector, type Inspector } from '../packages/cli/src/serve/inspector.js';
-import { createServer, type KestrelServer } from '../packages/cli/src/serve/server.js';
-import { DirectoryWatcher } from '../packages/cli/src/serve/watcher.js';
+import { parseApiKeyFlag } from '../packages/serve/src/auth.js';
+import { InspectionLog } from '../packages/serve/src/inspection-log.js';
+import { createDefectsInspector, type Inspector } from '../packages/serve/src/inspector.js';
+import { createServer, type KestrelServer } from '../packages/serve/src/server.js';
+import { DirectoryWatcher } from '../packages/serve/src/watcher.js';
 import { NOT_AN_IMAGE, corruptPng, hugePngHeader, truncated } from './helpers/qc-bad-images.js';
 import { qcTestModel } from './helpers/qc-model.js';
 

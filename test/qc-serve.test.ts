@@ -4,14 +4,14 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clopperPearson } from '@kestrel/eval';
-import { hashKey, parseApiKeyFlag } from '../packages/cli/src/serve/auth.js';
-import { InspectionLog } from '../packages/cli/src/serve/inspection-log.js';
-import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../packages/cli/src/serve/migrations.js';
-import { createServer, type KestrelServer } from '../packages/cli/src/serve/server.js';
-import { WorkQueue, QueueError } from '../packages/cli/src/serve/work-queue.js';
-import { percentile } from '../packages/cli/src/serve/stats.js';
-import { heatmapRegions } from '../packages/cli/src/serve/inspector.js';
-import type { ServeConfigInput } from '../packages/cli/src/serve/config.js';
+import { hashKey, parseApiKeyFlag } from '../packages/serve/src/auth.js';
+import { InspectionLog } from '../packages/serve/src/inspection-log.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../packages/serve/src/migrations.js';
+import { createServer, type KestrelServer } from '../packages/serve/src/server.js';
+import { WorkQueue, QueueError } from '../packages/serve/src/work-queue.js';
+import { percentile } from '../packages/serve/src/stats.js';
+import { heatmapRegions } from '../packages/serve/src/inspector.js';
+import type { ServeConfigInput } from '../packages/serve/src/config.js';
 import { FakeBrightnessInspectorForTests } from './helpers/qc-fake-inspector.js';
 import { NOT_AN_IMAGE, corruptPng, hugePngHeader, truncated } from './helpers/qc-bad-images.js';
 
@@ -404,7 +404,7 @@ describe('heat map regions', () => {
 
 describe('config file and the serve command', () => {
   it('reads a JSON config with hashed keys and rejects unknown or bad fields by name', async () => {
-    const { loadServeConfigFile } = await import('../packages/cli/src/serve/config.js');
+    const { loadServeConfigFile } = await import('../packages/serve/src/config.js');
     const d = tmp();
     const good = join(d, 'serve.json');
     writeFileSync(good, JSON.stringify({ port: 9000, apiKeys: [{ sha256: hashKey('some-long-key-1'), stations: ['a'] }], queue: { maxQueued: 4 } }));

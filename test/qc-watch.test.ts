@@ -2,8 +2,8 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readd
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InspectionLog } from '../packages/cli/src/serve/inspection-log.js';
-import { DirectoryWatcher, type WatchEvent } from '../packages/cli/src/serve/watcher.js';
+import { InspectionLog } from '../packages/serve/src/inspection-log.js';
+import { DirectoryWatcher, type WatchEvent } from '../packages/serve/src/watcher.js';
 import { FakeBrightnessInspectorForTests } from './helpers/qc-fake-inspector.js';
 import { NOT_AN_IMAGE } from './helpers/qc-bad-images.js';
 

@@ -1,5 +1,5 @@
 import { loadImage } from '@kestrel/core';
-import type { Inspector, InspectionResult } from '../../packages/cli/src/serve/inspector.js';
+import type { Inspector, InspectionResult } from '../../packages/serve/src/inspector.js';
 
 /**
  * TEST ONLY — a stand-in model for unit tests of the HTTP, queue and database layers. It really decodes

@@ -17,5 +17,5 @@ export function qcTestModel(): { model: string; skip: false } | { model: undefin
 
 /** True when the CLI has been built (the reliability tests run `kestrel serve` as a child process). */
 export function cliBuilt(): boolean {
-  return existsSync(join(ROOT, 'packages/cli/dist/serve/server.js')) && existsSync(join(ROOT, 'packages/cli/dist/commands/serve.js'));
+  return existsSync(join(ROOT, 'packages/serve/dist/server.js')) && existsSync(join(ROOT, 'packages/cli/dist/commands/serve.js'));
 }
