@@ -37,12 +37,12 @@ export function applyDetectRules(dets: readonly DetectionLike[], rules: DetectRu
  * on defect classes (an exported YOLO ONNX model with `labels`), or counting/presence checks with the
  * COCO models. The score is the best score among the NG classes; the threshold is `minScore`.
  */
-export async function createDetectInspector(options: { model: string; rules: DetectRules; labels?: string[] }): Promise<Inspector> {
+export async function createDetectInspector(options: { model: string; rules: DetectRules; labels?: string[]; workers?: number }): Promise<Inspector> {
   const rules = parseOptions(DetectRulesSchema, options.rules, 'detect rules');
   const { pipeline } = (await import('@kestrel/pipelines')) as unknown as { pipeline: (t: string, o: unknown) => Promise<unknown> };
   const run = (await pipeline('detect', {
-    model: options.model, scoreThreshold: Math.min(0.05, rules.minScore), ...(options.labels ? { labels: options.labels } : {}),
-  })) as ((img: Buffer) => Promise<DetectionLike[][]>) & { model?: { name?: string; file?: string } };
+    model: options.model, scoreThreshold: Math.min(0.05, rules.minScore), ...(options.labels ? { labels: options.labels } : {}), ...(options.workers !== undefined ? { workers: options.workers } : {}),
+  })) as ((img: Buffer) => Promise<DetectionLike[][]>) & { model?: { name?: string; file?: string }; dispose?: () => Promise<void> };
   const name = run.model?.name ?? options.model;
   const { createHash } = await import('node:crypto');
   const { existsSync } = await import('node:fs');
@@ -57,5 +57,6 @@ export async function createDetectInspector(options: { model: string; rules: Det
       const [dets] = await run(image);
       return applyDetectRules(dets ?? [], rules);
     },
+    close: async () => { await run.dispose?.(); },
   };
 }

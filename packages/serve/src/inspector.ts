@@ -120,6 +120,8 @@ type DefectsFn = (image: Buffer) => Promise<unknown>;
 export const DefectsInspectorOptionsSchema = z.object({
   /** A shipped model name (`defects-elpv`, `anomaly-magnetic-tile`) or a model folder. */
   model: z.string().min(1),
+  /** model worker threads (each its own copy of the model) */
+  workers: z.number().int().positive().default(1),
 });
 export type DefectsInspectorOptions = z.input<typeof DefectsInspectorOptionsSchema>;
 
@@ -143,7 +145,7 @@ export async function createDefectsInspector(options: DefectsInspectorOptions): 
     const weights = join(dir, 'weights.safetensors');
     if (existsSync(weights) && statSync(weights).isFile()) version = `sha256:${(await sha256File(weights)).slice(0, 12)}`;
   }
-  const run = (await mod.pipeline('defects', { model: dir ?? o.model, heatmap: true })) as DefectsFn & { model?: { patches?: { border?: number } } };
+  const run = (await mod.pipeline('defects', { model: dir ?? o.model, heatmap: true, workers: o.workers })) as DefectsFn & { model?: { patches?: { border?: number } }; dispose?: () => Promise<void> };
   const border = run.model?.patches?.border ?? 0;
   return {
     model: { name, version },
@@ -160,5 +162,7 @@ export async function createDefectsInspector(options: DefectsInspectorOptions): 
       }
       return { verdict: out.defective ? 'NG' : 'OK', score: out.score, threshold: out.threshold, defects };
     },
+    // stops the model workers (the server drains its queue first)
+    close: async () => { await run.dispose?.(); },
   };
 }

@@ -17,7 +17,9 @@ Options:
                        Keys are hashed at start; config files hold only sha256 hashes.
   --archive-ng DIR     also save NG images to DIR/<date>/<id>.<ext>
   --queue N            inspections waiting at most (default 64; more get 429)
-  --concurrency N      inspections at once (default 1)
+  --concurrency N      inspections at once (default: --workers)
+  --workers N          model worker threads, each its own copy of the model (default 1); a worker
+                       that dies fails only its request (503 E_WORKER_CRASHED) and is restarted
   --body-limit BYTES   largest upload (default 20971520; more get 413)
   --timeout MS         per-request limit to receive the body and start the work (default 30000)
   --hash-key KEY       print the sha256 of KEY for a config file and exit
@@ -40,7 +42,7 @@ export const commands: CommandSpec[] = [
     options: {
       config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' },
       model: { type: 'string' }, vlm: { type: 'string' }, pipeline: { type: 'string' }, rules: { type: 'string' }, 'api-key': { type: 'string', multiple: true },
-      'archive-ng': { type: 'string' }, queue: { type: 'string' }, concurrency: { type: 'string' },
+      'archive-ng': { type: 'string' }, queue: { type: 'string' }, concurrency: { type: 'string' }, workers: { type: 'string' },
       'body-limit': { type: 'string' }, timeout: { type: 'string' }, 'hash-key': { type: 'string' },
     },
     run,

@@ -26,7 +26,7 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
   const flagKeys = ((v['api-key'] as string[] | undefined) ?? []).map((k, i) => parseApiKeyFlag(k, i));
   let n: Record<string, number | undefined>;
   try {
-    n = { port: num(v.port, '--port'), queue: num(v.queue, '--queue'), concurrency: num(v.concurrency, '--concurrency'), bodyLimit: num(v['body-limit'], '--body-limit'), timeout: num(v.timeout, '--timeout') };
+    n = { port: num(v.port, '--port'), queue: num(v.queue, '--queue'), concurrency: num(v.concurrency, '--concurrency'), bodyLimit: num(v['body-limit'], '--body-limit'), timeout: num(v.timeout, '--timeout'), workers: num(v.workers, '--workers') };
   } catch (e) {
     throw new KestrelError('E_OPTIONS', (e as Error).message);
   }
@@ -42,14 +42,16 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
     ...(typeof v['archive-ng'] === 'string' ? { archiveNgDir: v['archive-ng'] } : {}),
     ...(n.bodyLimit !== undefined ? { bodyLimitBytes: n.bodyLimit } : {}),
     ...(n.timeout !== undefined ? { requestTimeoutMs: n.timeout } : {}),
-    queue: { ...(base.queue ?? {}), ...(n.queue !== undefined ? { maxQueued: n.queue } : {}), ...(n.concurrency !== undefined ? { concurrency: n.concurrency } : {}) },
+    ...(n.workers !== undefined ? { workers: n.workers } : {}),
+    // N workers run N inspections at once unless --concurrency says otherwise
+    queue: { ...(base.queue ?? {}), ...(n.queue !== undefined ? { maxQueued: n.queue } : {}), ...(n.concurrency !== undefined ? { concurrency: n.concurrency } : n.workers !== undefined && base.queue?.concurrency === undefined ? { concurrency: n.workers } : {}) },
     apiKeys: [...(base.apiKeys ?? []), ...flagKeys],
   };
   const config = parseOptions(ServeConfigSchema, merged, 'serve options');
   if (config.apiKeys.length === 0) throw new KestrelError('E_OPTIONS', 'give at least one --api-key (or apiKeys in --config): every inspection request must carry a key');
   if (!config.model && !config.vlm) throw new KestrelError('E_OPTIONS', 'give --model NAME_OR_DIR (e.g. anomaly-magnetic-tile) and/or --vlm DIR');
 
-  const inspector = config.model ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
+  const inspector = config.model ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules, workers: config.workers }) : undefined;
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
   // a DB this run creates is removed again if the server never starts (a bad --host, a port in use)
   const newDb = config.db !== ':memory:' && !existsSync(config.db);
