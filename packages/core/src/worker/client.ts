@@ -14,6 +14,11 @@ export interface WorkerSpec {
   env?: Record<string, string>;
   /** restart the worker after it died (default true); the restarted worker loads its model again */
   restart?: boolean;
+  /**
+   * Lower the worker thread's CPU priority by this many nice steps (Linux; default 5), so model work
+   * yields the core to the caller's event loop; 0 keeps the caller's priority.
+   */
+  nice?: number;
   /** receives the other messages the worker posts on its parentPort while loading (e.g. progress) */
   onMessage?: (message: unknown) => void;
 }
@@ -71,7 +76,7 @@ export class WorkerClient {
   private spawn(): Promise<Worker> {
     return new Promise<Worker>((resolve, reject) => {
       const w = new Worker(this.spec.script, {
-        workerData: { init: this.spec.init },
+        workerData: { init: this.spec.init, nice: this.spec.nice ?? 5 },
         ...(this.spec.resourceLimits ? { resourceLimits: this.spec.resourceLimits } : {}),
         ...(this.spec.env ? { env: { ...process.env, ...this.spec.env } } : {}),
       });

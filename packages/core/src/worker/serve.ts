@@ -1,3 +1,5 @@
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import { KestrelError } from '../errors.js';
 import { serializeError, type AbortMessage, type CallMessage, type FromWorkerInit, type ToWorker } from './protocol.js';
@@ -26,7 +28,9 @@ export interface WorkerSetup { handlers: WorkerHandlers; info?: unknown; close?:
 export function serveWorker(init: (data: unknown) => Promise<WorkerSetup> | WorkerSetup): void {
   const port = parentPort;
   if (!port) throw new KestrelError('E_INTERNAL', 'serveWorker must run inside a worker thread');
-  const data = (workerData as { init?: unknown } | null)?.init;
+  const wd = workerData as { init?: unknown; nice?: number } | null;
+  const data = wd?.init;
+  if (wd?.nice) lowerThreadPriority(wd.nice);
   void (async () => {
     let setup: WorkerSetup;
     try {
@@ -78,4 +82,16 @@ async function runCall(handlers: WorkerHandlers, method: string, args: unknown, 
     callPort.off('message', onMsg);
     callPort.close();
   }
+}
+
+/**
+ * Lower this worker thread's CPU priority (Linux: a thread's nice value is its own, and the native
+ * threads it starts inherit it), so the caller's event loop wins the core whenever both are runnable.
+ * Best effort: elsewhere, or without /proc, the worker keeps the caller's priority.
+ */
+function lowerThreadPriority(by: number): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + by));
+  } catch { /* not Linux, or not permitted: keep the priority */ }
 }
