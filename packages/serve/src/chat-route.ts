@@ -29,17 +29,18 @@ export interface ChatBackend {
 }
 
 /**
- * A {@link ChatBackend} over Kestrel's `VisionLanguageModel` and `chat` (DeepSeek-VL2 family checkpoint
- * directory), loaded once.
+ * A {@link ChatBackend} over Kestrel's `ask` pipeline (DeepSeek-VL2 family checkpoint directory), loaded
+ * once in a worker thread: generation never holds the server's event loop, and tokens stream back as
+ * the worker picks them.
  */
 export async function createVlmChatBackend(dir: string): Promise<ChatBackend> {
-  const { VisionLanguageModel, chat } = await import('@kestrel/pipelines');
-  const model = await VisionLanguageModel.load(dir);
+  const { pipeline } = await import('@kestrel/pipelines');
+  const ask = await pipeline('ask', { model: dir, maxNewTokens: 4096 });
   const name = dir.split(/[\\/]/).filter(Boolean).pop() ?? 'vlm';
   return {
     name,
     async complete(messages, o) {
-      const r = await chat(model, messages, {
+      const r = await ask.chat(messages, {
         maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP,
         ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.onText ? { onText: o.onText } : {}),
       });
