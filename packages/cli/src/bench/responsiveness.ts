@@ -32,6 +32,12 @@ export interface ScenarioResult {
   /** wall time of the measured call(s) */
   call_ms: number;
   load_s: number;
+  /**
+   * The same timer for the same time with the model loaded and idle: the lateness this machine gives
+   * any process right now (scheduling by other processes), the floor the call's figure is read against
+   */
+  idle_worst_late_ms: number;
+  idle_p99_late_ms: number;
   /** process high-water mark (model loaded and run) */
   peak_rss_mb: number;
   detail: string;
@@ -95,9 +101,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const loadS = (performance.now() - tLoad) / 1000;
   await work(); // warm-up: page-in, thread pools, allocator
   const m = await withTimer(work);
+  const idle = await withTimer(() => new Promise<string>((r) => setTimeout(() => r('idle'), Math.max(200, m.ms))));
   await close();
   return {
     scenario: o.scenario, mode: o.mode, worst_late_ms: r1(m.worst), p99_late_ms: r1(m.p99), call_ms: Math.round(m.ms), load_s: r1(loadS),
+    idle_worst_late_ms: r1(idle.worst), idle_p99_late_ms: r1(idle.p99),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), detail: m.detail,
   };
 }
