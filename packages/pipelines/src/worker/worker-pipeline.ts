@@ -36,6 +36,8 @@ export async function createWorkerPipeline(task: string, options: Record<string,
   const script = workerScript(import.meta.url, './pipeline-worker.js');
   const pool = new WorkerPool(workers, (i) => ({
     script, init: init(i),
+    // each worker its own environment copy: ONNX Runtime sessions in it size their thread pool from this
+    env: { KESTREL_THREADS: String(threadsPerWorker(workers)) },
     onMessage: (m) => {
       const e = (m as { type?: string; event?: ProgressEvent }).event;
       if ((m as { type?: string }).type === 'progress' && e) {
