@@ -1,4 +1,4 @@
-import { KestrelError, Tensor, WorkerClient, parseOptions, threadsPerWorker, workerScript } from '@kestrel/core';
+import { KestrelError, Tensor, WorkerClient, callbackStream, parseOptions, threadsPerWorker, workerScript } from '@kestrel/core';
 import { loadOptionsSchema, type LoadOptions } from './model.js';
 import type { GenerateInput, GenerateOptions, GenerateResult, StreamChunk } from './generation.js';
 import type { MoeWorkerCall, MoeWorkerInfo, MoeWorkerInit } from './moe-worker.js';
@@ -50,21 +50,10 @@ export class MoeWorkerModel {
   /** Stream the new tokens of one prompt as the worker picks them. */
   async *stream(input: GenerateInput, options?: GenerateOptions): AsyncGenerator<StreamChunk> {
     const { signal, ...rest } = options ?? {};
-    const queue: StreamChunk[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    const p = this.client.call<number>('stream', callOf([input], rest), {
+    yield* callbackStream<StreamChunk, number>((onPiece) => this.client.call<number>('stream', callOf([input], rest), {
       ...(signal ? { signal } : {}),
-      onEvent: (c) => { queue.push(c as StreamChunk); wake?.(); },
-    }).finally(() => { done = true; wake?.(); });
-    p.catch(() => undefined);
-    for (;;) {
-      while (queue.length) yield queue.shift()!;
-      if (done) break;
-      await new Promise<void>((r) => { wake = r; });
-      wake = null;
-    }
-    await p;
+      onEvent: (c) => onPiece(c as StreamChunk),
+    }));
   }
 
   /** Token ids of `text` with the checkpoint's tokenizer (in the worker). */

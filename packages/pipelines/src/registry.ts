@@ -72,7 +72,8 @@ export async function pipeline(task: string, options?: unknown): Promise<unknown
   }
   const { inProcess, workers, ...taskOptions } = (options ?? {}) as Record<string, unknown>;
   const rt = parseOptions(RuntimeOptionsSchema, { ...(inProcess !== undefined ? { inProcess } : {}), ...(workers !== undefined ? { workers } : {}) }, `${task} options`);
-  const { onProgress: _progress, ...sendable } = taskOptions;
+  const sendable = { ...taskOptions };
+  delete sendable.onProgress; // a listener stays here; the worker forwards its load events to it
   // a model already loaded on this thread (e.g. a VisionLanguageModel shared between pipelines) stays here
   const here = rt.inProcess || !cloneable(sendable);
   if (here && rt.workers > 1) throw new KestrelError('E_OPTIONS', `workers: ${rt.workers} needs options a worker can receive (a model path, not a loaded model) and inProcess false`);

@@ -4,3 +4,4 @@ export { WorkerPool, threadsPerWorker } from './pool.js';
 export { serveWorker, type CallContext, type WorkerHandlers, type WorkerSetup } from './serve.js';
 export { serializeError, deserializeError, type SerializedError } from './protocol.js';
 export { workerScript } from './script.js';
+export { callbackStream } from './stream.js';

@@ -1,4 +1,4 @@
-import { KestrelError, WorkerPool, reportProgress, threadsPerWorker, workerScript, type ProgressEvent } from '@kestrel/core';
+import { KestrelError, WorkerPool, callbackStream, reportProgress, threadsPerWorker, workerScript, type ProgressEvent } from '@kestrel/core';
 import { forWorker } from './transfer.js';
 import type { PipelineCall, PipelineWorkerInit } from './pipeline-worker.js';
 
@@ -73,7 +73,8 @@ export async function createWorkerPipeline(task: string, options: Record<string,
   const fn = ((...args: unknown[]) => invoke('', shape.fn, args)) as AnyFn & Record<string, unknown>;
   for (const [k, v] of Object.entries(info)) Object.defineProperty(fn, k, { value: v, enumerable: true });
   for (const [m, at] of Object.entries(shape.methods)) fn[m] = (...args: unknown[]) => invoke(m, at, args);
-  if (task === 'ask') fn.stream = (...args: unknown[]) => streamAnswer(invoke, shape.fn, args);
+  // ask.stream: text pieces as the worker sends them; the generator returns the full result
+  if (task === 'ask') fn.stream = (...args: unknown[]) => callbackStream<string, unknown>((onPiece) => invoke('', shape.fn, args, onPiece));
   if (task === 'ask' || task === 'caption') {
     Object.defineProperty(fn, 'model', {
       enumerable: false,
@@ -87,18 +88,3 @@ export async function createWorkerPipeline(task: string, options: Record<string,
   return fn;
 }
 
-/** ask.stream over a worker: text pieces queue up as the worker sends them. */
-async function* streamAnswer(invoke: (m: string, at: number, a: unknown[], t?: (x: string) => void) => Promise<unknown>, at: number, args: unknown[]): AsyncGenerator<string, unknown, undefined> {
-  const queue: string[] = [];
-  let wake: (() => void) | null = null;
-  let done = false;
-  const p = invoke('', at, args, (t) => { queue.push(t); wake?.(); }).finally(() => { done = true; wake?.(); });
-  p.catch(() => undefined);
-  for (;;) {
-    while (queue.length) yield queue.shift()!;
-    if (done) break;
-    await new Promise<void>((res) => { wake = res; });
-    wake = null;
-  }
-  return await p;
-}
