@@ -3,7 +3,7 @@
  * thread) and runs calls on it. Started by {@link createWorkerPipeline}.
  */
 import { parentPort } from 'node:worker_threads';
-import { KestrelError, serveWorker, type CallContext, type ProgressEvent } from '@kestrel/core';
+import { KestrelError, onProgress, serveWorker, type CallContext, type ProgressEvent } from '@kestrel/core';
 import { asBuffers } from './transfer.js';
 import type { TaskModule } from '../registry.js';
 import { TASK_MODULES } from '../task-modules.js';
@@ -12,7 +12,7 @@ import { TASK_MODULES } from '../task-modules.js';
 export interface PipelineWorkerInit {
   task: string;
   options: Record<string, unknown>;
-  /** forward load progress events to the caller */
+  /** forward this worker's progress events to the caller (the first worker of a pool) */
   progress: boolean;
 }
 
@@ -48,7 +48,8 @@ function plainInfo(p: Fn): Record<string, unknown> {
 serveWorker(async (data) => {
   const init = data as PipelineWorkerInit;
   const options = { ...init.options };
-  if (init.progress) options.onProgress = (e: ProgressEvent): void => { parentPort?.postMessage({ type: 'progress', event: e }); };
+  // every progress event of this thread's bus goes to the caller, who reports it on its bus and listener
+  if (init.progress) onProgress((e: ProgressEvent) => { parentPort?.postMessage({ type: 'progress', event: e }); });
   const path = TASK_MODULES[init.task];
   if (!path) throw new KestrelError('E_OPTIONS', `unknown pipeline task "${init.task}"`);
   const mod = (await import(new URL(`.${path}`, import.meta.url).href)) as TaskModule;

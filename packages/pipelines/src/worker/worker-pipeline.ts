@@ -31,7 +31,7 @@ export async function createWorkerPipeline(task: string, options: Record<string,
     task,
     // workers × native threads never exceed the cores
     options: THREADED.has(task) && rest.threads === undefined ? { ...rest, threads: threadsPerWorker(workers) } : rest,
-    progress: typeof onProgress === 'function' && i === 0,
+    progress: i === 0,
   });
   const script = workerScript(import.meta.url, './pipeline-worker.js');
   const pool = new WorkerPool(workers, (i) => ({
@@ -40,10 +40,7 @@ export async function createWorkerPipeline(task: string, options: Record<string,
     env: { KESTREL_THREADS: String(threadsPerWorker(workers)) },
     onMessage: (m) => {
       const e = (m as { type?: string; event?: ProgressEvent }).event;
-      if ((m as { type?: string }).type === 'progress' && e) {
-        (onProgress as (ev: ProgressEvent) => void)(e);
-        reportProgress(e);
-      }
+      if ((m as { type?: string }).type === 'progress' && e) reportProgress(e, typeof onProgress === 'function' ? (onProgress as (ev: ProgressEvent) => void) : undefined);
     },
   }));
   const info = (await pool.start()) as Record<string, unknown>;
