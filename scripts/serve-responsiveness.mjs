@@ -9,7 +9,7 @@
 //        [--chat-clients 8] [--inspect-clients 16] [--workers 1] [--ramp 2] [--scaling-duration 20] [--only mixed|scaling] [--out FILE]
 // /healthz figures exclude the first --ramp seconds (clients connecting, first requests compiled);
 // healthzAll has every sample.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -79,15 +79,29 @@ async function withServer(o, extra, fn) {
   }
 }
 
+/** CPU seconds the server process has used so far (Linux /proc; utime + stime at 100 Hz), or null. */
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return null; }
+}
+
 async function inspections(server, images, clients, seconds) {
   // warm both workers before the clock starts
   await Promise.all(Array.from({ length: 4 }, (_, c) => clientLoop({ getUrl: () => server.url, images, until: Date.now() + 1500, clientId: 100 + c, maxRequests: 3 })));
   const t0 = Date.now();
+  const c0 = cpuSeconds(server.pid);
   const until = t0 + seconds * 1000;
   const res = (await Promise.all(Array.from({ length: clients }, (_, c) => clientLoop({ getUrl: () => server.url, images, until, clientId: c })))).flat();
   const wall = (Date.now() - t0) / 1000;
+  const c1 = cpuSeconds(server.pid);
   const ok = res.filter((r) => r.status === 200).length;
-  return { ok, failed: res.filter((r) => r.status !== 200 && r.status !== 429).length, rejected429: res.filter((r) => r.status === 429).length, okPerS: round(ok / wall) };
+  return {
+    ok, failed: res.filter((r) => r.status !== 200 && r.status !== 429).length, rejected429: res.filter((r) => r.status === 429).length, okPerS: round(ok / wall),
+    // cores the server actually got (on a shared machine two workers cannot scale past this)
+    serverCores: c0 === null || c1 === null ? null : Math.round(((c1 - c0) / wall) * 100) / 100,
+  };
 }
 
 const o = flags(process.argv.slice(2), { model: 'defects-elpv', vlm: join(ROOT, 'test/fixtures/vlm/A'), duration: '20', 'scaling-duration': '20', 'chat-clients': '8', 'inspect-clients': '16', 'max-tokens': '32', workers: '1', ramp: '2' });

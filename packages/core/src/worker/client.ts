@@ -15,8 +15,9 @@ export interface WorkerSpec {
   /** restart the worker after it died (default true); the restarted worker loads its model again */
   restart?: boolean;
   /**
-   * Lower the worker thread's CPU priority by this many nice steps (Linux; default 5), so model work
-   * yields the core to the caller's event loop; 0 keeps the caller's priority.
+   * Lower the worker thread's CPU priority by this many nice steps (Linux; default 5, or
+   * KESTREL_WORKER_NICE), so model work yields the core to the caller's event loop; 0 keeps the
+   * caller's priority (a niced worker also yields to other processes on a shared machine).
    */
   nice?: number;
   /** receives the other messages the worker posts on its parentPort while loading (e.g. progress) */
@@ -76,7 +77,7 @@ export class WorkerClient {
   private spawn(): Promise<Worker> {
     return new Promise<Worker>((resolve, reject) => {
       const w = new Worker(this.spec.script, {
-        workerData: { init: this.spec.init, nice: this.spec.nice ?? 5 },
+        workerData: { init: this.spec.init, nice: this.spec.nice ?? defaultNice() },
         ...(this.spec.resourceLimits ? { resourceLimits: this.spec.resourceLimits } : {}),
         ...(this.spec.env ? { env: { ...process.env, ...this.spec.env } } : {}),
       });
@@ -192,6 +193,11 @@ export class WorkerClient {
     this.failAll('terminated');
     if (w) await w.terminate();
   }
+}
+
+function defaultNice(): number {
+  const n = Number(process.env.KESTREL_WORKER_NICE);
+  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : 5;
 }
 
 function describe(e: unknown): string {
