@@ -77,6 +77,11 @@ export async function pipeline(task: string, options?: unknown): Promise<unknown
   // a model already loaded on this thread (e.g. a VisionLanguageModel shared between pipelines) stays here
   const here = rt.inProcess || !cloneable(sendable);
   if (here && rt.workers > 1) throw new KestrelError('E_OPTIONS', `workers: ${rt.workers} needs options a worker can receive (a model path, not a loaded model) and inProcess false`);
-  if (here) return mod.createPipeline(task, taskOptions);
+  if (here) {
+    const p = await mod.createPipeline(task, taskOptions);
+    // every pipeline can be disposed, wherever its model runs (the QC models hold nothing to release here)
+    if (typeof p === 'function' && !('dispose' in p)) Object.defineProperty(p, 'dispose', { value: async () => undefined });
+    return p;
+  }
   return createWorkerPipeline(task, taskOptions, rt.workers);
 }

@@ -96,7 +96,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const { pipeline } = await import('@kestrel/pipelines');
     const defects = await pipeline('defects', { model: o.qcModel, inProcess });
     work = async () => { const r = await defects(o.images); return `${r.length} images`; };
-    close = () => (defects as unknown as { dispose?: () => Promise<void> }).dispose?.();
+    close = () => defects.dispose();
   }
   const loadS = (performance.now() - tLoad) / 1000;
   await work(); // warm-up: page-in, thread pools, allocator

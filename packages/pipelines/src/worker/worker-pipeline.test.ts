@@ -58,7 +58,7 @@ describe('defects with workers: 2', () => {
   it('gives the in-process verdicts and scores, for paths, Buffers and sharp inputs', async () => {
     const pool = await pipeline('defects', { model: 'defects-elpv', workers: 2 });
     const here = await pipeline('defects', { model: 'defects-elpv', inProcess: true });
-    closers.push(() => (pool as unknown as { dispose(): Promise<void> }).dispose());
+    closers.push(() => pool.dispose(), () => here.dispose());
     expect(pool.model).toEqual(here.model);
     const ref = await here(CELLS);
     const byPath = await Promise.all(CELLS.map((f) => pool(f)));
