@@ -120,7 +120,8 @@ export class WorkerClient {
   }
 
   private failAll(why: string): void {
-    const err = (): KestrelError => new KestrelError('E_WORKER_CRASHED', `the model worker died (${why}) while it held this request; it has been restarted, retry the request`, { details: { reason: why } });
+    const then = this.closed ? 'the model was disposed' : this.spec.restart === false ? 'it is not restarted (restart: false)' : 'it has been restarted, retry the request';
+    const err = (): KestrelError => new KestrelError('E_WORKER_CRASHED', `the model worker stopped (${why}) while it held this request; ${then}`, { details: { reason: why } });
     for (const [, p] of this.pending) p.reject(err());
     this.pending.clear();
   }
