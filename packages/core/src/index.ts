@@ -21,6 +21,6 @@ export { rgbToLuma } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
 export {
-  WorkerClient, WorkerPool, threadsPerWorker, serveWorker, serializeError, deserializeError, workerScript, callbackStream,
+  WorkerClient, WorkerPool, threadsPerWorker, modelCores, serveWorker, serializeError, deserializeError, workerScript, callbackStream,
   type WorkerSpec, type WorkerCallOptions, type CallContext, type WorkerHandlers, type WorkerSetup, type SerializedError,
 } from './worker/index.js';

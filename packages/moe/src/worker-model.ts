@@ -18,7 +18,8 @@ export class MoeWorkerModel {
 
   /**
    * Load a checkpoint (the options of `MoeLanguageModel.load`, minus `kernels` and `onProgress`, which
-   * cannot cross threads) in a new worker. `threads` defaults to every core (one worker).
+   * cannot cross threads) in a new worker. `threads` defaults to every core but one (the caller's
+   * event loop keeps a core; see `modelCores`).
    */
   static async load(dir: string, options: Omit<LoadOptions, 'kernels' | 'onProgress'> = {}): Promise<MoeWorkerModel> {
     if (typeof dir !== 'string' || dir === '') throw new KestrelError('E_OPTIONS', 'MoeWorkerModel.load needs a checkpoint directory');
