@@ -20,6 +20,8 @@ export interface ScenarioOptions {
   dtype: 'int8' | 'bf16' | 'f32';
   promptTokens: number;
   newTokens: number;
+  /** native threads of the LM (default: each runtime's own: all cores in process, all but one in a worker) */
+  threads?: number;
 }
 
 export interface ScenarioResult {
@@ -78,11 +80,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const opts = { maxNewTokens: o.newTokens, stopOnEos: false };
     const moe = await import('@kestrel/moe');
     if (inProcess) {
-      const lm = await moe.MoeLanguageModel.load(dir, { dtype: o.dtype });
+      const lm = await moe.MoeLanguageModel.load(dir, { dtype: o.dtype, ...(o.threads ? { threads: o.threads } : {}) });
       work = async () => `${(await lm.generate({ inputIds: prompt }, opts)).tokenIds.length} tokens`;
       close = () => lm.dispose();
     } else {
-      const lm = await moe.MoeWorkerModel.load(dir, { dtype: o.dtype });
+      const lm = await moe.MoeWorkerModel.load(dir, { dtype: o.dtype, ...(o.threads ? { threads: o.threads } : {}) });
       work = async () => `${(await lm.generate({ inputIds: prompt }, opts)).tokenIds.length} tokens`;
       close = () => lm.dispose();
     }

@@ -24,6 +24,8 @@ lateness the machine's other processes cause by themselves, the floor to read th
   --vlm DIR            DeepSeek-VL2 checkpoint for ask (default test/fixtures/vlm/A, a golden tiny one)
   --qc-model NAME      QC model for inspect (default defects-elpv)
   --dtype NAME         LM weights in memory: int8 | bf16 | f32 (default int8)
+  --threads N          generate's native threads in both modes (default: all cores in process,
+                       all cores but one in a worker, the runtimes' own defaults)
   --prompt-tokens N    generate's prompt length (default 512)
   --new-tokens N       tokens to generate (default 32)
   --only LIST          comma list of scenarios (default generate,ask,inspect)
@@ -51,7 +53,7 @@ export const commands: CommandSpec[] = [
     allowPositionals: false,
     options: {
       'lm-model': { type: 'string' }, vlm: { type: 'string' }, 'qc-model': { type: 'string' }, dtype: { type: 'string' },
-      'prompt-tokens': { type: 'string' }, 'new-tokens': { type: 'string' }, only: { type: 'string' },
+      'prompt-tokens': { type: 'string' }, 'new-tokens': { type: 'string' }, only: { type: 'string' }, threads: { type: 'string' },
       // internal: run one scenario in this process and print its JSON
       scenario: { type: 'string' }, mode: { type: 'string' }, images: { type: 'string' },
     },
@@ -72,13 +74,14 @@ export const commands: CommandSpec[] = [
       const qc = str('qc-model') ?? 'defects-elpv';
       const promptTokens = int('prompt-tokens', 512);
       const newTokens = int('new-tokens', 32);
+      const threads = str('threads') !== undefined ? int('threads', 1) : undefined;
       const scenario = str('scenario');
       if (scenario !== undefined) {
         const { runScenario } = await import('../bench/responsiveness.js');
         const images = str('images')?.split(',') ?? [];
         const r = await runScenario({
           scenario: scenario as Scenario, mode: (str('mode') ?? 'worker') as Mode, ...(lmModel ? { lmModel } : {}), vlmModel: vlm, qcModel: qc,
-          images, dtype: dtype as 'int8', promptTokens, newTokens,
+          images, dtype: dtype as 'int8', promptTokens, newTokens, ...(threads ? { threads } : {}),
         });
         ctx.out.write(JSON.stringify(r) + '\n');
         return 0;
@@ -93,7 +96,7 @@ export const commands: CommandSpec[] = [
         const images = s === 'ask' ? [`${vlm}/img0.png`] : defaultImages();
         for (const mode of ['worker', 'in-process'] as const) {
           const args = [cli, 'bench', 'responsiveness', '--scenario', s, '--mode', mode, '--vlm', vlm, '--qc-model', qc, '--dtype', dtype,
-            '--prompt-tokens', String(promptTokens), '--new-tokens', String(newTokens), '--images', images.join(','), ...(lmModel ? ['--lm-model', lmModel] : [])];
+            '--prompt-tokens', String(promptTokens), '--new-tokens', String(newTokens), ...(threads ? ['--threads', String(threads)] : []), '--images', images.join(','), ...(lmModel ? ['--lm-model', lmModel] : [])];
           const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
           const line = r.stdout.trim().split('\n').at(-1) ?? '';
           if (r.status !== 0 || !line.startsWith('{')) {
