@@ -248,9 +248,15 @@ describe('issue 5: VisionLanguageModel and the ask/caption pipelines', () => {
       const r = await ask(fx('vlm/A/img0.png'), 'What is this?');
       expect(typeof r.text).toBe('string');
       expect(Object.keys(r.usage).sort()).toEqual(['completionTokens', 'imageTokens', 'ms', 'promptTokens']);
-      const cap = await pipelines.pipeline('caption', { model: ask.model, maxNewTokens: 2 });
+      // worker-backed by default: the caption pipeline loads its own copy; inProcess: true shares a loaded model
+      const cap = await pipelines.pipeline('caption', { model: fx('vlm/A'), maxNewTokens: 2 });
       const cr = await cap(fx('vlm/A/img0.png'));
       expect(typeof cr.caption).toBe('string');
+      await cap.dispose();
+      const here = await pipelines.pipeline('ask', { model: fx('vlm/A'), maxNewTokens: 2, inProcess: true });
+      const shared = await pipelines.pipeline('caption', { model: here.model, maxNewTokens: 2 });
+      expect((await shared(fx('vlm/A/img0.png'))).caption).toBe(cr.caption);
+      here.dispose();
     } finally {
       ask.dispose();
     }

@@ -15,7 +15,9 @@ export type KestrelErrorCode =
   | 'E_IO'
   | 'E_ABORTED'
   | 'E_UNSUPPORTED'
-  | 'E_INTERNAL';
+  | 'E_INTERNAL'
+  /** a model worker thread died (crash, out of memory, native fault, process.exit) while it held the request */
+  | 'E_WORKER_CRASHED';
 
 export class KestrelError extends Error {
   /** Stable machine-readable code, e.g. `E_CHECKPOINT_FORMAT`. */

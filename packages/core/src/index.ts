@@ -24,3 +24,7 @@ export { checkPngStructure, checkPngImageData, looksLikePng, assertAcceptedForma
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
 export { warnUnknownConfigKeys, PRETRAINED_CONFIG_KEYS } from './config-keys.js';
+export {
+  WorkerClient, WorkerPool, threadsPerWorker, modelCores, serveWorker, serializeError, deserializeError, workerScript, callbackStream,
+  type WorkerSpec, type WorkerCallOptions, type CallContext, type WorkerHandlers, type WorkerSetup, type SerializedError,
+} from './worker/index.js';

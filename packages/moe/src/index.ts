@@ -14,3 +14,5 @@ export { languageTensorShapes } from './tensor-shapes.js';
 export { generateOptionsSchema, type GenerateOptions, type GenerateInput, type GenerateResult, type StreamChunk, type FinishReason } from './generation.js';
 export { samplingProbs, applyRepetitionPenalty, argmax, SeededRandom, type SamplingParams } from './sampling.js';
 export { quantizeCheckpoint, type QuantizeReport } from './quantize.js';
+export { MoeWorkerModel } from './worker-model.js';
+export type { MoeWorkerInfo } from './moe-worker.js';

@@ -2,7 +2,7 @@
  * @kestrel/pipelines — task pipelines (detect, segment, xray, defects, ask, caption) on the Kestrel
  * engine, ONNX Runtime and TensorFlow.js, plus the VisionLanguageModel.
  */
-export { pipeline, pipelineTasks, type PipelineTasks } from './registry.js';
+export { pipeline, pipelineTasks, RuntimeOptionsSchema, type PipelineTasks, type RuntimeOptions } from './registry.js';
 export { VisionLanguageModel, VlmLoadOptionsSchema, type VlmLoadOptions, type VlmInput, type PreparedInputs } from './vlm/vision-language-model.js';
 export { DeepseekVLV2Processor, ProcessorConfigSchema, PreprocessOptionsSchema, type ProcessorConfig, type PreprocessResult, type PreprocessOptions, type TokenizedPrompt, type VlmImage } from './vlm/processor.js';
 export { conversationTokenizer } from './vlm/chat.js';

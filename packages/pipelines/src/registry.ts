@@ -1,5 +1,22 @@
-import { KestrelError } from '@kestrel/core';
+import { z } from 'zod';
+import { KestrelError, parseOptions } from '@kestrel/core';
+import { TASK_MODULES } from './task-modules.js';
 import { isRemoteModel } from './remote/options.js';
+import { createWorkerPipeline } from './worker/worker-pipeline.js';
+
+/** Where a pipeline's model runs; accepted by every task besides its own options. */
+export const RuntimeOptionsSchema = z.object({
+  /** run the model on the calling thread (today's scripts and tests that reach the loaded model); default: a worker thread */
+  inProcess: z.boolean().default(false),
+  /** worker threads, each with its own copy of the model; native threads per worker are sized so workers × threads ≤ cores */
+  workers: z.number().int().positive().default(1),
+}).strict();
+export type RuntimeOptions = z.input<typeof RuntimeOptionsSchema>;
+
+/** True when `v` can be posted to a worker (no functions, no live objects of this thread such as a loaded model). */
+function cloneable(v: unknown): boolean {
+  try { structuredClone(v); return true; } catch { return false; }
+}
 
 /**
  * Task name -> the call signature of the pipeline it makes. Task modules add their entry by module
@@ -14,17 +31,6 @@ import { isRemoteModel } from './remote/options.js';
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface PipelineTasks {}
 
-/** Every task a Kestrel build knows about, and the module that implements it (loaded lazily). */
-const TASK_MODULES: Record<string, string> = {
-  detect: './detect/index.js',
-  segment: './detect/index.js',
-  xray: './xray/index.js',
-  defects: './defects/index.js',
-  ask: './vlm/pipelines.js',
-  caption: './vlm/pipelines.js',
-  ground: './vlm/ground.js',
-  chat: './vlm/pipelines.js',
-};
 
 /** Tasks that also run on a remote OpenAI-compatible server (`model: 'openai:URL'`). */
 const REMOTE_TASKS = new Set(['ask', 'caption', 'chat']);
@@ -40,8 +46,10 @@ export function pipelineTasks(): string[] {
 }
 
 /**
- * Create a pipeline for a task. The model and its runtime are loaded here, once; the returned function
- * runs the task on inputs.
+ * Create a pipeline for a task. The model and its runtime are loaded once, in a worker thread (weights
+ * never reach the calling thread, so its event loop stays free while the model works); `workers: N`
+ * loads N copies that run in parallel; `inProcess: true` loads it on the calling thread instead. The
+ * returned function runs the task on inputs; its results are the same plain objects either way.
  *
  * @example
  * const detect = await pipeline('detect', { model: 'centernet' });
@@ -49,7 +57,7 @@ export function pipelineTasks(): string[] {
  */
 export async function pipeline<T extends keyof PipelineTasks>(
   task: T,
-  options: PipelineTasks[T] extends { options: infer O } ? O : never,
+  options: (PipelineTasks[T] extends { options: infer O } ? O : never) & RuntimeOptions,
 ): Promise<PipelineTasks[T] extends { fn: infer F } ? F : never>;
 export async function pipeline(task: string, options?: unknown): Promise<unknown>;
 export async function pipeline(task: string, options?: unknown): Promise<unknown> {
@@ -67,5 +75,23 @@ export async function pipeline(task: string, options?: unknown): Promise<unknown
     }
     throw e;
   }
-  return mod.createPipeline(task, options ?? {});
+  const { inProcess, workers, ...taskOptions } = (options ?? {}) as Record<string, unknown>;
+  // a remote model is an HTTP client: nothing heavy to move off this thread
+  if (remote) {
+    if (workers !== undefined && workers !== 1) throw new KestrelError('E_OPTIONS', 'workers applies to local models; a remote model (openai:URL) runs on its server');
+    return mod.createPipeline(task, taskOptions);
+  }
+  const rt = parseOptions(RuntimeOptionsSchema, { ...(inProcess !== undefined ? { inProcess } : {}), ...(workers !== undefined ? { workers } : {}) }, `${task} options`);
+  const sendable = { ...taskOptions };
+  delete sendable.onProgress; // a listener stays here; the worker forwards its load events to it
+  // a model already loaded on this thread (e.g. a VisionLanguageModel shared between pipelines) stays here
+  const here = rt.inProcess || !cloneable(sendable);
+  if (here && rt.workers > 1) throw new KestrelError('E_OPTIONS', `workers: ${rt.workers} needs options a worker can receive (a model path, not a loaded model) and inProcess false`);
+  if (here) {
+    const p = await mod.createPipeline(task, taskOptions);
+    // every pipeline can be disposed, wherever its model runs (the QC models hold nothing to release here)
+    if (typeof p === 'function' && !('dispose' in p)) Object.defineProperty(p, 'dispose', { value: async () => undefined });
+    return p;
+  }
+  return createWorkerPipeline(task, taskOptions, rt.workers);
 }

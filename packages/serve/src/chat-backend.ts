@@ -35,13 +35,14 @@ export interface ChatBackend {
 }
 
 /**
- * A {@link ChatBackend} over Kestrel's `VisionLanguageModel` and `chat` (DeepSeek-VL2 family checkpoint
- * directory), loaded once. Its name is the folder's name; the path as given is an alias. Images are
- * decoded here, against the request's `maxImagePixels`, before the model sees them.
+ * A {@link ChatBackend} over Kestrel's `ask` pipeline (DeepSeek-VL2 family checkpoint directory), loaded
+ * once in a worker thread: generation never holds the server's event loop, and tokens stream back as the
+ * worker picks them. Its name is the folder's name; the path as given is an alias. Images are decoded
+ * here (sharp works on libuv's threads), against the request's `maxImagePixels`, before the model sees them.
  */
 export async function createVlmChatBackend(dir: string): Promise<ChatBackend> {
-  const { VisionLanguageModel, chat } = await import('@kestrel/pipelines');
-  const model = await VisionLanguageModel.load(dir);
+  const { pipeline } = await import('@kestrel/pipelines');
+  const ask = await pipeline('ask', { model: dir, maxNewTokens: 4096 });
   const name = dir.split(/[\\/]/).filter(Boolean).pop() ?? 'vlm';
   return {
     name,
@@ -51,11 +52,11 @@ export async function createVlmChatBackend(dir: string): Promise<ChatBackend> {
         role: m.role,
         content: await Promise.all(m.content.map(async (p) => p.type === 'text' ? p : { type: 'image' as const, image: await loadImage(p.image, o.maxImagePixels !== undefined ? { maxPixels: o.maxImagePixels } : {}) as PixelImage })),
       }));
-      const r = await chat(model, decoded, {
+      const r = await ask.chat(decoded, {
         maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP,
         ...(o.topK ? { topK: o.topK } : {}), ...(o.stopStrings?.length ? { stopStrings: o.stopStrings } : {}),
         ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.onText ? { onText: o.onText } : {}), ...(o.onStart ? { onStart: o.onStart } : {}),
-      });
+      } as Parameters<typeof ask.chat>[1]);
       return { text: r.text, finishReason: r.finishReason, usage: { promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens } };
     },
   };

@@ -44,6 +44,11 @@ export const ServeConfigSchema = z.object({
   maxImagePixels: z.number().int().positive().default(40_000_000),
   /** A request must be received, and its job started, within this time (503 otherwise). */
   requestTimeoutMs: z.number().int().positive().default(30_000),
+  /**
+   * Model worker threads, each with its own copy of the inspection model (workers × native threads ≤ cores).
+   * A worker that dies fails only the request it held (503 E_WORKER_CRASHED) and is restarted.
+   */
+  workers: z.number().int().positive().default(1),
   queue: z.object({
     /** Inspections run at once (the model uses the CPU; 1 suits a small machine). */
     concurrency: z.number().int().positive().default(1),

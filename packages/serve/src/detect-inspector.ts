@@ -36,11 +36,11 @@ export function applyDetectRules(dets: readonly Detection[], rules: DetectRules)
  * on defect classes (an exported YOLO ONNX model with `labels`), or counting/presence checks with the
  * COCO models. The score is the best score among the NG classes; the threshold is `minScore`.
  */
-export async function createDetectInspector(options: { model: string; rules: DetectRules; labels?: string[] }): Promise<Inspector> {
+export async function createDetectInspector(options: { model: string; rules: DetectRules; labels?: string[]; workers?: number }): Promise<Inspector> {
   const rules = parseOptions(DetectRulesSchema, options.rules, 'detect rules');
   const { pipeline } = await import('@kestrel/pipelines');
   const run = await pipeline('detect', {
-    model: options.model, scoreThreshold: Math.min(0.05, rules.minScore), ...(options.labels ? { labels: options.labels } : {}),
+    model: options.model, scoreThreshold: Math.min(0.05, rules.minScore), ...(options.labels ? { labels: options.labels } : {}), ...(options.workers !== undefined ? { workers: options.workers } : {}),
   });
   const name = run.model.name;
   const { createHash } = await import('node:crypto');
@@ -56,5 +56,6 @@ export async function createDetectInspector(options: { model: string; rules: Det
       const [dets] = await run(image);
       return applyDetectRules(dets ?? [], rules);
     },
+    close: async () => { await run.dispose?.(); },
   };
 }

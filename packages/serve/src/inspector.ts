@@ -118,6 +118,8 @@ export function heatmapRegions(h: { width: number; height: number; data: Float32
 export const DefectsInspectorOptionsSchema = z.object({
   /** A shipped model name (`defects-elpv`, `anomaly-magnetic-tile`) or a model folder. */
   model: z.string().min(1),
+  /** model worker threads (each its own copy of the model) */
+  workers: z.number().int().positive().default(1),
 });
 export type DefectsInspectorOptions = z.input<typeof DefectsInspectorOptionsSchema>;
 
@@ -136,7 +138,7 @@ export async function createDefectsInspector(options: DefectsInspectorOptions): 
   let version = 'unknown';
   const weights = join(dir, 'weights.safetensors');
   if (existsSync(weights) && statSync(weights).isFile()) version = `sha256:${(await sha256File(weights)).slice(0, 12)}`;
-  const run = await pipeline('defects', { model: dir, heatmap: true });
+  const run = await pipeline('defects', { model: dir, heatmap: true, workers: o.workers });
   // Anomaly models leave a border of patches out of their score; classifiers have no patches.
   const border = 'patches' in run.model ? run.model.patches.border : 0;
   return {
@@ -153,5 +155,7 @@ export async function createDefectsInspector(options: DefectsInspectorOptions): 
       }
       return { verdict: out.defective ? 'NG' : 'OK', score: out.score, threshold: out.threshold, defects };
     },
+    // stops the model workers (the server drains its queue first)
+    close: async () => { await run.dispose?.(); },
   };
 }

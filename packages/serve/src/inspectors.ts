@@ -27,13 +27,13 @@ export function readRules(value: string): DetectRules {
 }
 
 /** Build the inspector for `kestrel serve` / `kestrel watch` from their options. */
-export async function createInspector(o: { pipeline: InspectPipelineName; model: string; rules?: DetectRules | undefined }): Promise<Inspector> {
+export async function createInspector(o: { pipeline: InspectPipelineName; model: string; rules?: DetectRules | undefined; workers?: number }): Promise<Inspector> {
   if (o.pipeline === 'detect') {
     if (!o.rules) throw new KestrelError('E_OPTIONS', 'the detect pipeline needs --rules (e.g. {"ngLabels":["scratch"],"minScore":0.5})');
     const { createDetectInspector } = await import('./detect-inspector.js');
-    return createDetectInspector({ model: o.model, rules: o.rules });
+    return createDetectInspector({ model: o.model, rules: o.rules, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
   }
   if (o.rules) throw new KestrelError('E_OPTIONS', '--rules applies to --pipeline detect only');
   const { createDefectsInspector } = await import('./inspector.js');
-  return createDefectsInspector({ model: o.model });
+  return createDefectsInspector({ model: o.model, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
 }

@@ -15,6 +15,8 @@ reference runs here):
      kestrel bench xray / bench defects   the shipped QC models on their report splits
   4. kestrel bench lm       MoE LM prefill/decode tok/s (only with --lm-model DIR, or when the
                             perf-anchor checkpoint exists at /tmp/perf/models/ds2moe-anchor-q8-kestrel)
+  5. kestrel bench responsiveness   worst 10 ms timer lateness during generate (the step 4 model, or
+                            /tmp/perf/models/ds2moe-anchor-hf), ask and inspect: worker vs in-process
 
   --lm-model DIR  MoE checkpoint for step 4
   --quick         smaller eval case (scale 0.2) and one run each, for a smoke check`;
@@ -57,6 +59,8 @@ export const commands: CommandSpec[] = [
       } else {
         ctx.out.write('\n=== MoE LM speed: skipped (no --lm-model and no perf-anchor checkpoint; see docs/native.md for the llama.cpp side-by-side script)\n');
       }
+      // how long generate / ask / inspect hold the caller's event loop, worker vs in-process (issue 13)
+      results.responsiveness = step('event-loop responsiveness (worker vs in-process)', [cli, 'bench', 'responsiveness', ...(lm ? ['--lm-model', lm] : [])], ctx.out);
       const failed = Object.entries(results).filter(([, ok]) => !ok).map(([k]) => k);
       ctx.out.write(`\nbench all: ${Object.keys(results).length - failed.length} ran, ${failed.length} failed${failed.length ? ` (${failed.join(', ')})` : ''}\n`);
       return failed.length ? 1 : 0;

@@ -22,7 +22,9 @@ Options:
   --queue redis://H:P  share a BullMQ queue on Redis with worker processes (the bound stays 64 or --config)
   --role R             with a shared queue: frontend (HTTP, enqueues), worker (runs the model, commits
                        to --store; no HTTP) or all (default: both in one process)
-  --concurrency N      inspections at once (default 1)
+  --concurrency N      inspections at once (default: --workers)
+  --workers N          model worker threads, each its own copy of the model (default 1); a worker
+                       that dies fails only its request (503 E_WORKER_CRASHED) and is restarted
   --body-limit BYTES   largest upload (default 20971520; more get 413)
   --timeout MS         per-request limit to receive the body and start the work (default 30000)
   --hash-key KEY       print the sha256 of KEY for a config file and exit
@@ -46,7 +48,7 @@ export const commands: CommandSpec[] = [
       config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' },
       store: { type: 'string' }, role: { type: 'string' },
       model: { type: 'string' }, vlm: { type: 'string' }, pipeline: { type: 'string' }, rules: { type: 'string' }, 'api-key': { type: 'string', multiple: true },
-      'archive-ng': { type: 'string' }, queue: { type: 'string' }, concurrency: { type: 'string' },
+      'archive-ng': { type: 'string' }, queue: { type: 'string' }, concurrency: { type: 'string' }, workers: { type: 'string' },
       'body-limit': { type: 'string' }, timeout: { type: 'string' }, 'hash-key': { type: 'string' },
     },
     run,

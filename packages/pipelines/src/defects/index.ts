@@ -49,6 +49,8 @@ export interface DefectsPipeline {
   (images: readonly ImageInput[]): Promise<DefectsResult[]>;
   /** The loaded model's description. */
   readonly model: ClassifierMeta | AnomalyMeta;
+  /** Stop the model's worker threads (nothing to release in process). */
+  dispose(): Promise<void>;
 }
 
 declare module '../registry.js' {

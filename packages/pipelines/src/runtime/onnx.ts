@@ -53,7 +53,10 @@ export async function openOnnxSession(file: string, provider: ExecutionProvider 
     throw new KestrelError('E_BACKEND_UNAVAILABLE', 'executionProvider "cuda": the CUDA provider libraries of onnxruntime-node are not installed (its install script fetches them; it needs CUDA 12 + cuDNN 9, and was skipped or failed here). Use "cpu".');
   }
   try {
-    const session = await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: 'all' });
+    // a pool of model workers gives each its share of the cores (KESTREL_THREADS, set per worker thread)
+    const threads = Number(process.env.KESTREL_THREADS);
+    const sized = Number.isInteger(threads) && threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {};
+    const session = await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: 'all', ...sized });
     return { ort, session, provider };
   } catch (e) {
     const msg = (e as Error).message;

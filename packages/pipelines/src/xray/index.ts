@@ -33,6 +33,8 @@ export interface XrayPipeline {
   (images: readonly ImageInput[]): Promise<XrayResult[]>;
   /** The loaded model's description. */
   readonly model: ClassifierMeta;
+  /** Stop the model's worker threads (nothing to release in process). */
+  dispose(): Promise<void>;
 }
 
 declare module '../registry.js' {

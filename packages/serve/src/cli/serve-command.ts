@@ -32,7 +32,7 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
   const queueUrl = typeof v.queue === 'string' && isRedisUrl(v.queue) ? v.queue : undefined;
   let n: Record<string, number | undefined>;
   try {
-    n = { port: num(v.port, '--port'), queue: queueUrl ? undefined : num(v.queue, '--queue'), concurrency: num(v.concurrency, '--concurrency'), bodyLimit: num(v['body-limit'], '--body-limit'), timeout: num(v.timeout, '--timeout') };
+    n = { port: num(v.port, '--port'), queue: queueUrl ? undefined : num(v.queue, '--queue'), concurrency: num(v.concurrency, '--concurrency'), bodyLimit: num(v['body-limit'], '--body-limit'), timeout: num(v.timeout, '--timeout'), workers: num(v.workers, '--workers') };
   } catch (e) {
     throw new KestrelError('E_OPTIONS', (e as Error).message);
   }
@@ -50,7 +50,9 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
     ...(typeof v['archive-ng'] === 'string' ? { archiveNgDir: v['archive-ng'] } : {}),
     ...(n.bodyLimit !== undefined ? { bodyLimitBytes: n.bodyLimit } : {}),
     ...(n.timeout !== undefined ? { requestTimeoutMs: n.timeout } : {}),
-    queue: { ...(base.queue ?? {}), ...(n.queue !== undefined ? { maxQueued: n.queue } : {}), ...(queueUrl ? { url: queueUrl } : {}), ...(n.concurrency !== undefined ? { concurrency: n.concurrency } : {}) },
+    ...(n.workers !== undefined ? { workers: n.workers } : {}),
+    // N workers run N inspections at once unless --concurrency says otherwise
+    queue: { ...(base.queue ?? {}), ...(n.queue !== undefined ? { maxQueued: n.queue } : {}), ...(queueUrl ? { url: queueUrl } : {}), ...(n.concurrency !== undefined ? { concurrency: n.concurrency } : n.workers !== undefined && base.queue?.concurrency === undefined ? { concurrency: n.workers } : {}) },
     apiKeys: [...(base.apiKeys ?? []), ...flagKeys],
   };
   const config = parseOptions(ServeConfigSchema, merged, 'serve options');
@@ -60,7 +62,7 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
   if (config.role === 'worker' && !config.model) throw new KestrelError('E_OPTIONS', '--role worker runs inspections: give --model NAME_OR_DIR');
   if (config.queue.url && config.role !== 'frontend' && !isPostgresUrl(config.db)) ctx.err.write('kestrel serve: note: workers on other machines need a shared store: --store postgres://...\n');
 
-  const inspector = config.model && config.role !== 'frontend' ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules }) : undefined;
+  const inspector = config.model && config.role !== 'frontend' ? await createInspector({ pipeline: config.pipeline, model: config.model, rules: config.rules, workers: config.workers }) : undefined;
   if (config.role === 'worker') return runWorkerRole(ctx, config, inspector!);
   const chat = config.vlm ? await createVlmChatBackend(config.vlm) : undefined;
   // a DB this run creates is removed again if the server never starts (a bad --host, a port in use)
