@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
-import { TASK_MODULES } from './task-modules.js';
+import { TASK_MODULES, type TaskModule } from './task-modules.js';
 import { isRemoteModel } from './remote/options.js';
 import { createWorkerPipeline } from './worker/worker-pipeline.js';
 
@@ -35,10 +35,7 @@ export interface PipelineTasks {}
 /** Tasks that also run on a remote OpenAI-compatible server (`model: 'openai:URL'`). */
 const REMOTE_TASKS = new Set(['ask', 'caption', 'chat']);
 
-/** A task module exports `createPipeline(task, options)`. */
-export interface TaskModule {
-  createPipeline(task: string, options: unknown): Promise<unknown>;
-}
+export type { TaskModule } from './task-modules.js';
 
 /** Task names this build knows about. */
 export function pipelineTasks(): string[] {

@@ -9,3 +9,8 @@ export const TASK_MODULES: Record<string, string> = {
   ground: './vlm/ground.js',
   chat: './vlm/pipelines.js',
 };
+
+/** A task module exports `createPipeline(task, options)`. */
+export interface TaskModule {
+  createPipeline(task: string, options: unknown): Promise<unknown>;
+}

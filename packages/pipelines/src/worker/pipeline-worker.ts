@@ -5,8 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { KestrelError, onProgress, serveWorker, type CallContext, type ProgressEvent } from '@kestrel/core';
 import { asBuffers } from './transfer.js';
-import type { TaskModule } from '../registry.js';
-import { TASK_MODULES } from '../task-modules.js';
+import { TASK_MODULES, type TaskModule } from '../task-modules.js';
 
 /** What the caller sends to start a pipeline worker. */
 export interface PipelineWorkerInit {
