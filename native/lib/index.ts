@@ -8,3 +8,4 @@ export { getKernels, availableBackends, backendInfo, type BackendInfo, type Back
 export { loadCudaKernels, cudaAvailability, planExpertPlacement, type CudaKernels, type ExpertPlacement, type ExpertPlacementOptions } from './cuda.js';
 export { DeviceBuffer, DeviceView, type DeviceOps, type DeviceExpertGroup, type DeviceGraph } from './cuda-device.js';
 export { BYTES_PER_PARAM, activeWeightBytes, mlaAttentionParams } from './decode-bound.js';
+export { mapsFiles } from './mmap.js';

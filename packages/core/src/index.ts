@@ -7,7 +7,8 @@ export {
   Tensor, DTYPE_BYTES, shapeSize, bf16ToF32, f32ToBf16, f16ToF32, f32ToF16,
   type DType, type TypedArrayFor, type AnyTypedArray, type DTypeArrayMap,
 } from './tensor.js';
-export { openSafetensors, writeSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
+export { openSafetensors, writeSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo, type OpenSafetensorsOptions } from './safetensors.js';
+export { registerFileMapper, type FileMapper } from './file-mapper.js';
 export { progress, reportProgress, onProgress, type ProgressEvent, type ProgressListener } from './progress.js';
 export { parseOptions } from './options.js';
 export {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { SafetensorsIndexSchema } from './config.js';
 import { KestrelError } from './errors.js';
 import { Tensor, DTYPE_BYTES, type DType } from './tensor.js';
+import { fileMapper } from './file-mapper.js';
 
 /** safetensors dtype names <-> Kestrel dtypes. */
 const ST_TO_DTYPE: Record<string, DType> = {
@@ -29,6 +30,16 @@ interface Entry extends TensorInfo {
   end: number;
 }
 
+/** Options of {@link openSafetensors}. */
+export interface OpenSafetensorsOptions {
+  /**
+   * Memory-map tensors (default true): `read` returns views of the file's pages, which are shared with the page
+   * cache and copy-on-write, so nothing is copied and writing into a tensor never changes the file. false reads
+   * each tensor into its own buffer.
+   */
+  map?: boolean;
+}
+
 /** A (possibly sharded) safetensors checkpoint opened for lazy reading. */
 export interface SafetensorsFile {
   /** Tensor names in file order. */
@@ -37,7 +48,7 @@ export interface SafetensorsFile {
   info(name: string): TensorInfo;
   /** True when the checkpoint holds `name`. */
   has(name: string): boolean;
-  /** Read one tensor (only its bytes are read). */
+  /** One tensor: a view of its memory-mapped bytes, or (map: false, no addon) only its bytes read. */
   read(name: string): Promise<Tensor>;
   /** `__metadata__` of the (first) file. */
   metadata(): Record<string, string>;
@@ -141,6 +152,7 @@ class SafetensorsReader implements SafetensorsFile {
     private readonly handles: Map<string, FileHandle>,
     private readonly meta: Record<string, string>,
     private readonly label: string,
+    private readonly map: boolean,
   ) {}
 
   names(): string[] { return [...this.entries.keys()]; }
@@ -159,7 +171,19 @@ class SafetensorsReader implements SafetensorsFile {
     const fh = this.handles.get(e.file);
     if (!fh) throw new KestrelError('E_IO', `${this.label}: checkpoint is closed`);
     const len = e.end - e.begin;
-    // Allocate with 8-byte alignment so the typed-array view needs no copy.
+    // Mapped in place (the OS pages it in on first use) unless mapping is off, or the tensor starts at an address
+    // its element type cannot be viewed at (then it is read into an aligned buffer).
+    const map = this.map && len > 0 && e.begin % DTYPE_BYTES[e.dtype] === 0 ? fileMapper() : null;
+    if (map) {
+      let ab: ArrayBuffer;
+      try {
+        ab = map(e.file, e.begin, len);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        throw new KestrelError(code === 'E_CHECKPOINT_FORMAT' ? 'E_CHECKPOINT_FORMAT' : 'E_IO', `${this.label}: cannot map tensor "${name}": ${(err as Error).message}`, { cause: err, details: { tensor: name } });
+      }
+      return Tensor.fromBytes(e.dtype, e.shape, new Uint8Array(ab));
+    }
     const ab = new ArrayBuffer(len);
     const buf = new Uint8Array(ab);
     let got = 0;
@@ -198,7 +222,8 @@ async function openOne(path: string): Promise<{ fh: FileHandle; parsed: ParsedFi
  * Open a safetensors checkpoint lazily: only the header is read. `path` may be a `.safetensors` file, a
  * `model.safetensors.index.json` of a sharded checkpoint, or a directory holding either.
  */
-export async function openSafetensors(path: string): Promise<SafetensorsFile> {
+export async function openSafetensors(path: string, options: OpenSafetensorsOptions = {}): Promise<SafetensorsFile> {
+  const map = options.map ?? true;
   let p = path;
   const st = await stat(p).catch(() => null);
   if (!st) throw new KestrelError('E_MODEL_NOT_FOUND', `checkpoint not found: ${path}`, { details: { path } });
@@ -208,12 +233,12 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     else if (await stat(join(p, 'model.safetensors')).catch(() => null)) p = join(p, 'model.safetensors');
     else throw new KestrelError('E_MODEL_NOT_FOUND', `${path} holds neither model.safetensors nor model.safetensors.index.json`, { details: { path } });
   }
-  if (p.endsWith('.index.json')) return openSharded(p);
+  if (p.endsWith('.index.json')) return openSharded(p, map);
   const { fh, parsed } = await openOne(p);
-  return new SafetensorsReader(parsed.entries, new Map([[p, fh]]), parsed.metadata, p);
+  return new SafetensorsReader(parsed.entries, new Map([[p, fh]]), parsed.metadata, p, map);
 }
 
-async function openSharded(indexPath: string): Promise<SafetensorsFile> {
+async function openSharded(indexPath: string, map: boolean): Promise<SafetensorsFile> {
   let index: unknown;
   try {
     index = JSON.parse(await readFile(indexPath, 'utf8'));
@@ -249,7 +274,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsFile> {
     await Promise.all([...handles.values()].map((h) => h.close().catch(() => undefined)));
     throw e;
   }
-  return new SafetensorsReader(entries, handles, metadata, indexPath);
+  return new SafetensorsReader(entries, handles, metadata, indexPath, map);
 }
 
 /**
