@@ -2,7 +2,7 @@
  * The forward pass of MoeLanguageModel kept on the GPU (device 'cuda'): weights were uploaded once at load,
  * activations, router decisions and the KV cache stay in device buffers, and a step copies in only its
  * token ids (or input embeddings) and positions, and copies out only the logits it returns, or just the
- * chosen token with `greedy`. The math mirrors model.ts op for op, through the device ops of @kestrel/native.
+ * chosen token with `greedy`. The math mirrors host-forward.ts / host-attention.ts op for op, through the device ops of @kestrel/native.
  *
  * MLA attention always runs in the absorbed form here (attention over the cached latent); the host path may
  * pick the decompressed form for long prefills. Both are the same function; f32 rounding differs slightly.

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KestrelError, parseOptions, Tensor } from '@kestrel/core';
 import type { KvCache } from './kv-cache.js';
-import type { ForwardInput, ForwardOutput, ForwardOptions } from './model.js';
+import type { ForwardInput, ForwardOutput, ForwardOptions } from './forward-types.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { pickToken, SeededRandom, type SamplingParams } from './sampling.js';
 

@@ -18,3 +18,12 @@ export interface MoeMlp {
 }
 export interface Layer { inNorm: Float32Array; postNorm: Float32Array; attn: MhaWeights | MlaWeights; mlp: DenseMlp | MoeMlp }
 
+
+/** All in-memory weights of the language model. */
+export interface ModelWeights {
+  embedTable: PreparedLinear;
+  layers: Layer[];
+  finalNorm: Float32Array;
+  /** the embedding table itself when the embeddings are tied */
+  lmHead: PreparedLinear;
+}
