@@ -7,7 +7,7 @@ export { MoeLanguageModel, loadOptionsSchema, type LoadOptions, type ForwardInpu
 export { KvCache } from './kv-cache.js';
 export { parseModelConfig, deepseekV2ConfigSchema, type DeepseekV2Config, type ModelConfig } from './config.js';
 export { ropeFrequencies, attentionMscale2 } from './rope-tables.js';
-export type { ModelDType } from './weights.js';
+export { checkpointDType, type ModelDType } from './weights.js';
 export { TextTokenizer } from './tokenizer.js';
 export { generateOptionsSchema, type GenerateOptions, type GenerateInput, type GenerateResult, type StreamChunk, type FinishReason } from './generation.js';
 export { samplingProbs, applyRepetitionPenalty, argmax, SeededRandom, type SamplingParams } from './sampling.js';

@@ -5,7 +5,7 @@
 export { pipeline, pipelineTasks, type PipelineTasks } from './registry.js';
 export { VisionLanguageModel, VlmLoadOptionsSchema, type VlmLoadOptions, type VlmInput, type PreparedInputs } from './vlm/vision-language-model.js';
 export { DeepseekVLV2Processor, ProcessorConfigSchema, PreprocessOptionsSchema, type ProcessorConfig, type PreprocessResult, type PreprocessOptions, type TokenizedPrompt, type VlmImage } from './vlm/processor.js';
-export { chat, formatConversation, ChatOptionsSchema, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
+export { chat, formatConversation, ChatOptionsSchema, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage, type ChatTimings } from './vlm/chat.js';
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer } from './vlm/tokenizer.js';
 export { AskOptionsSchema, CaptionOptionsSchema, type AskOptions, type CaptionOptions, type AskPipeline, type CaptionPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';

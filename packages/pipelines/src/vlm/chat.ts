@@ -34,6 +34,31 @@ export interface ChatUsage {
   completionTokens: number;
   /** wall time, milliseconds */
   ms: number;
+  /** where the time went */
+  timings: ChatTimings;
+}
+
+/** Phases of one answer (milliseconds unless named otherwise). */
+export interface ChatTimings {
+  /** image decode, resize and tiling */
+  preprocessMs: number;
+  /** ViT tiles (all images, global views included) */
+  tiles: number;
+  /** vision tower, all tiles */
+  visionMs: number;
+  /** vision tower per tile */
+  visionMsPerTile: number;
+  projectorMs: number;
+  /** the prompt through the language model, up to the first new token */
+  prefillMs: number;
+  /** from the call to the first new token (everything above) */
+  firstTokenMs: number;
+  /** after the first new token, to the last */
+  decodeMs: number;
+  /** prompt tokens per second of prefillMs */
+  prefillTokS: number;
+  /** new tokens after the first per second of decodeMs (0 with fewer than 2 tokens) */
+  decodeTokS: number;
 }
 
 /** Result of {@link chat}. */
@@ -112,20 +137,37 @@ export async function chat(model: VisionLanguageModel, messages: readonly ChatMe
   if (!tok) throw new KestrelError('E_MODEL_NOT_FOUND', `${model.dir} has no tokenizer.json; text prompts need one (use forward/generate with token ids otherwise)`);
   const { prompt, images } = formatConversation(messages, model.processor.config.image_token);
   const pre = images.length ? await model.processor.preprocess(images, o.cropping !== undefined ? { cropping: o.cropping } : {}) : null;
+  const tPre = performance.now();
   const { inputIds } = model.processor.tokenizeWithImages(prompt, pre?.numImageTokens ?? [], (t) => tok.encode(t));
   const { cropping: _c, ...gen } = o;
   const tokenIds: number[] = [];
   let text = '';
-  for await (const c of model.stream({ inputIds, images, preprocessed: pre }, gen)) {
+  // The model's stream() in two steps, so the vision and language phases are timed apart.
+  const prepared = await model.prepareInputs({ inputIds, images, preprocessed: pre });
+  const tLm = performance.now();
+  let tFirst = 0;
+  let tLast = 0;
+  for await (const c of model.language.stream({ inputsEmbeds: prepared.inputsEmbeds, inputIds }, gen)) {
+    tLast = performance.now();
+    if (tokenIds.length === 0) tFirst = tLast;
     tokenIds.push(c.tokenId);
     if (c.text) { text += c.text; onText?.(c.text); }
   }
   const imageTokens = pre ? pre.numImageTokens.reduce((a, b) => a + b, 0) : 0;
+  const tiles = pre?.pixelValues.shape[0] ?? 0;
+  const prefillMs = tokenIds.length ? tFirst - tLm : 0;
+  const decodeMs = tokenIds.length ? tLast - tFirst : 0;
+  const timings: ChatTimings = {
+    preprocessMs: tPre - t0, tiles, visionMs: prepared.timings.visionMs, visionMsPerTile: tiles ? prepared.timings.visionMs / tiles : 0,
+    projectorMs: prepared.timings.projectorMs, prefillMs, firstTokenMs: tokenIds.length ? tFirst - t0 : 0, decodeMs,
+    prefillTokS: prefillMs > 0 ? inputIds.length / (prefillMs / 1000) : 0,
+    decodeTokS: decodeMs > 0 ? (tokenIds.length - 1) / (decodeMs / 1000) : 0,
+  };
   return {
     message: { role: 'assistant', content: text },
     text,
     tokenIds,
-    usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 },
+    usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0, timings },
     finishReason: tokenIds.length < o.maxNewTokens ? 'stop' : 'length',
   };
 }

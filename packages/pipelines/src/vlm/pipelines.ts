@@ -9,7 +9,7 @@ const modelOptions = {
   model: z.union([z.string().min(1), z.custom<VisionLanguageModel>((v) => v instanceof VisionLanguageModel, 'expected a checkpoint directory or a VisionLanguageModel')]),
   backend: z.enum(['auto', 'portable', 'native']).default('auto'),
   threads: z.number().int().positive().optional(),
-  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+  dtype: z.enum(['f32', 'bf16', 'int8']).optional(),
   /** where the language model runs; 'cuda' needs `npm run build:cuda` and an NVIDIA GPU */
   device: z.enum(['cpu', 'cuda']).default('cpu'),
   /** device 'cuda': where the routed experts live (see MoeLanguageModel.load) */
@@ -111,7 +111,7 @@ async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{ model:
     return { model: o.model, owned: false };
   }
   const model = await VisionLanguageModel.load(o.model, {
-    backend: o.backend, dtype: o.dtype, device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    backend: o.backend, ...(o.dtype !== undefined ? { dtype: o.dtype } : {}), device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.expertsOn !== undefined ? { expertsOn: o.expertsOn } : {}), ...(o.cpuExpertLayers !== undefined ? { cpuExpertLayers: o.cpuExpertLayers } : {}),
   });
   if (!model.tokenizer) {

@@ -5,7 +5,7 @@ import { KestrelError, Tensor, openSafetensors, parseOptions } from '@kestrel/co
 import { getKernels, loadCudaKernels, type Kernels } from '@kestrel/native';
 import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
-import { MoeLanguageModel, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
+import { MoeLanguageModel, checkpointDType, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer } from './tokenizer.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
@@ -16,8 +16,11 @@ export const VlmLoadOptionsSchema = z.object({
   backend: z.enum(['auto', 'portable', 'native']).default('auto'),
   /** kernel threads (native backend) */
   threads: z.number().int().positive().optional(),
-  /** in-memory format of the language model's weights */
-  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+  /**
+   * in-memory format of the weights (vision tower, projector and language model): f32, bf16 (read in place) or
+   * int8 (q8). Default: the checkpoint's own (a BF16 checkpoint stays bf16, a `kestrel quantize` one is int8).
+   */
+  dtype: z.enum(['f32', 'bf16', 'int8']).optional(),
   /** where the language model runs (as @kestrel/moe) */
   device: z.enum(['cpu', 'cuda']).default('cpu'),
   /** MLA attention form of the language model (as @kestrel/moe) */
@@ -52,6 +55,8 @@ export interface PreparedInputs {
   /** ViT output [tiles, N, D] and projector output [tiles, h*w, H] (null without images) */
   visionFeatures: Tensor<'f32'> | null;
   projectorOut: Tensor<'f32'> | null;
+  /** milliseconds spent in the vision tower and the projector (0 without images) */
+  timings: { visionMs: number; projectorMs: number };
 }
 
 interface Vl2Config {
@@ -152,15 +157,17 @@ export class VisionLanguageModel {
       : await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     const file = await openSafetensors(dir);
     let vision: VisionTransformer, projector: MlpProjector, layout: ImageTokenLayout;
+    let dtype = o.dtype;
     try {
-      vision = await VisionTransformer.load(file, cfg.vision_config, kernels, 'vision.');
-      projector = await MlpProjector.load(file, cfg.projector_config, kernels, 'projector.');
+      dtype ??= checkpointDType(file, 'language.model.embed_tokens.weight');
+      vision = await VisionTransformer.load(file, cfg.vision_config, kernels, 'vision.', o.dtype);
+      projector = await MlpProjector.load(file, cfg.projector_config, kernels, 'projector.', o.dtype);
       layout = await ImageTokenLayout.load(file, cfg, projector.outDim);
     } finally {
       await file.close();
     }
     const language = await MoeLanguageModel.load(dir, {
-      config: lc, prefix: 'language.', backend: o.backend, dtype: o.dtype, device: o.device, mlaMode: o.mlaMode, ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      config: lc, prefix: 'language.', backend: o.backend, dtype, device: o.device, mlaMode: o.mlaMode, ...(o.threads !== undefined ? { threads: o.threads } : {}),
       ...(o.expertsOn !== undefined ? { expertsOn: o.expertsOn } : {}), ...(o.cpuExpertLayers !== undefined ? { cpuExpertLayers: o.cpuExpertLayers } : {}),
     });
     if (language.config.hidden !== projector.outDim) {
@@ -198,7 +205,7 @@ export class VisionLanguageModel {
     const H = this.language.config.hidden;
     if (images.length === 0) {
       if (positions.length) throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions but no images were given`);
-      return { inputsEmbeds, imageEmbeds: new Tensor('f32', [0, H]), preprocessed: null, visionFeatures: null, projectorOut: null };
+      return { inputsEmbeds, imageEmbeds: new Tensor('f32', [0, H]), preprocessed: null, visionFeatures: null, projectorOut: null, timings: { visionMs: 0, projectorMs: 0 } };
     }
     const pre = input.preprocessed ?? await this.processor.preprocess(images, input.cropping !== undefined ? { cropping: input.cropping } : {});
     const need = pre.numImageTokens.reduce((a, b) => a + b, 0);
@@ -207,8 +214,11 @@ export class VisionLanguageModel {
         details: { positions: positions.length, needed: pre.numImageTokens },
       });
     }
+    const t0 = performance.now();
     const { features } = this.vision.encode(pre.pixelValues);
+    const t1 = performance.now();
     const projectorOut = this.projector.forward(features);
+    const timings = { visionMs: t1 - t0, projectorMs: performance.now() - t1 };
     const imageEmbeds = this.layout.arrange(projectorOut, pre.imagesSpatialCrop);
     if (imageEmbeds.shape[0] !== positions.length) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `the projector makes ${imageEmbeds.shape[0]} image tokens but processor_config (patch_size, downsample_ratio) counts ${positions.length}; the two configs disagree`);
@@ -216,7 +226,7 @@ export class VisionLanguageModel {
     const e = inputsEmbeds.data;
     const src = imageEmbeds.data;
     positions.forEach((p, j) => e.set(src.subarray(j * H, (j + 1) * H), p * H));
-    return { inputsEmbeds, imageEmbeds, preprocessed: pre, visionFeatures: features, projectorOut };
+    return { inputsEmbeds, imageEmbeds, preprocessed: pre, visionFeatures: features, projectorOut, timings };
   }
 
   /** Full-sequence logits [T, vocab] of the prompt (prefill, no cache). */
