@@ -24,3 +24,34 @@ export function fileMapper(): FileMapper | null {
   }
   return mapper;
 }
+
+/**
+ * Bytes per mapping window. Tensors are views of a few large mappings rather than one mapping each: V8 counts
+ * every external ArrayBuffer as allocated memory, and thousands of them (one per expert matrix) made it collect
+ * garbage again and again during a load.
+ */
+export const MAP_WINDOW_BYTES = 1 << 30;
+
+/** The mapped windows of one file; a tensor inside a window is a view of it, one that crosses a border gets its own. */
+export class MappedFile {
+  private readonly windows = new Map<number, Uint8Array>();
+  constructor(private readonly map: FileMapper, private readonly path: string, private readonly end: number, private readonly window = MAP_WINDOW_BYTES) {}
+
+  /** Bytes [begin, begin + length) of the file, memory-mapped. */
+  view(begin: number, length: number): Uint8Array {
+    const k = Math.floor(begin / this.window);
+    const w0 = k * this.window;
+    if (begin + length > w0 + this.window) return new Uint8Array(this.map(this.path, begin, length));
+    let w = this.windows.get(k);
+    if (!w) {
+      w = new Uint8Array(this.map(this.path, w0, Math.min(this.window, this.end - w0)));
+      this.windows.set(k, w);
+    }
+    return w.subarray(begin - w0, begin - w0 + length);
+  }
+
+  /** Forget the windows (views already handed out keep their mapping alive until collected). */
+  release(): void {
+    this.windows.clear();
+  }
+}

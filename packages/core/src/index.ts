@@ -21,3 +21,4 @@ export {
 export { rgbToLuma } from './image/index.js';
 export { SafetensorsIndexSchema, type SafetensorsIndex } from './config.js';
 export { mulberry32, Xoshiro128 } from './random.js';
+export { writeSafetensorsStreamed, safetensorsHeader, type StreamedTensor } from './safetensors-stream.js';

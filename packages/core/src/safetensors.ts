@@ -4,13 +4,14 @@ import { randomBytes } from 'node:crypto';
 import { SafetensorsIndexSchema } from './config.js';
 import { KestrelError } from './errors.js';
 import { Tensor, DTYPE_BYTES, type DType } from './tensor.js';
-import { fileMapper } from './file-mapper.js';
+import { fileMapper, MappedFile } from './file-mapper.js';
 
 /** safetensors dtype names <-> Kestrel dtypes. */
 const ST_TO_DTYPE: Record<string, DType> = {
   F32: 'f32', F16: 'f16', BF16: 'bf16', F64: 'f64', I8: 'i8', U8: 'u8', I32: 'i32', I64: 'i64', BOOL: 'bool',
 };
-const DTYPE_TO_ST: Record<DType, string> = {
+/** Kestrel dtypes -> safetensors dtype names. */
+export const DTYPE_TO_ST: Record<DType, string> = {
   f32: 'F32', f16: 'F16', bf16: 'BF16', f64: 'F64', i8: 'I8', u8: 'U8', i32: 'I32', i64: 'I64', bool: 'BOOL',
 };
 
@@ -34,8 +35,8 @@ interface Entry extends TensorInfo {
 export interface OpenSafetensorsOptions {
   /**
    * Memory-map tensors (default true): `read` returns views of the file's pages, which are shared with the page
-   * cache and copy-on-write, so nothing is copied and writing into a tensor never changes the file. false reads
-   * each tensor into its own buffer.
+   * cache and copy-on-write, so nothing is copied and writing into a tensor never changes the file (it does change
+   * what later reads from the same opened checkpoint see). false reads each tensor into its own buffer.
    */
   map?: boolean;
 }
@@ -155,6 +156,20 @@ class SafetensorsReader implements SafetensorsFile {
     private readonly map: boolean,
   ) {}
 
+  private readonly mapped = new Map<string, MappedFile>();
+
+  /** The file's mapped windows, which end where its last tensor does (the header checked that lies in the file). */
+  private mappedFile(path: string, map: NonNullable<ReturnType<typeof fileMapper>>): MappedFile {
+    let m = this.mapped.get(path);
+    if (!m) {
+      let end = 0;
+      for (const e of this.entries.values()) if (e.file === path && e.end > end) end = e.end;
+      m = new MappedFile(map, path, end);
+      this.mapped.set(path, m);
+    }
+    return m;
+  }
+
   names(): string[] { return [...this.entries.keys()]; }
   has(name: string): boolean { return this.entries.has(name); }
   metadata(): Record<string, string> { return { ...this.meta }; }
@@ -175,14 +190,14 @@ class SafetensorsReader implements SafetensorsFile {
     // its element type cannot be viewed at (then it is read into an aligned buffer).
     const map = this.map && len > 0 && e.begin % DTYPE_BYTES[e.dtype] === 0 ? fileMapper() : null;
     if (map) {
-      let ab: ArrayBuffer;
+      let bytes: Uint8Array;
       try {
-        ab = map(e.file, e.begin, len);
+        bytes = this.mappedFile(e.file, map).view(e.begin, len);
       } catch (err) {
         const code = (err as { code?: string }).code;
         throw new KestrelError(code === 'E_CHECKPOINT_FORMAT' ? 'E_CHECKPOINT_FORMAT' : 'E_IO', `${this.label}: cannot map tensor "${name}": ${(err as Error).message}`, { cause: err, details: { tensor: name } });
       }
-      return Tensor.fromBytes(e.dtype, e.shape, new Uint8Array(ab));
+      return Tensor.fromBytes(e.dtype, e.shape, bytes);
     }
     const ab = new ArrayBuffer(len);
     const buf = new Uint8Array(ab);
@@ -198,6 +213,8 @@ class SafetensorsReader implements SafetensorsFile {
   async close(): Promise<void> {
     const hs = [...this.handles.values()];
     this.handles.clear();
+    for (const m of this.mapped.values()) m.release();
+    this.mapped.clear();
     await Promise.all(hs.map((h) => h.close().catch(() => undefined)));
   }
 }
