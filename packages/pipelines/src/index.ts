@@ -18,4 +18,4 @@ export { registerModel, modelCatalog, catalogEntry, kestrelHome, modelCacheDir, 
 export { drawOverlay, labelColour, OverlayOptionsSchema, type OverlayObject, type OverlayOptions } from './overlay/index.js';
 export { useTfjsBackend, loadTfjsGraphModel, type TfjsBackend } from './runtime/tfjs.js';
 export { openOnnxSession, onnxProviders, type ExecutionProvider } from './runtime/onnx.js';
-export { PRESETS, PRESET_NAMES, ensurePresetCheckpoint, writePresetCheckpoint, presetDir, presetName, vl2Tensors, type PresetName, type PresetSpec, type PresetTensor } from './presets/index.js';
+export { PRESETS, PRESET_NAMES, ensurePresetCheckpoint, writePresetCheckpoint, presetDir, presetName, vl2Tensors, runOnnxVision, type OnnxVisionRun, type PresetName, type PresetSpec, type PresetTensor } from './presets/index.js';
