@@ -12,7 +12,7 @@ uptime > "$OUT/uptime-start"
 # read both files once so every load below starts from the page cache
 cat "$MODELS/ds2moe-anchor-q8-kestrel/model.safetensors" "$MODELS/ds2moe-anchor-q8_0.gguf" > /dev/null
 node packages/cli/bin/kestrel.js bench lm --model "$MODELS/ds2moe-anchor-q8-kestrel" --threads "$T" --reps 1 --prompt-tokens 64 --gen-tokens 16 --json > "$OUT/kestrel-a.json"
-node ../shared/tools/perf-anchor/bench-llamacpp.mjs --models "$MODELS/ds2moe-anchor-q8_0.gguf" --threads "$T" --reps 1 --pp 64 --tg 16 > "$OUT/llamacpp.json"
+node ../shared/tools/perf-anchor/bench-llamacpp.mjs --models "$MODELS/ds2moe-anchor-q8_0.gguf" --threads "$T" --reps 1 --pp 64 --tg 16 --quiet-wait 0 > "$OUT/llamacpp.json"
 node packages/cli/bin/kestrel.js bench lm --model "$MODELS/ds2moe-anchor-q8-kestrel" --threads "$T" --reps 1 --prompt-tokens 64 --gen-tokens 16 --json > "$OUT/kestrel-b.json"
 uptime > "$OUT/uptime-end"
 node -e '
