@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VisionLanguageModel, pipeline, vl2Tensors, writePresetCheckpoint } from '@kestrel/pipelines';
 import { mapsFiles } from '@kestrel/native';
-import { phaseTimings } from '../../packages/cli/src/commands/ask.js';
+import { commands as askCommands, phaseTimings } from '../../packages/cli/src/commands/ask.js';
+import { runCommand } from '../../packages/cli/src/testing/run-command.js';
 
 const CANDIDATES = [[112, 112], [112, 224], [224, 112], [224, 224]];
 const CONFIG = {
@@ -54,7 +55,7 @@ describe('preset checkpoint writer + loader (miniature)', () => {
     try {
       expect(ask.model.language.dtype).toBe('bf16');
       const r = await ask(IMAGE, 'Describe this image in detail.');
-      const t = phaseTimings(1, r.usage);
+      const t = phaseTimings(1, r.usage, r.timings);
       // 640x480 with 112-px tiles and at most 4 tiles: best layout 224x224 -> 1 global + 4 local tiles
       expect(t.tiles).toBe(5);
       expect(t.new_tokens).toBe(4);
@@ -63,6 +64,15 @@ describe('preset checkpoint writer + loader (miniature)', () => {
     } finally {
       ask.dispose();
     }
+  });
+
+  it('kestrel ask --timings prints the phases as one JSON line on stderr', async () => {
+    const { err } = await runCommand(askCommands[0]!, { model: dir, image: [IMAGE], timings: true, 'max-new-tokens': '3' }, ['What is it?'], false);
+    const line = err.trim().split('\n').pop()!;
+    const t = JSON.parse(line) as Record<string, number>;
+    for (const k of ['load_s', 'tiles', 'image_tokens', 'vit_ms_per_tile', 'first_token_s', 'prefill_tok_s', 'decode_tok_s']) expect(typeof t[k]).toBe('number');
+    expect(t.tiles).toBe(5);
+    expect(t.new_tokens).toBe(3);
   });
 
   it('dtype reaches the vision tower: f32 equals the bf16 weights decoded, int8 differs by quantization only', async () => {

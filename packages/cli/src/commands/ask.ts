@@ -1,6 +1,6 @@
 import type { CommandSpec } from '../command.js';
 import { printJson } from '../command.js';
-import type { ChatUsage } from '@kestrel/pipelines';
+import type { ChatTimings, ChatUsage } from '@kestrel/pipelines';
 
 const HELP = `Usage: kestrel ask --model DIR --image IMG [--image IMG2] [options] "question"
 
@@ -75,8 +75,7 @@ export const MODEL_FLAGS = {
 } as const;
 
 /** The phases of one answer in the units `kestrel bench vlm` prints (seconds, ms per tile, tokens per second). */
-export function phaseTimings(loadS: number, u: ChatUsage): Record<string, number> {
-  const t = u.timings;
+export function phaseTimings(loadS: number, u: ChatUsage, t: ChatTimings): Record<string, number> {
   const r = (x: number, d = 3): number => Number(x.toFixed(d));
   return {
     load_s: r(loadS), tiles: t.tiles, image_tokens: u.imageTokens, prompt_tokens: u.promptTokens, new_tokens: u.completionTokens,
@@ -113,7 +112,7 @@ export const commands: CommandSpec[] = [
       try {
         if (ctx.json) {
           const r = await ask(images, question);
-          printJson(ctx, timings ? { ...r, timings: phaseTimings(loadS, r.usage) } : r);
+          printJson(ctx, timings ? { ...r, timings: phaseTimings(loadS, r.usage, r.timings) } : { text: r.text, usage: r.usage });
           return;
         }
         const gen = ask.stream(images, question);
@@ -122,7 +121,7 @@ export const commands: CommandSpec[] = [
         ctx.out.write('\n');
         const u = r.value.usage;
         ctx.err.write(`[${u.promptTokens} prompt tokens (${u.imageTokens} image), ${u.completionTokens} generated, ${(u.ms / 1000).toFixed(2)} s]\n`);
-        if (timings) ctx.err.write(JSON.stringify(phaseTimings(loadS, u)) + '\n');
+        if (timings) ctx.err.write(JSON.stringify(phaseTimings(loadS, u, r.value.timings)) + '\n');
       } finally {
         ask.dispose();
       }

@@ -108,7 +108,7 @@ export const commands: CommandSpec[] = [
       try {
         const r = await ask(image, 'Describe this image in detail.');
         const vlm = ask.model;
-        const t = phaseTimings(loadS, r.usage);
+        const t = phaseTimings(loadS, r.usage, r.timings);
         const result: Record<string, unknown> = {
           preset, model: dir, image, dtype: vlm.language.dtype, kernels: vlm.kernels.name, threads: threads ?? null,
           ...t,

@@ -34,8 +34,6 @@ export interface ChatUsage {
   completionTokens: number;
   /** wall time, milliseconds */
   ms: number;
-  /** where the time went */
-  timings: ChatTimings;
 }
 
 /** Phases of one answer (milliseconds unless named otherwise). */
@@ -68,6 +66,8 @@ export interface ChatResult {
   text: string;
   tokenIds: number[];
   usage: ChatUsage;
+  /** where the time went, phase by phase */
+  timings: ChatTimings;
   /** OpenAI's terms: 'length' when maxNewTokens was reached, else 'stop' (EOS or a stop token/string) */
   finishReason: 'stop' | 'length';
 }
@@ -167,7 +167,8 @@ export async function chat(model: VisionLanguageModel, messages: readonly ChatMe
     message: { role: 'assistant', content: text },
     text,
     tokenIds,
-    usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0, timings },
+    usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 },
+    timings,
     finishReason: tokenIds.length < o.maxNewTokens ? 'stop' : 'length',
   };
 }

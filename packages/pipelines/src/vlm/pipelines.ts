@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { KestrelError, parseOptions } from '@kestrel/core';
 import { VisionLanguageModel } from './vision-language-model.js';
 import type { VlmImage } from './processor.js';
-import { chat, type ChatMessage, type ChatResult, type ChatUsage } from './chat.js';
+import { chat, type ChatMessage, type ChatResult, type ChatTimings, type ChatUsage } from './chat.js';
 
 const modelOptions = {
   /** checkpoint directory, or an already loaded VisionLanguageModel (shared between pipelines) */
@@ -56,6 +56,8 @@ export type CallOptions = z.input<typeof CallOptionsSchema> & { onText?: (text: 
 export interface AskResult {
   text: string;
   usage: ChatUsage;
+  /** where the time went (vision per tile, prefill, first token, decode, ...) */
+  timings: ChatTimings;
 }
 
 /** `pipeline('ask')`: a question about one or more images (all in one prompt). */
@@ -137,7 +139,7 @@ async function createAsk(options: unknown): Promise<AskPipeline> {
   const { model, owned } = await loadModel(o);
   const run = async (images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): Promise<AskResult> => {
     const r = await chat(model, messagesFor(o.systemPrompt, asList(images), question), genOptions(o, call));
-    return { text: r.text, usage: r.usage };
+    return { text: r.text, usage: r.usage, timings: r.timings };
   };
   async function* stream(images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): AsyncGenerator<string, AskResult, undefined> {
     // Bridge the onText callback to a generator: pieces queue up while the model runs.
