@@ -12,9 +12,13 @@ static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
 static double seconds = 1.0;
 static int use512 = 0;
 static volatile float sink;
+/* distinct starting values, read through a volatile, so the compiler cannot merge the identical chains into one */
+static volatile float seed[12] = {1.00f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f, 1.08f, 1.09f, 1.10f, 1.11f};
 
 __attribute__((target("avx512f"))) static double run512(void) {
-  __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  __m512 a0 = _mm512_set1_ps(seed[0]), a1 = _mm512_set1_ps(seed[1]), a2 = _mm512_set1_ps(seed[2]), a3 = _mm512_set1_ps(seed[3]),
+         a4 = _mm512_set1_ps(seed[4]), a5 = _mm512_set1_ps(seed[5]), a6 = _mm512_set1_ps(seed[6]), a7 = _mm512_set1_ps(seed[7]),
+         a8 = _mm512_set1_ps(seed[8]), a9 = _mm512_set1_ps(seed[9]), a10 = _mm512_set1_ps(seed[10]), a11 = _mm512_set1_ps(seed[11]);
   const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
   long n = 0; double t0 = now(), t;
   do {
@@ -32,7 +36,9 @@ __attribute__((target("avx512f"))) static double run512(void) {
 }
 
 __attribute__((target("avx2,fma"))) static double run256(void) {
-  __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  __m256 a0 = _mm256_set1_ps(seed[0]), a1 = _mm256_set1_ps(seed[1]), a2 = _mm256_set1_ps(seed[2]), a3 = _mm256_set1_ps(seed[3]),
+         a4 = _mm256_set1_ps(seed[4]), a5 = _mm256_set1_ps(seed[5]), a6 = _mm256_set1_ps(seed[6]), a7 = _mm256_set1_ps(seed[7]),
+         a8 = _mm256_set1_ps(seed[8]), a9 = _mm256_set1_ps(seed[9]), a10 = _mm256_set1_ps(seed[10]), a11 = _mm256_set1_ps(seed[11]);
   const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
   long n = 0; double t0 = now(), t;
   do {
