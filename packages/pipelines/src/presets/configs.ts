@@ -29,9 +29,15 @@ const CANDIDATES: Array<[number, number]> = [
 
 const VISION = { layers: 27, mlp_ratio: 3.7362, model_name: 'siglip_so400m_patch14_384', model_type: 'vision', patch_size: 14, width: 1152 };
 
+/** `auto_map` of the published language configs (DeepSeek's remote-code classes; no effect on the computation). */
+const AUTO_MAP = {
+  AutoConfig: 'configuration_deepseek.DeepseekV2Config',
+  AutoModel: 'modeling_deepseek.DeepseekV2Model',
+  AutoModelForCausalLM: 'modeling_deepseek.DeepseekV2ForCausalLM',
+};
+
 function vl2(language: Record<string, unknown>, nEmbed: number): Record<string, unknown> {
   return {
-    architectures: ['DeepseekVLV2ForCausalLM'],
     candidate_resolutions: CANDIDATES,
     global_view_pos: 'head',
     language_config: language,
@@ -57,10 +63,10 @@ export const PRESETS: Readonly<Record<PresetName, PresetSpec>> = {
     parametersTolerance: 0,
     processorConfig: PROCESSOR,
     config: vl2({
-      architectures: ['DeepseekV2ForCausalLM'], bos_token_id: 0, eos_token_id: 1, first_k_dense_replace: 1, hidden_size: 1280,
-      intermediate_size: 6848, kv_lora_rank: null, max_position_embeddings: 4096, model_type: 'deepseek_v2', moe_intermediate_size: 896,
+      architectures: ['DeepseekV2ForCausalLM'], auto_map: AUTO_MAP, bos_token_id: 0, eos_token_id: 1, first_k_dense_replace: 1, hidden_size: 1280,
+      intermediate_size: 6848, kv_lora_rank: null, lm_head: true, max_position_embeddings: 4096, model_type: 'deepseek_v2', moe_intermediate_size: 896,
       n_group: 1, n_routed_experts: 64, n_shared_experts: 2, num_attention_heads: 10, num_experts_per_tok: 6, num_hidden_layers: 12,
-      num_key_value_heads: 10, q_lora_rank: null, qk_nope_head_dim: 0, qk_rope_head_dim: 0, topk_group: 1, topk_method: 'greedy',
+      num_key_value_heads: 10, q_lora_rank: null, qk_nope_head_dim: 0, qk_rope_head_dim: 0, rm_head: false, topk_group: 1, topk_method: 'greedy',
       torch_dtype: 'bfloat16', use_mla: false, v_head_dim: 0, vocab_size: 129280,
     }, 1280),
   },
@@ -69,11 +75,12 @@ export const PRESETS: Readonly<Record<PresetName, PresetSpec>> = {
     parametersTolerance: 50_000_000,
     processorConfig: PROCESSOR,
     config: vl2({
-      architectures: ['DeepseekV2ForCausalLM'], bos_token_id: 0, eos_token_id: 1, first_k_dense_replace: 1, hidden_size: 2048,
+      // The hub file also has "lm_head": false, which this branch's config parser still refuses (ckpt's fix accepts it).
+      architectures: ['DeepseekV2ForCausalLM'], auto_map: AUTO_MAP, bos_token_id: 0, eos_token_id: 1, first_k_dense_replace: 1, hidden_size: 2048,
       intermediate_size: 10944, kv_lora_rank: 512, max_position_embeddings: 4096, model_type: 'deepseek_v2', moe_intermediate_size: 1408,
       n_group: 1, n_routed_experts: 64, n_shared_experts: 2, num_attention_heads: 16, num_experts_per_tok: 6, num_hidden_layers: 27,
-      num_key_value_heads: 16, q_lora_rank: null, qk_nope_head_dim: 128, qk_rope_head_dim: 64, topk_group: 1, topk_method: 'greedy',
-      torch_dtype: 'bfloat16', use_mla: true, v_head_dim: 128, vocab_size: 102400,
+      num_key_value_heads: 16, q_lora_rank: null, qk_nope_head_dim: 128, qk_rope_head_dim: 64, rm_head: false, topk_group: 1, topk_method: 'greedy',
+      torch_dtype: 'bfloat16', v_head_dim: 128, vocab_size: 102400,
     }, 2048),
   },
 };
