@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VisionLanguageModel, pipeline, vl2Tensors, writePresetCheckpoint } from '@kestrel/pipelines';
+import { ensureCheckpoint } from '../../packages/pipelines/src/presets/writer.js';
 import { mapsFiles } from '@kestrel/native';
 import { commands as askCommands, phaseTimings } from '../../packages/cli/src/commands/ask.js';
 import { runCommand } from '../../packages/cli/src/testing/run-command.js';
@@ -73,6 +74,18 @@ describe('preset checkpoint writer + loader (miniature)', () => {
     for (const k of ['load_s', 'tiles', 'image_tokens', 'vit_ms_per_tile', 'first_token_s', 'prefill_tok_s', 'decode_tok_s']) expect(typeof t[k]).toBe('number');
     expect(t.tiles).toBe(5);
     expect(t.new_tokens).toBe(3);
+  });
+
+  it('is written once: the same tensors are kept, a key that changes no tensor only rewrites config.json, a new shape rewrites all', async () => {
+    const d = join(root, 'again');
+    const spec = { config: CONFIG, processorConfig: PROCESSOR };
+    expect(await ensureCheckpoint(d, spec, { shardBytes: 100_000 })).toBe(true);
+    expect(await ensureCheckpoint(d, spec)).toBe(false);
+    const renamed = { ...CONFIG, transformers_version: '4.38.2' };
+    expect(await ensureCheckpoint(d, { config: renamed, processorConfig: PROCESSOR })).toBe(false);
+    expect(JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')).transformers_version).toBe('4.38.2');
+    const wider = { ...CONFIG, language_config: { ...CONFIG.language_config, vocab_size: 320 } };
+    expect(await ensureCheckpoint(d, { config: wider, processorConfig: PROCESSOR })).toBe(true);
   });
 
   it('dtype reaches the vision tower: f32 equals the bf16 weights decoded, int8 differs by quantization only', async () => {

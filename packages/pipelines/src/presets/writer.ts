@@ -4,8 +4,8 @@
  * Shards are streamed (one chunk buffer, never a whole tensor in memory); the folder is written under a temporary
  * name and renamed when complete, so an interrupted run leaves no checkpoint that looks whole.
  */
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { randomFillSync } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import { KestrelError, reportProgress, writeSafetensorsStreamed, type ProgressListener, type StreamedTensor } from '@kestrel/core';
 import { kestrelHome } from '../models/store.js';
@@ -48,9 +48,30 @@ function filler(t: PresetTensor): StreamedTensor['fill'] {
 
 const bytesOf = (t: PresetTensor): number => t.shape.reduce((a, d) => a * d, 2);
 
-/** True when `dir` holds a complete preset checkpoint (the writer's marker is its last file). */
-async function complete(dir: string): Promise<boolean> {
-  return (await stat(join(dir, '.kestrel-preset-complete')).catch(() => null)) !== null;
+const MARKER = '.kestrel-preset-complete';
+
+/** Fingerprint of a tensor list (names, shapes): equal lists need no new weights. */
+function tensorsKey(tensors: readonly PresetTensor[]): string {
+  const h = createHash('sha256');
+  for (const t of tensors) h.update(`${t.name}:${t.shape.join('x')};`);
+  return h.digest('hex');
+}
+
+/**
+ * True when `dir` holds a complete checkpoint of `spec` (the writer's marker is its last file and names the tensor
+ * list). JSON files that differ only in keys that leave the tensors alone are rewritten in place.
+ */
+async function upToDate(dir: string, spec: Pick<PresetSpec, 'config' | 'processorConfig'>): Promise<boolean> {
+  const marker = await readFile(join(dir, MARKER), 'utf8').catch(() => null);
+  if (marker === null || !marker.includes(tensorsKey(vl2Tensors(spec.config)))) return false;
+  for (const [file, value] of [['config.json', spec.config], ['processor_config.json', spec.processorConfig]] as const) {
+    const text = JSON.stringify(value, null, 2) + '\n';
+    if ((await readFile(join(dir, file), 'utf8').catch(() => null)) === text) continue;
+    const tmp = join(dir, `${file}.tmp-${process.pid}`);
+    await writeFile(tmp, text);
+    await rename(tmp, join(dir, file));
+  }
+  return true;
 }
 
 /**
@@ -59,9 +80,14 @@ async function complete(dir: string): Promise<boolean> {
  */
 export async function ensurePresetCheckpoint(name: PresetName, options: { home?: string; onProgress?: ProgressListener } = {}): Promise<{ dir: string; written: boolean }> {
   const dir = presetDir(name, options.home);
-  if (await complete(dir)) return { dir, written: false };
-  await writePresetCheckpoint(dir, PRESETS[name], options.onProgress ? { onProgress: options.onProgress } : {});
-  return { dir, written: true };
+  return { dir, written: await ensureCheckpoint(dir, PRESETS[name], options.onProgress ? { onProgress: options.onProgress } : {}) };
+}
+
+/** {@link writePresetCheckpoint} unless `dir` already holds `spec`'s tensors; true when it wrote them. */
+export async function ensureCheckpoint(dir: string, spec: Pick<PresetSpec, 'config' | 'processorConfig'>, options: { shardBytes?: number; onProgress?: ProgressListener } = {}): Promise<boolean> {
+  if (await upToDate(dir, spec)) return false;
+  await writePresetCheckpoint(dir, spec, options);
+  return true;
 }
 
 /**
@@ -102,7 +128,7 @@ export async function writePresetCheckpoint(dir: string, spec: Pick<PresetSpec, 
     const tok = standInTokenizer(vocab);
     await writeFile(join(tmp, 'tokenizer.json'), JSON.stringify(tok.tokenizer));
     await writeFile(join(tmp, 'tokenizer_config.json'), JSON.stringify(tok.config, null, 2) + '\n');
-    await writeFile(join(tmp, '.kestrel-preset-complete'), `random weights, ${total} bytes\n`);
+    await writeFile(join(tmp, MARKER), `random weights, ${total} bytes, tensors ${tensorsKey(tensors)}\n`);
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } catch (e) {
