@@ -32,7 +32,7 @@
         },
         {
           "target_name": "kestrel_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/threadpool.cc", "src/isa_scalar.cc"],
+          "sources": ["src/addon.cc", "src/mmap.cc", "src/ops.cc", "src/threadpool.cc", "src/isa_scalar.cc"],
           "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except", "kestrel_isa_avx2", "kestrel_isa_avx512", "kestrel_isa_avx512vnni"],
           "cflags_cc": ["<@(kestrel_common_cflags)"]
         }
@@ -41,7 +41,7 @@
       "targets": [
         {
           "target_name": "kestrel_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/threadpool.cc", "src/isa_scalar.cc", "src/isa_none.cc"],
+          "sources": ["src/addon.cc", "src/mmap.cc", "src/ops.cc", "src/threadpool.cc", "src/isa_scalar.cc", "src/isa_none.cc"],
           "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
           "cflags_cc": ["<@(kestrel_common_cflags)"]
         }

@@ -9,3 +9,5 @@ export { loadCudaKernels, cudaAvailability, type CudaKernels } from './cuda.js';
 export { withOpChecks } from './op-checks.js';
 export { DeviceBuffer, DeviceView, type DeviceOps, type DeviceExpertGroup, type DeviceGraph } from './cuda-device.js';
 export { BYTES_PER_PARAM, activeWeightBytes, mlaAttentionParams } from './decode-bound.js';
+export { mapsFiles } from './mmap.js';
+export { tensorToLinear, type WeightDType } from './weight-format.js';

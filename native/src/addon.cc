@@ -10,6 +10,7 @@
 #include "ops.h"
 
 namespace kestrel {
+void RegisterMmap(Napi::Env env, Napi::Object exports);  // mmap.cc: mapFile
 namespace {
 
 [[noreturn]] void Fail(Napi::Env env, const std::string& msg) {
@@ -361,6 +362,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  RegisterMmap(env, exports);
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));

@@ -4,12 +4,14 @@ import { randomBytes } from 'node:crypto';
 import { SafetensorsIndexSchema } from './config.js';
 import { KestrelError } from './errors.js';
 import { Tensor, DTYPE_BYTES, type DType } from './tensor.js';
+import { fileMapper, MappedFile } from './file-mapper.js';
 
 /** safetensors dtype names <-> Kestrel dtypes. */
 const ST_TO_DTYPE: Record<string, DType> = {
   F32: 'f32', F16: 'f16', BF16: 'bf16', F64: 'f64', I8: 'i8', U8: 'u8', I32: 'i32', I64: 'i64', BOOL: 'bool',
 };
-const DTYPE_TO_ST: Record<DType, string> = {
+/** Kestrel dtypes -> safetensors dtype names. */
+export const DTYPE_TO_ST: Record<DType, string> = {
   f32: 'F32', f16: 'F16', bf16: 'BF16', f64: 'F64', i8: 'I8', u8: 'U8', i32: 'I32', i64: 'I64', bool: 'BOOL',
 };
 
@@ -29,6 +31,16 @@ interface Entry extends TensorInfo {
   end: number;
 }
 
+/** Options of {@link openSafetensors}. */
+export interface OpenSafetensorsOptions {
+  /**
+   * Memory-map tensors (default true): `read` returns views of the file's pages, which are shared with the page
+   * cache and copy-on-write, so nothing is copied and writing into a tensor never changes the file (it does change
+   * what later reads from the same opened checkpoint see). false reads each tensor into its own buffer.
+   */
+  map?: boolean;
+}
+
 /** A (possibly sharded) safetensors checkpoint opened for lazy reading. */
 export interface SafetensorsFile {
   /** Tensor names in file order. */
@@ -37,7 +49,7 @@ export interface SafetensorsFile {
   info(name: string): TensorInfo;
   /** True when the checkpoint holds `name`. */
   has(name: string): boolean;
-  /** Read one tensor (only its bytes are read). */
+  /** One tensor: a view of its memory-mapped bytes, or (map: false, no addon) only its bytes read. */
   read(name: string): Promise<Tensor>;
   /** `__metadata__` of the (first) file. */
   metadata(): Record<string, string>;
@@ -141,7 +153,22 @@ class SafetensorsReader implements SafetensorsFile {
     private readonly handles: Map<string, FileHandle>,
     private readonly meta: Record<string, string>,
     private readonly label: string,
+    private readonly map: boolean,
   ) {}
+
+  private readonly mapped = new Map<string, MappedFile>();
+
+  /** The file's mapped windows, which end where its last tensor does (the header checked that lies in the file). */
+  private mappedFile(path: string, map: NonNullable<ReturnType<typeof fileMapper>>): MappedFile {
+    let m = this.mapped.get(path);
+    if (!m) {
+      let end = 0;
+      for (const e of this.entries.values()) if (e.file === path && e.end > end) end = e.end;
+      m = new MappedFile(map, path, end);
+      this.mapped.set(path, m);
+    }
+    return m;
+  }
 
   names(): string[] { return [...this.entries.keys()]; }
   has(name: string): boolean { return this.entries.has(name); }
@@ -159,7 +186,19 @@ class SafetensorsReader implements SafetensorsFile {
     const fh = this.handles.get(e.file);
     if (!fh) throw new KestrelError('E_IO', `${this.label}: checkpoint is closed`);
     const len = e.end - e.begin;
-    // Allocate with 8-byte alignment so the typed-array view needs no copy.
+    // Mapped in place (the OS pages it in on first use) unless mapping is off, or the tensor starts at an address
+    // its element type cannot be viewed at (then it is read into an aligned buffer).
+    const map = this.map && len > 0 && e.begin % DTYPE_BYTES[e.dtype] === 0 ? fileMapper() : null;
+    if (map) {
+      let bytes: Uint8Array;
+      try {
+        bytes = this.mappedFile(e.file, map).view(e.begin, len);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        throw new KestrelError(code === 'E_CHECKPOINT_FORMAT' ? 'E_CHECKPOINT_FORMAT' : 'E_IO', `${this.label}: cannot map tensor "${name}": ${(err as Error).message}`, { cause: err, details: { tensor: name } });
+      }
+      return Tensor.fromBytes(e.dtype, e.shape, bytes);
+    }
     const ab = new ArrayBuffer(len);
     const buf = new Uint8Array(ab);
     let got = 0;
@@ -174,6 +213,8 @@ class SafetensorsReader implements SafetensorsFile {
   async close(): Promise<void> {
     const hs = [...this.handles.values()];
     this.handles.clear();
+    for (const m of this.mapped.values()) m.release();
+    this.mapped.clear();
     await Promise.all(hs.map((h) => h.close().catch(() => undefined)));
   }
 }
@@ -198,7 +239,8 @@ async function openOne(path: string): Promise<{ fh: FileHandle; parsed: ParsedFi
  * Open a safetensors checkpoint lazily: only the header is read. `path` may be a `.safetensors` file, a
  * `model.safetensors.index.json` of a sharded checkpoint, or a directory holding either.
  */
-export async function openSafetensors(path: string): Promise<SafetensorsFile> {
+export async function openSafetensors(path: string, options: OpenSafetensorsOptions = {}): Promise<SafetensorsFile> {
+  const map = options.map ?? true;
   let p = path;
   const st = await stat(p).catch(() => null);
   if (!st) throw new KestrelError('E_MODEL_NOT_FOUND', `checkpoint not found: ${path}`, { details: { path } });
@@ -208,12 +250,12 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     else if (await stat(join(p, 'model.safetensors')).catch(() => null)) p = join(p, 'model.safetensors');
     else throw new KestrelError('E_MODEL_NOT_FOUND', `${path} holds neither model.safetensors nor model.safetensors.index.json`, { details: { path } });
   }
-  if (p.endsWith('.index.json')) return openSharded(p);
+  if (p.endsWith('.index.json')) return openSharded(p, map);
   const { fh, parsed } = await openOne(p);
-  return new SafetensorsReader(parsed.entries, new Map([[p, fh]]), parsed.metadata, p);
+  return new SafetensorsReader(parsed.entries, new Map([[p, fh]]), parsed.metadata, p, map);
 }
 
-async function openSharded(indexPath: string): Promise<SafetensorsFile> {
+async function openSharded(indexPath: string, map: boolean): Promise<SafetensorsFile> {
   let index: unknown;
   try {
     index = JSON.parse(await readFile(indexPath, 'utf8'));
@@ -249,7 +291,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsFile> {
     await Promise.all([...handles.values()].map((h) => h.close().catch(() => undefined)));
     throw e;
   }
-  return new SafetensorsReader(entries, handles, metadata, indexPath);
+  return new SafetensorsReader(entries, handles, metadata, indexPath, map);
 }
 
 /**

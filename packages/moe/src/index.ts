@@ -8,7 +8,7 @@ export { KvCache } from './kv-cache.js';
 export { planExpertPlacement, type ExpertPlacement, type ExpertPlacementOptions } from './placement.js';
 export { parseModelConfig, deepseekV2ConfigSchema, type DeepseekV2Config, type ModelConfig } from './config.js';
 export { ropeFrequencies, attentionMscale2 } from './rope-tables.js';
-export type { ModelDType } from './weights.js';
+export { checkpointDType, type ModelDType } from './weights.js';
 export { TextTokenizer } from './tokenizer.js';
 export { languageTensorShapes } from './tensor-shapes.js';
 export { generateOptionsSchema, type GenerateOptions, type GenerateInput, type GenerateResult, type StreamChunk, type FinishReason } from './generation.js';

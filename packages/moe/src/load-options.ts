@@ -5,8 +5,11 @@ import type { Kernels } from '@kestrel/native';
 
 /** Options of {@link MoeLanguageModel.load}. */
 export const loadOptionsSchema = z.object({
-  /** in-memory weight format: f32, bf16, or int8 (q8 weight-only, block 32) */
-  dtype: z.enum(['f32', 'bf16', 'int8']).default('f32'),
+  /**
+   * in-memory weight format: f32, bf16, or int8 (q8 weight-only, block 32). Default: the checkpoint's own (BF16
+   * weights stay bf16 and are used in place, a `kestrel quantize` checkpoint is int8, F32 and F16 become f32).
+   */
+  dtype: z.enum(['f32', 'bf16', 'int8']).optional(),
   /** kernel threads (native backend) */
   threads: z.number().int().positive().optional(),
   device: z.enum(['cpu', 'cuda']).default('cpu'),

@@ -8,7 +8,7 @@ import type { Layer, MhaWeights, MlaWeights, DenseMlp, MoeMlp, ModelWeights } fr
 import { loadOptionsSchema, type LoadOptions } from './load-options.js';
 import { planExperts, type ExpertPlacement } from './placement.js';
 import { RopeTables, ropeFrequencies } from './rope-tables.js';
-import { WeightReader, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
+import { WeightReader, checkpointDType, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
 import { TextTokenizer } from './tokenizer.js';
 
 /** Everything MoeLanguageModel is made of once loaded. */
@@ -60,13 +60,14 @@ export async function loadModel(dir: string, options?: LoadOptions): Promise<Loa
       else if (file.has('language.model.embed_tokens.weight')) prefix = 'language.';
       else throw new KestrelError('E_CHECKPOINT_FORMAT', `${dir}: no model.embed_tokens.weight (nor language.model.embed_tokens.weight); not a DeepSeek-V2 checkpoint`);
     }
+    const dtype = o.dtype ?? checkpointDType(file, `${prefix}model.embed_tokens.weight`);
     let placement: ExpertPlacement | null = null;
     let cpuKernels: Kernels | null = null;
     if (onCuda && (o.expertsOn !== undefined || o.cpuExpertLayers !== undefined)) {
-      placement = planExperts(cfg, o.dtype, o.expertsOn ?? 'gpu', o.cpuExpertLayers, (kernels as Partial<CudaKernels>).device?.totalMem);
+      placement = planExperts(cfg, dtype, o.expertsOn ?? 'gpu', o.cpuExpertLayers, (kernels as Partial<CudaKernels>).device?.totalMem);
       if (placement.expertLayersOnCpu > 0) cpuKernels = await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     }
-    const weights = await readWeights({ dir, cfg, file, prefix, dtype: o.dtype, kernels, onProgress: o.onProgress, placement, cpuKernels });
+    const weights = await readWeights({ dir, cfg, file, prefix, dtype, kernels, onProgress: o.onProgress, placement, cpuKernels });
     const ropeDim = cfg.useMla ? cfg.rope : cfg.headDim;
     const ropeTables = new RopeTables(ropeFrequencies(ropeDim, cfg.raw), Math.min(cfg.raw.max_position_embeddings, 4096));
     let eosIds: readonly number[] = cfg.eosIds;
@@ -74,7 +75,7 @@ export async function loadModel(dir: string, options?: LoadOptions): Promise<Loa
     const ge = gen?.eos_token_id;
     if (typeof ge === 'number') eosIds = [ge];
     else if (Array.isArray(ge) && ge.every((v) => typeof v === 'number')) eosIds = ge as number[];
-    return { ...weights, config: cfg, kernels, dtype: o.dtype, ropeTables, mlaMode: o.mlaMode, dir, placement, tokenizer: await TextTokenizer.load(dir), eosIds };
+    return { ...weights, config: cfg, kernels, dtype, ropeTables, mlaMode: o.mlaMode, dir, placement, tokenizer: await TextTokenizer.load(dir), eosIds };
   } finally {
     await file.close();
   }

@@ -4,6 +4,17 @@ import { Q8_BLOCK, quantizeQ8, decodeRow, type LinearWeight, type PreparedLinear
 /** In-memory weight formats a model can be loaded as. */
 export type ModelDType = 'f32' | 'bf16' | 'int8';
 
+/**
+ * The in-memory format a checkpoint loads as when the caller names none: its own, judged by `probe` (a large
+ * matrix every checkpoint has, e.g. the token embedding). BF16 stays bf16 (the kernels read it in place), I8
+ * (`kestrel quantize`) is int8, and F32 and F16 become f32 (no kernel reads f16; bf16 would drop 3 mantissa bits).
+ */
+export function checkpointDType(file: Pick<SafetensorsFile, 'has' | 'info'>, probe: string): ModelDType {
+  if (!file.has(probe)) return 'f32';
+  const d = file.info(probe).dtype;
+  return d === 'bf16' ? 'bf16' : d === 'i8' ? 'int8' : 'f32';
+}
+
 /** Suffix of the per-block scales tensor that `kestrel quantize` writes next to an I8 weight. */
 export const Q8_SCALE_SUFFIX = '_scale';
 

@@ -6,7 +6,7 @@ export { pipeline, pipelineTasks, RuntimeOptionsSchema, type PipelineTasks, type
 export { VisionLanguageModel, VlmLoadOptionsSchema, type VlmLoadOptions, type VlmInput, type PreparedInputs } from './vlm/vision-language-model.js';
 export { DeepseekVLV2Processor, ProcessorConfigSchema, PreprocessOptionsSchema, type ProcessorConfig, type PreprocessResult, type PreprocessOptions, type TokenizedPrompt, type VlmImage } from './vlm/processor.js';
 export { conversationTokenizer } from './vlm/chat.js';
-export { chat, formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ConversationTokenizer, ChatOptionsSchema, type ChatHost, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage } from './vlm/chat.js';
+export { chat, formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ConversationTokenizer, ChatOptionsSchema, type ChatHost, type ChatMessage, type ChatContentPart, type ChatOptions, type ChatResult, type ChatUsage, type ChatTimings } from './vlm/chat.js';
 export { generateOptionsSchema as VlmGenerateOptionsSchema, type GenerateOptions as VlmGenerateOptions } from '@kestrel/moe';
 export { TextTokenizer as VlmTokenizer, processorSpecialTokens, GROUNDING_TOKENS, CHAT_TOKENS } from './vlm/tokenizer.js';
 export { AskOptionsSchema, CaptionOptionsSchema, ChatPipelineOptionsSchema, type AskOptions, type CaptionOptions, type ChatPipelineOptions, type AskPipeline, type CaptionPipeline, type ChatPipeline, type AskResult, type CaptionResult, type CallOptions } from './vlm/pipelines.js';
@@ -27,3 +27,4 @@ export { registerModel, modelCatalog, catalogEntry, kestrelHome, modelCacheDir, 
 export { drawOverlay, labelColour, OverlayOptionsSchema, type OverlayObject, type OverlayOptions } from './overlay/index.js';
 export { useTfjsBackend, loadTfjsGraphModel, type TfjsBackend } from './runtime/tfjs.js';
 export { openOnnxSession, onnxProviders, type ExecutionProvider } from './runtime/onnx.js';
+export { PRESETS, PRESET_NAMES, ensurePresetCheckpoint, writePresetCheckpoint, presetDir, presetName, vl2Tensors, runOnnxVision, type OnnxVisionRun, type PresetName, type PresetSpec, type PresetTensor } from './presets/index.js';

@@ -1,5 +1,5 @@
 import { KestrelError, Tensor } from '@kestrel/core';
-import type { Kernels, LinearWeight, PreparedLinear } from '@kestrel/native';
+import { tensorToLinear, type Kernels, type PreparedLinear, type WeightDType } from '@kestrel/native';
 import { parseProjectorConfig, projectedSide, type ProjectorConfig } from './config.js';
 
 /** Where weights come from (a SafetensorsFile satisfies it). */
@@ -10,7 +10,7 @@ export interface WeightSource {
 
 interface Layer { w: PreparedLinear; b: Float32Array }
 
-async function readLayer(src: WeightSource, kernels: Kernels, name: string, k: number | null): Promise<Layer> {
+async function readLayer(src: WeightSource, kernels: Kernels, name: string, k: number | null, dtype: WeightDType | undefined): Promise<Layer> {
   for (const n of [`${name}.weight`, `${name}.bias`]) {
     if (!src.has(n)) throw new KestrelError('E_CHECKPOINT_FORMAT', `checkpoint is missing tensor "${n}" (projector)`, { details: { tensor: n } });
   }
@@ -21,14 +21,7 @@ async function readLayer(src: WeightSource, kernels: Kernels, name: string, k: n
   }
   const n = wt.shape[0]!;
   const kk = wt.shape[1]!;
-  let w: LinearWeight;
-  if (wt.dtype === 'bf16') w = { format: 'bf16', n, k: kk, data: (wt.data as Uint16Array).slice() };
-  else {
-    const f = wt.toF32().data;
-    w = { format: 'f32', n, k: kk, data: f === wt.data ? f.slice() : f };
-  }
-  const bf = bt.toF32().data;
-  return { w: kernels.prepareLinear(w), b: bf === bt.data ? bf.slice() : bf };
+  return { w: kernels.prepareLinear(tensorToLinear(wt, n, kk, dtype, `${name}.weight`)), b: bt.toF32().data };
 }
 
 /**
@@ -55,13 +48,13 @@ export class MlpProjector {
     return this.layers.length ? this.layers[this.layers.length - 1]!.w.n : this.config.input_dim;
   }
 
-  /** Bind to the `projector.*` weights (prefix configurable). */
-  static async load(src: WeightSource, rawConfig: unknown, kernels: Kernels, prefix = 'projector.'): Promise<MlpProjector> {
+  /** Bind to the `projector.*` weights (prefix configurable); `dtype`: the matrices' in-memory format (default: as stored). */
+  static async load(src: WeightSource, rawConfig: unknown, kernels: Kernels, prefix = 'projector.', dtype?: WeightDType): Promise<MlpProjector> {
     const cfg = parseProjectorConfig(rawConfig);
     const r = cfg.downsample_ratio;
     const layers: Layer[] = [];
     if (cfg.projector_type === 'linear') {
-      layers.push(await readLayer(src, kernels, `${prefix}layers`, cfg.input_dim));
+      layers.push(await readLayer(src, kernels, `${prefix}layers`, cfg.input_dim, dtype));
     } else if (cfg.projector_type !== 'identity') {
       // nn.Sequential(Linear, GELU, Linear, GELU, ..., Linear): Linear modules sit at even indices.
       let k = cfg.projector_type === 'downsample_mlp_gelu' ? cfg.input_dim * r * r : cfg.input_dim;
@@ -73,7 +66,7 @@ export class MlpProjector {
         throw new KestrelError('E_CHECKPOINT_FORMAT', `checkpoint has ${prefix}layers.${2 * n}.weight but projector_config.depth is ${cfg.depth}`);
       }
       for (let i = 0; i < n; i++) {
-        const l = await readLayer(src, kernels, `${prefix}layers.${2 * i}`, k);
+        const l = await readLayer(src, kernels, `${prefix}layers.${2 * i}`, k, dtype);
         layers.push(l);
         k = l.w.n;
       }

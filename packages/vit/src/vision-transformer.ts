@@ -1,5 +1,5 @@
 import { KestrelError, Tensor } from '@kestrel/core';
-import type { Kernels, PreparedLinear } from '@kestrel/native';
+import type { Kernels, PreparedLinear, WeightDType } from '@kestrel/native';
 import { parseVisionConfig, patchGrid, visionMlpHidden, type VisionConfig } from './config.js';
 import { readF32, readLinear, type WeightSource } from './weights.js';
 
@@ -58,16 +58,17 @@ export class VisionTransformer {
 
   /**
    * Bind the ViT to its weights. `prefix` is the weight-name prefix (`vision.` in VL2 checkpoints).
-   * Every tensor's shape is checked against the config (E_CHECKPOINT_FORMAT on mismatch).
+   * Every tensor's shape is checked against the config (E_CHECKPOINT_FORMAT on mismatch). `dtype`: the matrices'
+   * in-memory format (default: as stored; BF16 stays bf16, in place).
    */
-  static async load(src: WeightSource, rawConfig: unknown, kernels: Kernels, prefix = 'vision.'): Promise<VisionTransformer> {
+  static async load(src: WeightSource, rawConfig: unknown, kernels: Kernels, prefix = 'vision.', dtype?: WeightDType): Promise<VisionTransformer> {
     const cfg = parseVisionConfig(rawConfig);
     const D = cfg.width;
     const P = cfg.patch_size;
     const g = patchGrid(cfg);
     const M = visionMlpHidden(cfg);
     const p = prefix;
-    const patch = await readLinear(src, kernels, `${p}patch_embed.proj.weight`, [D, 3, P, P]);
+    const patch = await readLinear(src, kernels, `${p}patch_embed.proj.weight`, [D, 3, P, P], dtype);
     const patchB = await readF32(src, `${p}patch_embed.proj.bias`, [D]);
     const pos = await readF32(src, `${p}pos_embed`, [1, g * g, D]);
     const blocks: BlockWeights[] = [];
@@ -76,15 +77,15 @@ export class VisionTransformer {
       blocks.push({
         norm1W: await readF32(src, `${b}norm1.weight`, [D]),
         norm1B: await readF32(src, `${b}norm1.bias`, [D]),
-        qkv: await readLinear(src, kernels, `${b}attn.qkv.weight`, [3 * D, D]),
+        qkv: await readLinear(src, kernels, `${b}attn.qkv.weight`, [3 * D, D], dtype),
         qkvB: await readF32(src, `${b}attn.qkv.bias`, [3 * D]),
-        proj: await readLinear(src, kernels, `${b}attn.proj.weight`, [D, D]),
+        proj: await readLinear(src, kernels, `${b}attn.proj.weight`, [D, D], dtype),
         projB: await readF32(src, `${b}attn.proj.bias`, [D]),
         norm2W: await readF32(src, `${b}norm2.weight`, [D]),
         norm2B: await readF32(src, `${b}norm2.bias`, [D]),
-        fc1: await readLinear(src, kernels, `${b}mlp.fc1.weight`, [M, D]),
+        fc1: await readLinear(src, kernels, `${b}mlp.fc1.weight`, [M, D], dtype),
         fc1B: await readF32(src, `${b}mlp.fc1.bias`, [M]),
-        fc2: await readLinear(src, kernels, `${b}mlp.fc2.weight`, [D, M]),
+        fc2: await readLinear(src, kernels, `${b}mlp.fc2.weight`, [D, M], dtype),
         fc2B: await readF32(src, `${b}mlp.fc2.bias`, [D]),
       });
     }

@@ -1,5 +1,6 @@
 import type { CommandSpec } from '../command.js';
 import { printJson } from '../command.js';
+import type { ChatTimings, ChatUsage } from '@kestrel/pipelines';
 
 const HELP = `Usage: kestrel ask --model DIR|openai:URL --image IMG [--image IMG2] [options] "question"
 
@@ -18,10 +19,13 @@ The answer streams to stdout as it is generated; token counts and time go to std
   --seed N                sampling seed
   --system TEXT           system prompt (default none)
   --backend NAME          auto | portable | native (default auto)
-  --dtype NAME            language-model weights in memory: f32 | bf16 | int8 (default f32)
+  --dtype NAME            weights in memory (vision tower, projector, language model): f32 | bf16 | int8
+                          (default: the checkpoint's own; BF16 stays bf16, a \`kestrel quantize\` model is int8)
   --device NAME           cpu | cuda (default cpu; cuda needs npm run build:cuda and an NVIDIA GPU)
   --experts-on WHERE      cuda: routed experts on gpu | cpu | auto (default gpu)
   --cpu-expert-layers N   cuda: routed experts of the first N MoE layers on the CPU
+  --timings               print the phases (load, tiles, vision ms per tile, prefill, first token, decode)
+                          as one JSON line on stderr (with --json: a "timings" field)
   --json                  print {"text", "usage"} as JSON at the end instead of streaming`;
 
 function num(v: unknown, name: string, int: boolean): number | undefined {
@@ -75,13 +79,23 @@ export const MODEL_FLAGS = {
   'remote-model': { type: 'string' },
 } as const;
 
+/** The phases of one answer in the units `kestrel bench vlm` prints (seconds, ms per tile, tokens per second). */
+export function phaseTimings(loadS: number, u: ChatUsage, t: ChatTimings): Record<string, number> {
+  const r = (x: number, d = 3): number => Number(x.toFixed(d));
+  return {
+    load_s: r(loadS), tiles: t.tiles, image_tokens: u.imageTokens, prompt_tokens: u.promptTokens, new_tokens: u.completionTokens,
+    preprocess_ms: r(t.preprocessMs, 1), vit_ms: r(t.visionMs, 1), vit_ms_per_tile: r(t.visionMsPerTile, 1), projector_ms: r(t.projectorMs, 1),
+    prefill_s: r(t.prefillMs / 1000), first_token_s: r(t.firstTokenMs / 1000), prefill_tok_s: r(t.prefillTokS, 1), decode_tok_s: r(t.decodeTokS, 2),
+  };
+}
+
 /** `kestrel ask`: a question about images, answered by a local VLM. */
 export const commands: CommandSpec[] = [
   {
     path: ['ask'],
     summary: 'ask a question about image(s) with a DeepSeek-VL2 model, local or on an OpenAI-compatible server (streams the answer)',
     help: HELP,
-    options: { ...MODEL_FLAGS, image: { type: 'string', multiple: true } },
+    options: { ...MODEL_FLAGS, image: { type: 'string', multiple: true }, timings: { type: 'boolean' } },
     async run(ctx) {
       const { KestrelError } = await import('@kestrel/core');
       const model = ctx.values.model;
@@ -96,10 +110,14 @@ export const commands: CommandSpec[] = [
         if (!st?.isFile()) throw new KestrelError('E_IO', `cannot read image ${f}: no such file`);
       }
       const { pipeline } = await import('@kestrel/pipelines');
+      const t0 = performance.now();
       const ask = await pipeline('ask', { model, ...(await modelFlags(ctx.values)) });
+      const loadS = (performance.now() - t0) / 1000;
+      const timings = ctx.values.timings === true;
       try {
         if (ctx.json) {
-          printJson(ctx, await ask(images, question));
+          const r = await ask(images, question);
+          printJson(ctx, timings && r.timings ? { ...r, timings: phaseTimings(loadS, r.usage, r.timings) } : { text: r.text, usage: r.usage });
           return;
         }
         const gen = ask.stream(images, question);
@@ -111,6 +129,7 @@ export const commands: CommandSpec[] = [
         const imageTokens = ask.remote ? '' : ` (${u.imageTokens} image)`;
         const on = ask.remote ? `, on ${ask.remote.baseUrl}` : '';
         ctx.err.write(`[${u.promptTokens} prompt tokens${imageTokens}, ${u.completionTokens} generated, ${(u.ms / 1000).toFixed(2)} s${on}]\n`);
+        if (timings && r.value.timings) ctx.err.write(JSON.stringify(phaseTimings(loadS, u, r.value.timings)) + '\n');
       } finally {
         ask.dispose();
       }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { KestrelError, parseOptions } from '@kestrel/core';
+import { KestrelError, parseOptions, type Tensor } from '@kestrel/core';
 import type { DeepseekVLV2Processor, PreprocessResult, VlmImage } from './processor.js';
-import { generateOptionsSchema, type GenerateOptions, type StreamChunk } from '@kestrel/moe';
+import { generateOptionsSchema, type MoeLanguageModel } from '@kestrel/moe';
 import { tokenizeConversation, conversationImages, type ChatMessage, type ConversationTokenizer } from './conversation.js';
 
 /**
@@ -12,7 +12,10 @@ export interface ChatHost {
   readonly dir: string;
   readonly processor: Pick<DeepseekVLV2Processor, 'config' | 'preprocess' | 'tokenizeWithImages'>;
   readonly tokenizer: { encode(text: string): number[] } | null;
-  stream(input: { inputIds: ArrayLike<number>; images: readonly VlmImage[]; preprocessed: PreprocessResult | null }, options?: GenerateOptions): AsyncGenerator<StreamChunk, void, undefined>;
+  /** the vision tower and projector over the prompt's images, with their times */
+  prepareInputs(input: { inputIds: ArrayLike<number>; images: readonly VlmImage[]; preprocessed: PreprocessResult | null }): Promise<{ inputsEmbeds: Tensor<'f32'>; timings: { visionMs: number; projectorMs: number } }>;
+  /** the language model that streams the answer from the prompt's embeddings */
+  readonly language: Pick<MoeLanguageModel, 'stream'>;
 }
 
 export { formatConversation, tokenizeConversation, conversationImages, DEEPSEEK_TEMPLATE, type ChatMessage, type ChatContentPart, type ConversationTokenizer } from './conversation.js';
@@ -45,6 +48,29 @@ export interface ChatUsage {
   ms: number;
 }
 
+/** Phases of one answer (milliseconds unless named otherwise). */
+export interface ChatTimings {
+  /** image decode, resize and tiling */
+  preprocessMs: number;
+  /** ViT tiles (all images, global views included) */
+  tiles: number;
+  /** vision tower, all tiles */
+  visionMs: number;
+  /** vision tower per tile */
+  visionMsPerTile: number;
+  projectorMs: number;
+  /** the prompt through the language model, up to the first new token */
+  prefillMs: number;
+  /** from the call to the first new token (everything above) */
+  firstTokenMs: number;
+  /** after the first new token, to the last */
+  decodeMs: number;
+  /** prompt tokens per second of prefillMs */
+  prefillTokS: number;
+  /** new tokens after the first per second of decodeMs (0 with fewer than 2 tokens) */
+  decodeTokS: number;
+}
+
 /** Result of {@link chat}. */
 export interface ChatResult {
   message: { role: 'assistant'; content: string };
@@ -52,6 +78,8 @@ export interface ChatResult {
   text: string;
   tokenIds: number[];
   usage: ChatUsage;
+  /** where the time went, phase by phase (absent for a remote model: its server does not report phases) */
+  timings?: ChatTimings;
   /** OpenAI's terms: 'length' when maxNewTokens was reached, else 'stop' (EOS or a stop token/string) */
   finishReason: 'stop' | 'length';
 }
@@ -87,21 +115,39 @@ export async function chat(model: ChatHost, messages: readonly ChatMessage[], op
   // validates the messages before any image is decoded
   const images = conversationImages(messages, proc.config.image_token);
   const pre = images.length ? await proc.preprocess(images, o.cropping !== undefined ? { cropping: o.cropping } : {}) : null;
+  const tPre = performance.now();
   const { inputIds } = tokenizeConversation(messages, pre?.numImageTokens ?? [], conv);
   const { cropping: _c, ...gen } = o;
   const tokenIds: number[] = [];
   let text = '';
   onStart?.();
-  for await (const c of model.stream({ inputIds, images, preprocessed: pre }, gen)) {
+  // The model's stream() in two steps, so the vision and language phases are timed apart.
+  const prepared = await model.prepareInputs({ inputIds, images, preprocessed: pre });
+  const tLm = performance.now();
+  let tFirst = 0;
+  let tLast = 0;
+  for await (const c of model.language.stream({ inputsEmbeds: prepared.inputsEmbeds, inputIds }, gen)) {
+    tLast = performance.now();
+    if (tokenIds.length === 0) tFirst = tLast;
     tokenIds.push(c.tokenId);
     if (c.text) { text += c.text; onText?.(c.text); }
   }
   const imageTokens = pre ? pre.numImageTokens.reduce((a, b) => a + b, 0) : 0;
+  const tiles = pre?.pixelValues.shape[0] ?? 0;
+  const prefillMs = tokenIds.length ? tFirst - tLm : 0;
+  const decodeMs = tokenIds.length ? tLast - tFirst : 0;
+  const timings: ChatTimings = {
+    preprocessMs: tPre - t0, tiles, visionMs: prepared.timings.visionMs, visionMsPerTile: tiles ? prepared.timings.visionMs / tiles : 0,
+    projectorMs: prepared.timings.projectorMs, prefillMs, firstTokenMs: tokenIds.length ? tFirst - t0 : 0, decodeMs,
+    prefillTokS: prefillMs > 0 ? inputIds.length / (prefillMs / 1000) : 0,
+    decodeTokS: decodeMs > 0 ? (tokenIds.length - 1) / (decodeMs / 1000) : 0,
+  };
   return {
     message: { role: 'assistant', content: text },
     text,
     tokenIds,
     usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 },
+    timings,
     finishReason: tokenIds.length < o.maxNewTokens ? 'stop' : 'length',
   };
 }

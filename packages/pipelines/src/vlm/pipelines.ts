@@ -3,7 +3,7 @@ import { KestrelError, parseOptions } from '@kestrel/core';
 import { generateOptionsSchema as gen } from '@kestrel/moe';
 import { VisionLanguageModel, VlmLoadOptionsSchema } from './vision-language-model.js';
 import type { VlmImage } from './processor.js';
-import { chat, type ChatMessage, type ChatResult, type ChatUsage } from './chat.js';
+import { chat, type ChatMessage, type ChatResult, type ChatTimings, type ChatUsage } from './chat.js';
 import { remoteOptions, type RemoteModelInfo } from '../remote/options.js';
 import { streamed } from './stream-bridge.js';
 
@@ -60,6 +60,8 @@ export type CallOptions = z.input<typeof CallOptionsSchema> & { onText?: (text: 
 export interface AskResult {
   text: string;
   usage: ChatUsage;
+  /** where the time went (vision per tile, prefill, first token, decode, ...) */
+  timings?: ChatTimings;
 }
 
 /** `pipeline('ask')`: a question about one or more images (all in one prompt). */
@@ -167,7 +169,7 @@ async function createAsk(options: unknown): Promise<AskPipeline> {
   const { model, owned } = await loadModel(o);
   const run = async (images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): Promise<AskResult> => {
     const r = await chat(model, messagesFor(o.systemPrompt, asList(images), question), genOptions(o, call));
-    return { text: r.text, usage: r.usage };
+    return { text: r.text, usage: r.usage, ...(r.timings ? { timings: r.timings } : {}) };
   };
   const stream = (images: VlmImage | readonly VlmImage[], question: string, call?: CallOptions): AsyncGenerator<string, AskResult, undefined> =>
     streamed((onText) => run(images, question, { ...call, onText: (t) => { onText(t); call?.onText?.(t); } }));

@@ -5,13 +5,16 @@ import { KestrelError, Tensor, openSafetensors, parseOptions, readJson as readJs
 import { getKernels, loadCudaKernels, type Kernels } from '@kestrel/native';
 import { VisionTransformer, parseVisionConfig } from '@kestrel/vit';
 import { MlpProjector, ImageTokenLayout, parseProjectorConfig } from '@kestrel/projector';
-import { MoeLanguageModel, loadOptionsSchema, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
+import { MoeLanguageModel, loadOptionsSchema, checkpointDType, type GenerateOptions, type GenerateResult, type StreamChunk } from '@kestrel/moe';
 import { DeepseekVLV2Processor, type PreprocessResult, type VlmImage } from './processor.js';
 import { TextTokenizer, processorSpecialTokens } from './tokenizer.js';
 import { chat, type ChatMessage, type ChatOptions, type ChatResult } from './chat.js';
 import { parseVl2Config, type Vl2Config } from './vl2-config.js';
 
-/** Options of {@link VisionLanguageModel.load}: the language model's load options that apply to the whole model. */
+/**
+ * Options of {@link VisionLanguageModel.load}: the language model's load options that apply to the whole model.
+ * `dtype` is the in-memory format of the vision tower, projector and language model (default: the checkpoint's own).
+ */
 export const VlmLoadOptionsSchema = loadOptionsSchema.pick({ backend: true, threads: true, dtype: true, device: true, mlaMode: true, expertsOn: true, cpuExpertLayers: true }).strict();
 export type VlmLoadOptions = z.input<typeof VlmLoadOptionsSchema>;
 
@@ -43,6 +46,8 @@ export interface PreparedInputs {
   /** ViT output [tiles, N, D] and projector output [tiles, h*w, H] (null without images) */
   visionFeatures: Tensor<'f32'> | null;
   projectorOut: Tensor<'f32'> | null;
+  /** milliseconds spent in the vision tower and the projector (0 without images) */
+  timings: { visionMs: number; projectorMs: number };
 }
 
 function readJson(path: string, what: string): Promise<unknown> {
@@ -134,14 +139,16 @@ export class VisionLanguageModel {
       : await getKernels({ backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     const file = await openSafetensors(dir);
     let vision: VisionTransformer, projector: MlpProjector, layout: ImageTokenLayout;
+    let dtype = o.dtype;
     try {
-      vision = await VisionTransformer.load(file, cfg.vision_config, kernels, 'vision.');
-      projector = await MlpProjector.load(file, cfg.projector_config, kernels, 'projector.');
+      dtype ??= checkpointDType(file, 'language.model.embed_tokens.weight');
+      vision = await VisionTransformer.load(file, cfg.vision_config, kernels, 'vision.', o.dtype);
+      projector = await MlpProjector.load(file, cfg.projector_config, kernels, 'projector.', o.dtype);
       layout = await ImageTokenLayout.load(file, cfg, projector.outDim);
     } finally {
       await file.close();
     }
-    const language = await MoeLanguageModel.load(dir, { ...withoutUndefined(o), config: lc, prefix: 'language.' });
+    const language = await MoeLanguageModel.load(dir, { ...withoutUndefined(o), ...(dtype !== undefined ? { dtype } : {}), config: lc, prefix: 'language.' });
     if (language.config.hidden !== projector.outDim) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `projector n_embed ${projector.outDim} differs from the language model's hidden_size ${language.config.hidden}`);
     }
@@ -177,7 +184,7 @@ export class VisionLanguageModel {
     const H = this.language.config.hidden;
     if (images.length === 0) {
       if (positions.length) throw new KestrelError('E_IMAGE_TOKENS', `inputIds hold ${positions.length} image-token positions but no images were given`);
-      return { inputsEmbeds, imageEmbeds: new Tensor('f32', [0, H]), preprocessed: null, visionFeatures: null, projectorOut: null };
+      return { inputsEmbeds, imageEmbeds: new Tensor('f32', [0, H]), preprocessed: null, visionFeatures: null, projectorOut: null, timings: { visionMs: 0, projectorMs: 0 } };
     }
     const pre = input.preprocessed ?? await this.processor.preprocess(images, input.cropping !== undefined ? { cropping: input.cropping } : {});
     const need = pre.numImageTokens.reduce((a, b) => a + b, 0);
@@ -193,10 +200,13 @@ export class VisionLanguageModel {
       }
       const e = inputsEmbeds.data;
       positions.forEach((p, j) => e.set(ie.data.subarray(j * H, (j + 1) * H), p * H));
-      return { inputsEmbeds, imageEmbeds: ie, preprocessed: pre, visionFeatures: null, projectorOut: null };
+      return { inputsEmbeds, imageEmbeds: ie, preprocessed: pre, visionFeatures: null, projectorOut: null, timings: { visionMs: 0, projectorMs: 0 } };
     }
+    const t0 = performance.now();
     const { features } = this.vision.encode(pre.pixelValues);
+    const t1 = performance.now();
     const projectorOut = this.projector.forward(features);
+    const timings = { visionMs: t1 - t0, projectorMs: performance.now() - t1 };
     const imageEmbeds = this.layout.arrange(projectorOut, pre.imagesSpatialCrop);
     if (imageEmbeds.shape[0] !== positions.length) {
       throw new KestrelError('E_CHECKPOINT_FORMAT', `the projector makes ${imageEmbeds.shape[0]} image tokens but processor_config (patch_size, downsample_ratio) counts ${positions.length}; the two configs disagree`);
@@ -204,7 +214,7 @@ export class VisionLanguageModel {
     const e = inputsEmbeds.data;
     const src = imageEmbeds.data;
     positions.forEach((p, j) => e.set(src.subarray(j * H, (j + 1) * H), p * H));
-    return { inputsEmbeds, imageEmbeds, preprocessed: pre, visionFeatures: features, projectorOut };
+    return { inputsEmbeds, imageEmbeds, preprocessed: pre, visionFeatures: features, projectorOut, timings };
   }
 
   /** Full-sequence logits [T, vocab] of the prompt (prefill, no cache). */
