@@ -52,11 +52,12 @@ describe('preset checkpoint writer + loader (miniature)', () => {
 
   it('loads as bf16 by default, answers, and reports every phase', async () => {
     if (!mapsFiles) console.log('note: the native addon is not built; the shards are read, not mapped');
-    const ask = await pipeline('ask', { model: dir, maxNewTokens: 4 });
+    // in process: the test reads the loaded model's dtype
+    const ask = await pipeline('ask', { inProcess: true, model: dir, maxNewTokens: 4 });
     try {
       expect(ask.model.language.dtype).toBe('bf16');
       const r = await ask(IMAGE, 'Describe this image in detail.');
-      const t = phaseTimings(1, r.usage, r.timings);
+      const t = phaseTimings(1, r.usage, r.timings!);
       // 640x480 with 112-px tiles and at most 4 tiles: best layout 224x224 -> 1 global + 4 local tiles
       expect(t.tiles).toBe(5);
       expect(t.new_tokens).toBe(4);

@@ -7,7 +7,9 @@
 export type FileMapper = (path: string, offset: number, length: number) => ArrayBuffer;
 
 let mapper: FileMapper | null = null;
-let unavailable: string | null = 'the native addon (which memory-maps checkpoints) is not loaded';
+// null until @kestrel/native says why it cannot map: a process that never loads the addon (a QC model on
+// tfjs, say) reads its small weight files without a warning
+let unavailable: string | null = null;
 let warned = false;
 
 /** Install the mapper (or say why there is none). Called by `@kestrel/native` on import. */
@@ -18,7 +20,7 @@ export function registerFileMapper(fn: FileMapper | null, reason?: string): void
 
 /** The registered mapper, or null after warning once that tensors will be read into memory instead. */
 export function fileMapper(): FileMapper | null {
-  if (!mapper && !warned) {
+  if (!mapper && unavailable !== null && !warned) {
     warned = true;
     process.emitWarning(`checkpoints are read into memory, not memory-mapped (${unavailable}); loading needs RAM for every weight and takes longer`, { code: 'KESTREL_NO_MMAP' });
   }

@@ -60,7 +60,9 @@ function withSpecialTokens(json: unknown, tokens: readonly string[]): unknown {
   if (Array.isArray(vocab)) vocab.forEach(([t], i) => ids.set(t, i)); // Unigram: [piece, score], id = index
   else if (vocab && typeof vocab === 'object') for (const [t, i] of Object.entries(vocab)) ids.set(t, i);
   for (const a of added) ids.set(a.content, a.id);
-  let next = Math.max(-1, ...ids.values()) + 1;
+  // a loop, not Math.max(...ids): a real vocabulary (~100k ids) overflows the argument stack
+  let next = 0;
+  for (const i of ids.values()) if (i >= next) next = i + 1;
   for (const t of tokens) {
     if (ids.has(t)) continue;
     added.push({ id: next, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true } as AddedToken);
