@@ -57,11 +57,6 @@ inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
 
 }  // namespace
 
-Engine& Engine::get() {
-  static Engine* e = new Engine();  // never destroyed: worker threads must not be joined during static teardown
-  return *e;
-}
-
 Engine::Engine() {
   const std::vector<std::string> isas = supported_isas();
   std::string pick = isas.front();
@@ -88,7 +83,6 @@ std::vector<std::string> Engine::supported_isas() {
 }
 
 void Engine::set_threads(int n) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (n < 1) n = default_threads();
   if (n == pool_->size()) return;
   pool_.reset();
@@ -98,12 +92,10 @@ void Engine::set_threads(int n) {
 }
 
 int Engine::threads() {
-  std::lock_guard<std::mutex> lock(mu_);
   return pool_->size();
 }
 
 bool Engine::set_isa(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (!cpu_has(name.c_str())) return false;
   const IsaKernels* t = table_for(name);
   if (!t) return false;
@@ -112,7 +104,6 @@ bool Engine::set_isa(const std::string& name) {
 }
 
 std::string Engine::isa() {
-  std::lock_guard<std::mutex> lock(mu_);
   return isa_->name;
 }
 
@@ -181,7 +172,6 @@ void Engine::linear_rows(const Weight& w, const float* x, const int8_t* xq, cons
 }
 
 void Engine::linear(const float* x, int64_t m, const Weight& w, const float* bias, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (m <= 0 || w.n <= 0) return;
   if (w.fmt == Fmt::BF16) ensure_wide(static_cast<size_t>(4 * w.k));
   const int8_t* xq = nullptr;
@@ -209,7 +199,6 @@ void Engine::linear(const float* x, int64_t m, const Weight& w, const float* bia
 }
 
 void Engine::rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float eps, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto rows = [&](int64_t a, int64_t b) {
     for (int64_t r = a; r < b; ++r) {
       const float* xr = x + r * n;
@@ -225,7 +214,6 @@ void Engine::rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float
 }
 
 void Engine::layernorm(const float* x, int64_t m, int64_t n, const float* w, const float* b, float eps, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto rows = [&](int64_t a, int64_t e) {
     for (int64_t r = a; r < e; ++r) {
       const float* xr = x + r * n;
@@ -244,7 +232,6 @@ void Engine::layernorm(const float* x, int64_t m, int64_t n, const float* w, con
 }
 
 void Engine::gelu(const float* x, float* out, int64_t n, bool tanh_approx) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t a, int64_t b) {
     // Both forms are rewritten so that no 1 + (≈ -1) cancellation loses precision for negative x:
     // 0.5·(1 + tanh(y)) = 1 / (1 + e^(-2y)) and 0.5·(1 + erf(z)) = 0.5·erfc(-z).
@@ -264,21 +251,18 @@ void Engine::gelu(const float* x, float* out, int64_t n, bool tanh_approx) {
 }
 
 void Engine::silu(const float* x, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) out[i] = silu1(x[i]);
   });
 }
 
 void Engine::swiglu(const float* g, const float* u, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) out[i] = silu1(g[i]) * u[i];
   });
 }
 
 void Engine::softmax(float* x, int64_t m, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto rows = [&](int64_t a, int64_t b) {
     for (int64_t r = a; r < b; ++r) {
       float* xr = x + r * n;
@@ -298,21 +282,18 @@ void Engine::softmax(float* x, int64_t m, int64_t n) {
 }
 
 void Engine::add(const float* a, const float* b, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) out[i] = a[i] + b[i];
   });
 }
 
 void Engine::mul(const float* a, const float* b, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) out[i] = a[i] * b[i];
   });
 }
 
 void Engine::embedding(const Weight& t, const int32_t* ids, int64_t count, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   for (int64_t i = 0; i < count; ++i) {
     const int64_t r = ids[i];
     float* o = out + i * t.k;
@@ -336,7 +317,6 @@ void Engine::embedding(const Weight& t, const int32_t* ids, int64_t count, float
 }
 
 void Engine::rope(float* x, const RopeP& p, const int32_t* pos, const float* cs, const float* sn) {
-  std::lock_guard<std::mutex> lock(mu_);
   const int64_t half = p.dim / 2;
   auto rows = [&](int64_t a, int64_t b) {
     std::vector<float> tmp(static_cast<size_t>(p.dim));
@@ -368,7 +348,6 @@ void Engine::rope(float* x, const RopeP& p, const int32_t* pos, const float* cs,
 // query (decode, where MLA's absorbed form shares one latent k/v across all heads). Scores for the rows are
 // computed together so each key row is loaded once per task.
 void Engine::attention(const float* q, const float* k, const float* v, float* out, const AttnParams& p) {
-  std::lock_guard<std::mutex> lock(mu_);
   const int64_t group = p.n_heads / p.n_kv_heads;
   constexpr int64_t kRows = 4;
   const bool by_query = p.tq >= kRows || group == 1;
@@ -431,7 +410,6 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
 
 void Engine::moe_route(const float* logits, int64_t m, int64_t ne, const RouteP& p, int32_t* idx, float* weight,
                        float* scores) {
-  std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> sel(static_cast<size_t>(ne)), gscore(static_cast<size_t>(std::max(1, p.n_group)));
   std::vector<int64_t> order(static_cast<size_t>(ne)), gorder(gscore.size());
   const bool grouped = p.method != RouteMethod::Greedy;
@@ -507,7 +485,6 @@ void Engine::moe_route(const float* logits, int64_t m, int64_t ne, const RouteP&
 
 void Engine::moe_experts(const float* x, int64_t m, int64_t h, const std::vector<ExpertW>& ex, const int32_t* idx,
                          const float* weight, int top_k, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   const int64_t ne = static_cast<int64_t>(ex.size());
   // Group the (token, slot) pairs by expert, tokens ascending inside each expert.
   std::vector<int64_t> count(static_cast<size_t>(ne) + 1, 0);

@@ -1,10 +1,9 @@
 // The contract's ops on raw pointers (no N-API types here): addon.cc validates and unwraps JS arguments, then
-// calls these. One Engine per process; its ops may be called from several JS threads (worker_threads) and are
-// serialised by a mutex, since they share one thread pool and its scratch buffers.
+// calls these. One Engine per addon instance (per napi_env: the main thread and each worker_thread), so its ops
+// are only ever called from that one JS thread: no lock, and its thread pool and scratch are its own.
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,7 +55,9 @@ struct RouteP {
 
 class Engine {
  public:
-  static Engine& get();
+  Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   void set_threads(int n);
   int threads();
@@ -84,8 +85,6 @@ class Engine {
                    const float* weight, int top_k, float* out);
 
  private:
-  Engine();
-  // All below run with mu_ held.
   void ensure_scratch(size_t floats_per_thread);
   void ensure_wide(size_t floats_per_thread);
   void quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp, int8_t* xq, float* xs, bool parallel);
@@ -94,7 +93,6 @@ class Engine {
                    int64_t r1, float* out, int64_t ldo, int thread);
   void parallel_elems(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
-  std::mutex mu_;
   std::unique_ptr<ThreadPool> pool_;
   const IsaKernels* isa_;
   std::vector<std::vector<float>> scratch_;  // per pool thread: scores, expert tiles
