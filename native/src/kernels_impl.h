@@ -214,6 +214,11 @@ static void k_linear_q8(const int8_t* xq, const float* xs, int64_t m, int64_t kp
     q8_gemv(xq, xs, kp, w, ws, r0, r1, out);
     return;
   }
+#ifdef KESTREL_Q8_BATCH
+  // The ISA file has a wider batched kernel (avx512-vnni: two blocks per register, see isa_avx512.cc).
+  q8_batch(xq, xs, m, kp, w, ws, r0, r1, out, ldo);
+  return;
+#endif
   // int8 rows are 4× smaller than f32 ones, so larger token blocks still fit in L2.
   const int64_t tb = 4 * kTokenBlock;
   for (int64_t t0 = 0; t0 < m; t0 += tb) {
