@@ -17,6 +17,7 @@ type NativeBinding = Omit<Kernels, 'name' | 'prepareLinear' | 'releaseLinear'> &
   info(): { isa: string; threads: number; supportedIsas: string[] };
   setThreads(n: number): void;
   setIsa(name: string): boolean;
+  probe(bufferMb?: number): { readGBps: number; f32Gflops: number; int8Gops: number };
   prepareLinear(w: LinearWeight): unknown;
   releaseLinear(handle: unknown): void;
 };
@@ -102,6 +103,11 @@ export function loadNativeKernels(options: { threads?: number } = {}): NativeKer
 /** Instruction set, thread count and supported instruction sets of the loaded addon. */
 export function nativeInfo(): NativeInfo {
   return load().info();
+}
+
+/** Read bandwidth and f32 / int8 peaks as this JS thread's engine sees them (see probe.ts). */
+export function nativeProbe(bufferMb?: number): { readGBps: number; f32Gflops: number; int8Gops: number } {
+  return load().probe(bufferMb);
 }
 
 /**

@@ -11,6 +11,15 @@ export const BYTES_PER_PARAM = { f32: 4, bf16: 2, int8: 1 + 4 / 32 } as const;
  * shared experts and lm_head at `bytesPerParam`, plus the f32 router. The embedding (one row) and norms are ignored.
  */
 export function activeWeightBytes(c: Record<string, number | null>, bytesPerParam: number): number {
+  const h = c.hidden_size!, layers = c.num_hidden_layers!, nDense = c.first_k_dense_replace ?? 0;
+  return activeParams(c) * bytesPerParam + (layers - nDense) * c.n_routed_experts! * h * 4;
+}
+
+/**
+ * Linear-weight parameters one token multiplies with (attention, dense MLPs, top-k routed + shared experts,
+ * lm_head; not the router, embedding or norms): the multiply-adds per decoded token.
+ */
+export function activeParams(c: Record<string, number | null>): number {
   const h = c.hidden_size!;
   const attn = mlaAttentionParams({
     hidden: h, nHeads: c.num_attention_heads!, nope: c.qk_nope_head_dim!, rope: c.qk_rope_head_dim!, vHead: c.v_head_dim!,
@@ -19,8 +28,7 @@ export function activeWeightBytes(c: Record<string, number | null>, bytesPerPara
   const dense = 3 * h * c.intermediate_size!;
   const moe = (c.num_experts_per_tok! + (c.n_shared_experts ?? 0)) * 3 * h * c.moe_intermediate_size!;
   const layers = c.num_hidden_layers!, nDense = c.first_k_dense_replace ?? 0;
-  const params = layers * attn + nDense * dense + (layers - nDense) * moe + c.vocab_size! * h;
-  return params * bytesPerParam + (layers - nDense) * c.n_routed_experts! * h * 4;
+  return layers * attn + nDense * dense + (layers - nDense) * moe + c.vocab_size! * h;
 }
 
 /** Parameters of one MLA attention layer: q_proj (or q_a + q_b with q-LoRA), kv_a_proj_with_mqa, kv_b_proj and o_proj. */

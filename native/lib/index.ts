@@ -7,4 +7,5 @@ export { portableKernels, quantizeQ8, decodeRow } from './portable/index.js';
 export { getKernels, availableBackends, backendInfo, type BackendInfo, type BackendChoice, type GetKernelsOptions } from './select.js';
 export { loadCudaKernels, cudaAvailability, planExpertPlacement, type CudaKernels, type ExpertPlacement, type ExpertPlacementOptions } from './cuda.js';
 export { DeviceBuffer, DeviceView, type DeviceOps, type DeviceExpertGroup, type DeviceGraph } from './cuda-device.js';
-export { BYTES_PER_PARAM, activeWeightBytes, mlaAttentionParams } from './decode-bound.js';
+export { BYTES_PER_PARAM, activeWeightBytes, activeParams, mlaAttentionParams } from './decode-bound.js';
+export { probeMachine, type MachineProbe } from './probe.js';

@@ -356,6 +356,17 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value ProbeMachine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t mb = info.Length() > 0 && !info[0].IsUndefined() ? Int(env, info[0], "bufferMb", 1) : 256;
+  const Probe p = Eng(env).probe(mb);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("readGBps", p.read_gbps);
+  o.Set("f32Gflops", p.f32_gflops);
+  o.Set("int8Gops", p.i8_gops);
+  return o;
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Eng(info.Env()).set_threads(static_cast<int>(Int(info.Env(), info[0], "threads")));
   return info.Env().Undefined();
@@ -370,6 +381,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("probe", Napi::Function::New(env, ProbeMachine));
   exports.Set("prepareLinear", Napi::Function::New(env, PrepareLinear));
   exports.Set("releaseLinear", Napi::Function::New(env, ReleaseLinear));
   exports.Set("linear", Napi::Function::New(env, Linear));

@@ -111,6 +111,27 @@ struct Q {
 
 constexpr int RM_F = 4, RN_F = 4, RM_Q = 4, RN_Q = 4;
 
+// int8 peak: 12 independent chains of the widest int8 dot this table has (vpdpbusd zmm: 64 multiply-adds; without
+// VNNI vpmaddubsw + vpmaddwd + vpaddd per 64).
+static double k_peak_i8(int64_t iters) {
+  __m512i a[12];
+  for (int j = 0; j < 12; ++j) a[j] = _mm512_set1_epi32(j);
+  const __m512i u = _mm512_set1_epi8(3), v = _mm512_set1_epi8(-2);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) {
+#ifdef KESTREL_AVX512_VNNI
+      a[j] = _mm512_dpbusd_epi32(a[j], u, v);
+#else
+      a[j] = _mm512_add_epi32(a[j], _mm512_madd_epi16(_mm512_maddubs_epi16(u, v), _mm512_set1_epi16(1)));
+#endif
+    }
+  __m512i s = a[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_epi32(s, a[j]);
+  volatile int sink = _mm512_reduce_add_epi32(s);
+  (void)sink;
+  return 2.0 * 12.0 * 64.0 * static_cast<double>(iters);
+}
+
 #ifdef KESTREL_AVX512_VNNI
 // Batched q8 × q8 (prefill, the ViT): two blocks of 32 per 512-bit register and no sign trick. The weight bytes
 // are flipped to unsigned (w + 128, one xor per load, shared by RM tokens) so vpdpbusd multiplies them with the

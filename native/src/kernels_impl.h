@@ -301,5 +301,19 @@ static float k_exp_sum(float* s, int64_t n, float mx) {
   return sum;
 }
 
+// 12 independent FMA chains: enough to cover the FMA latency (4-5 cycles) on two pipes.
+static double k_peak_f32(int64_t iters) {
+  typename F::V a[12];
+  for (int j = 0; j < 12; ++j) a[j] = F::set1(1.f + 1e-7f * static_cast<float>(j));
+  const typename F::V m = F::set1(0.999999f), c = F::set1(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) a[j] = F::fma(a[j], m, c);
+  typename F::V s = a[0];
+  for (int j = 1; j < 12; ++j) s = F::add(s, a[j]);
+  volatile float sink = F::hsum(s);
+  (void)sink;
+  return 2.0 * 12.0 * F::W * static_cast<double>(iters);
+}
+
 static const IsaKernels kTable = {kIsaName,  k_dot_f32, k_axpy_f32,  k_linear_f32, k_linear_bf16,
-                                  k_qk_f32,  k_pv_f32,  k_exp_sum,   k_linear_q8};
+                                  k_qk_f32,  k_pv_f32,  k_exp_sum,   k_linear_q8,  k_peak_f32, k_peak_i8};

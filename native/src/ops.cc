@@ -1,6 +1,7 @@
 #include "ops.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -105,6 +106,46 @@ bool Engine::set_isa(const std::string& name) {
 
 std::string Engine::isa() {
   return isa_->name;
+}
+
+Probe Engine::probe(int64_t buffer_mb) {
+  using clock = std::chrono::steady_clock;
+  const int nt = pool_->size();
+  Probe pr{0, 0, 0};
+  {
+    const int64_t n = std::max<int64_t>(1, buffer_mb) * (1 << 20) / 4;
+    std::vector<float> buf(static_cast<size_t>(n), 1.f);  // written once, so every page is really mapped
+    const int64_t per = ceil_div(n, nt);
+    std::vector<float> sink(static_cast<size_t>(nt));
+    for (int round = 0; round < 3; ++round) {
+      const auto t0 = clock::now();
+      pool_->run(nt, [&](int64_t t, int) {
+        const int64_t a = t * per, b = std::min(n, a + per);
+        // dot(x, x) loads each element once (both operands hit the same line)
+        if (a < b) sink[static_cast<size_t>(t)] = isa_->dot_f32(buf.data() + a, buf.data() + a, b - a);
+      });
+      const double s = std::chrono::duration<double>(clock::now() - t0).count();
+      pr.read_gbps = std::max(pr.read_gbps, static_cast<double>(n) * 4 / s / 1e9);
+    }
+  }
+  auto peak = [&](double (*fn)(int64_t)) {
+    int64_t iters = 1 << 14;
+    double best = 0;
+    for (int round = 0; round < 4; ++round) {
+      std::vector<double> ops(static_cast<size_t>(nt), 0.0);
+      const auto t0 = clock::now();
+      pool_->run(nt, [&](int64_t t, int) { ops[static_cast<size_t>(t)] = fn(iters); });
+      const double s = std::chrono::duration<double>(clock::now() - t0).count();
+      double total = 0;
+      for (double o : ops) total += o;
+      best = std::max(best, total / s / 1e9);
+      if (s < 0.02) iters *= 4;  // grow until a round lasts long enough to time
+    }
+    return best;
+  };
+  pr.f32_gflops = peak(isa_->peak_f32);
+  pr.i8_gops = peak(isa_->peak_i8);
+  return pr;
 }
 
 void Engine::ensure_scratch(size_t floats) {

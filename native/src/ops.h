@@ -53,6 +53,13 @@ struct RouteP {
   float scaling;
 };
 
+/** The machine's limits as this engine's pool sees them (see Engine::probe). */
+struct Probe {
+  double read_gbps;   // DRAM read bandwidth, all pool threads
+  double f32_gflops;  // f32 FMA peak of the current ISA table, all pool threads
+  double i8_gops;     // int8 dot peak of the current ISA table, all pool threads
+};
+
 class Engine {
  public:
   Engine();
@@ -66,6 +73,12 @@ class Engine {
   std::string isa();
   /** ISAs this CPU can run, best first. */
   std::vector<std::string> supported_isas();
+
+  /**
+   * Measure read bandwidth (a buffer far larger than the last-level cache, read by every pool thread) and the
+   * f32 / int8 peaks of the current ISA (register-only chains on every pool thread); best of a few rounds.
+   */
+  Probe probe(int64_t buffer_mb);
 
   void linear(const float* x, int64_t m, const Weight& w, const float* bias, float* out);
   void rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float eps, float* out);
