@@ -105,7 +105,8 @@ static double k_peak_i8(int64_t iters) {
   for (int j = 0; j < 12; ++j) a[j] = _mm256_set1_epi32(j);
   const __m256i u = _mm256_set1_epi8(3), v = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < iters; ++i)
-    for (int j = 0; j < 12; ++j) a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), one));
+    for (int j = 0; j < 12; ++j)  // the chain's own bytes feed the multiply, so nothing is loop-invariant
+      a[j] = _mm256_add_epi32(u, _mm256_madd_epi16(_mm256_maddubs_epi16(a[j], v), one));
   __m256i s = a[0];
   for (int j = 1; j < 12; ++j) s = _mm256_add_epi32(s, a[j]);
   volatile int sink = _mm256_extract_epi32(s, 0);
