@@ -28,6 +28,8 @@ constexpr int64_t kParallelElems = 1 << 15;
 constexpr int64_t kMinRowsPerTask = 16;
 constexpr int64_t kExpertRowChunk = 64;
 constexpr int64_t kSmallLinear = 1 << 17;  // multiply-adds
+// Attention with at least this many queries packs each kv head's keys and values first (Engine::attention).
+constexpr int64_t kPackMinQueries = 16;
 
 bool cpu_has(const char* isa) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -416,6 +418,29 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
   const int64_t hblocks = by_query ? p.n_heads : p.n_kv_heads * ((group + kRows - 1) / kRows);
   ensure_scratch(static_cast<size_t>(kRows * p.tk));
   const IsaKernels* isa = isa_;
+  // Many queries over interleaved heads (prefill, the ViT; k/v rows hold every kv head): copy each kv head's
+  // keys and values into contiguous rows once, so the query blocks stream them with unit row strides instead of
+  // one row per n_kv_heads·d floats (which thrashes the L1 sets and the prefetchers).
+  const bool pack = by_query && p.tq >= kPackMinQueries && p.n_kv_heads > 1;
+  const float* kb = k;
+  const float* vb = v;
+  int64_t ks = p.k_stride, vs = p.v_stride, kh = p.dqk, vh = p.dv;  // row stride and per-head offset
+  if (pack) {
+    kpack_.resize(static_cast<size_t>(p.n_kv_heads * p.tk * p.dqk));
+    vpack_.resize(static_cast<size_t>(p.n_kv_heads * p.tk * p.dv));
+    pool_->run(p.n_kv_heads, [&](int64_t h, int) {
+      for (int64_t j = 0; j < p.tk; ++j) {
+        std::memcpy(&kpack_[(h * p.tk + j) * p.dqk], k + j * p.k_stride + h * p.dqk, static_cast<size_t>(p.dqk) * 4);
+        std::memcpy(&vpack_[(h * p.tk + j) * p.dv], v + j * p.v_stride + h * p.dv, static_cast<size_t>(p.dv) * 4);
+      }
+    });
+    kb = kpack_.data();
+    vb = vpack_.data();
+    ks = p.dqk;
+    vs = p.dv;
+    kh = p.tk * p.dqk;
+    vh = p.tk * p.dv;
+  }
   pool_->run(qblocks * hblocks, [&](int64_t task, int thread) {
     const int64_t hb = task / qblocks, qb = task % qblocks;
     int64_t i0, h0, rows, ldq, ldo, kvh;
@@ -447,7 +472,7 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
     float* o0 = out + i0 * p.out_stride + h0 * p.dv;
     float* sc = scratch_[thread].data();
     if (nk_max > 0)
-      isa->qk_f32(q0, ldq, static_cast<int>(rows), k + kvh * p.dqk, p.k_stride, nk_max, p.dqk, sc, p.tk);
+      isa->qk_f32(q0, ldq, static_cast<int>(rows), kb + kvh * kh, ks, nk_max, p.dqk, sc, p.tk);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t nk = visible(r);
       float* o = o0 + r * ldo;
@@ -463,7 +488,7 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
       }
       const float inv = 1.f / isa->exp_sum(s, nk, mx);
       for (int64_t j = 0; j < nk; ++j) s[j] *= inv;
-      isa->pv_f32(s, nk, v + kvh * p.dv, p.v_stride, p.dv, o);
+      isa->pv_f32(s, nk, vb + kvh * vh, vs, p.dv, o);
     }
   });
 }

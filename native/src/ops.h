@@ -114,6 +114,7 @@ class Engine {
   std::vector<float> qs_;
   // moe_experts buffers
   std::vector<float> xg_, hbuf_, ybuf_;
+  std::vector<float> kpack_, vpack_;  // attention: keys / values of each kv head in contiguous rows
   std::vector<int8_t> xgq_, hq_;
   std::vector<float> xgs_, hs_;
 };
