@@ -89,6 +89,16 @@ const DISPOSED = 'this MoeLanguageModel was disposed; load it again';
  * widths differ (shared 1024 vs routed 512 on the anchor), which costs more than the saved calls at prefill.
  */
 const FUSED_SHARED_MAX_ROWS = 8;
+/**
+ * Whether `K.moeExperts` can take the shared block as one more expert: always when its shapes and formats equal
+ * the routed experts'; with a different width only on the CPU kernels (native, portable), which run experts of
+ * any width (the CUDA grouped launch needs them alike, and a custom backend may too).
+ */
+function acceptsMixedExperts(K: Kernels, m: MoeMlp): boolean {
+  const r = m.experts[0], s = m.shared!;
+  if (r && r.gate.n === s.gate.n && r.gate.format === s.gate.format && r.up.format === s.up.format && r.down.format === s.down.format) return true;
+  return K.name === 'portable' || K.name.startsWith('native-cpu');
+}
 /** Per MoE layer: its routed experts plus the shared block as the last expert (built on first use). */
 const withShared = new WeakMap<MoeMlp, ExpertWeights[]>();
 
@@ -661,7 +671,7 @@ export class MoeLanguageModel implements GenerationHost {
     const weight = new Float32Array(M * Kk);
     const scores = new Float32Array(M * E);
     K.moeRoute(logits, M, E, m.route, idx, weight, scores);
-    if (m.shared && !m.expertKernels && M <= FUSED_SHARED_MAX_ROWS) {
+    if (m.shared && !m.expertKernels && M <= FUSED_SHARED_MAX_ROWS && acceptsMixedExperts(K, m)) {
       // Decode: the shared experts ride in the grouped expert call as one more expert every token picks with
       // weight 1 (combined last, as the separate add did), instead of 3 linears + swiglu + add of their own.
       const all = withShared.get(m) ?? [...m.experts, { gate: m.shared.gate, up: m.shared.up, down: m.shared.down }];
