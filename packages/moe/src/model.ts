@@ -7,6 +7,7 @@ import { parseModelConfig, type ModelConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
 import type { Layer, MhaWeights, MlaWeights, DenseMlp, MoeMlp } from './layers.js';
 import { DeviceRunner } from './device-forward.js';
+import { sharedInExpertCall } from './shared-experts.js';
 import { RopeTables, ropeFrequencies, attentionMscale2 } from './rope-tables.js';
 import { WeightReader, convertLinear, sliceRows, transposeRows, type ModelDType } from './weights.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -83,24 +84,6 @@ export interface ForwardOutput {
 
 const DISPOSED = 'this MoeLanguageModel was disposed; load it again';
 
-/**
- * Steps of at most this many rows run the shared experts inside the grouped expert call. Larger batches keep
- * them separate: the native grouped kernel runs the routed experts' down projection token by token when expert
- * widths differ (shared 1024 vs routed 512 on the anchor), which costs more than the saved calls at prefill.
- */
-const FUSED_SHARED_MAX_ROWS = 8;
-/**
- * Whether `K.moeExperts` can take the shared block as one more expert: always when its shapes and formats equal
- * the routed experts'; with a different width only on the CPU kernels (native, portable), which run experts of
- * any width (the CUDA grouped launch needs them alike, and a custom backend may too).
- */
-function acceptsMixedExperts(K: Kernels, m: MoeMlp): boolean {
-  const r = m.experts[0], s = m.shared!;
-  if (r && r.gate.n === s.gate.n && r.gate.format === s.gate.format && r.up.format === s.up.format && r.down.format === s.down.format) return true;
-  return K.name === 'portable' || K.name.startsWith('native-cpu');
-}
-/** Per MoE layer: its routed experts plus the shared block as the last expert (built on first use). */
-const withShared = new WeakMap<MoeMlp, ExpertWeights[]>();
 
 /**
  * A DeepSeek-V2-family Mixture-of-Experts decoder (DeepseekV2ForCausalLM, also the LM of DeepSeek-VL2)
@@ -671,21 +654,8 @@ export class MoeLanguageModel implements GenerationHost {
     const weight = new Float32Array(M * Kk);
     const scores = new Float32Array(M * E);
     K.moeRoute(logits, M, E, m.route, idx, weight, scores);
-    if (m.shared && !m.expertKernels && M <= FUSED_SHARED_MAX_ROWS && acceptsMixedExperts(K, m)) {
-      // Decode: the shared experts ride in the grouped expert call as one more expert every token picks with
-      // weight 1 (combined last, as the separate add did), instead of 3 linears + swiglu + add of their own.
-      const all = withShared.get(m) ?? [...m.experts, { gate: m.shared.gate, up: m.shared.up, down: m.shared.down }];
-      withShared.set(m, all);
-      const idx2 = new Int32Array(M * (Kk + 1)), w2 = new Float32Array(M * (Kk + 1));
-      for (let t = 0; t < M; t++) {
-        idx2.set(idx.subarray(t * Kk, (t + 1) * Kk), t * (Kk + 1));
-        w2.set(weight.subarray(t * Kk, (t + 1) * Kk), t * (Kk + 1));
-        idx2[t * (Kk + 1) + Kk] = E;
-        w2[t * (Kk + 1) + Kk] = 1;
-      }
-      K.moeExperts(xn, M, H, all, idx2, w2, Kk + 1, out);
-      return { idx, weight, scores };
-    }
+    // Decode: the shared experts ride in the grouped expert call where the kernels can take them.
+    if (!m.expertKernels && sharedInExpertCall(K, m, xn, M, H, idx, weight, Kk, out)) return { idx, weight, scores };
     (m.expertKernels ?? K).moeExperts(xn, M, H, m.experts, idx, weight, Kk, out);
     if (m.shared) {
       const sh = new Float32Array(M * H);
