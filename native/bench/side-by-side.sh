@@ -25,7 +25,8 @@ const a = JSON.parse(fs.readFileSync(d + "/kestrel-int8-a.json")), b = JSON.pars
 const l = JSON.parse(fs.readFileSync(d + "/llamacpp-q8_0.json").toString().trim().split("\n").pop()).results[0];
 const k = (x) => [a, b].map((r) => r[x]);
 console.log(JSON.stringify({
-  kestrel_int8: { prefill_tok_s: k("prefill_tok_s"), decode_tok_s: k("decode_tok_s"), peak_rss_mb: k("peak_rss_mb"), other_cores: [...a.runs, ...b.runs].map((r) => r.other_cores) },
+  kestrel_int8: { prefill_tok_s: k("prefill_tok_s"), decode_tok_s: k("decode_tok_s"), peak_rss_mb: k("peak_rss_mb"), other_cores: [...a.runs, ...b.runs].map((r) => r.other_cores),
+    machine: k("machine"), decode_bound_tok_s: k("decode_bound_tok_s"), decode_fraction_of_bound: k("decode_fraction_of_bound"), prefill_fraction_of_peak: k("prefill_fraction_of_peak") },
   llamacpp_q8_0: { prefill_tok_s: l.ppTokS.median, decode_tok_s: l.tgTokS.median, peak_rss_mib: l.peakRssMiB, other_cores: l.otherCpuCoresDuringRuns },
   ratio_prefill: +(Math.min(...k("prefill_tok_s")) / l.ppTokS.median).toFixed(2),
   ratio_decode: +(Math.min(...k("decode_tok_s")) / l.tgTokS.median).toFixed(2),

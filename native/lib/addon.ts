@@ -1,7 +1,7 @@
 /**
  * Loader of the C++ addon (build/Release/kestrel_native.node) and its `Kernels` wrapper. The addon picks its
- * instruction set at run time (cpuid: avx512-vnni, avx512, avx2, scalar) and runs each op on its own thread
- * pool; ops stay synchronous as the contract says (run model work in a worker thread to keep an event loop free).
+ * instruction set at run time (cpuid: avx512-vnni, avx512, avx2, scalar) and runs each op on the thread pool of
+ * the calling JS thread's own engine; ops stay synchronous as the contract says (run model work in a worker thread to keep an event loop free).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -18,6 +18,7 @@ type NativeBinding = Omit<Kernels, 'name' | 'prepareLinear' | 'releaseLinear'> &
   info(): { isa: string; threads: number; supportedIsas: string[] };
   setThreads(n: number): void;
   setIsa(name: string): boolean;
+  probe(bufferMb?: number): { readGBps: number; f32Gflops: number; int8Gops: number };
   prepareLinear(w: LinearWeight): unknown;
   releaseLinear(handle: unknown): void;
 };
@@ -84,8 +85,9 @@ function wrap(b: NativeBinding): NativeKernels {
 }
 
 /**
- * The native CPU kernels. `threads` resizes the (process-wide) pool; default: one thread per core, or
- * `KESTREL_THREADS`. Throws `E_BACKEND_UNAVAILABLE` when the binary is missing or does not load.
+ * The native CPU kernels. `threads` resizes this context's pool: each JS thread (the main thread and every
+ * worker_thread) that loads the addon has its own engine (pool, ISA, scratch), so workers compute in parallel;
+ * size them together (workers × threads ≤ cores). Default: one thread per core, or `KESTREL_THREADS`. Throws `E_BACKEND_UNAVAILABLE` when the binary is missing or does not load.
  */
 export function loadNativeKernels(options: { threads?: number } = {}): NativeKernels {
   const b = load();
@@ -103,6 +105,11 @@ export function loadNativeKernels(options: { threads?: number } = {}): NativeKer
 /** Instruction set, thread count and supported instruction sets of the loaded addon. */
 export function nativeInfo(): NativeInfo {
   return load().info();
+}
+
+/** Read bandwidth and f32 / int8 peaks as this JS thread's engine sees them (see probe.ts). */
+export function nativeProbe(bufferMb?: number): { readGBps: number; f32Gflops: number; int8Gops: number } {
+  return load().probe(bufferMb);
 }
 
 /**

@@ -8,6 +8,7 @@ export { getKernels, availableBackends, backendInfo, type BackendInfo, type Back
 export { loadCudaKernels, cudaAvailability, type CudaKernels } from './cuda.js';
 export { withOpChecks } from './op-checks.js';
 export { DeviceBuffer, DeviceView, type DeviceOps, type DeviceExpertGroup, type DeviceGraph } from './cuda-device.js';
-export { BYTES_PER_PARAM, activeWeightBytes, mlaAttentionParams } from './decode-bound.js';
+export { BYTES_PER_PARAM, activeWeightBytes, activeParams, mlaAttentionParams } from './decode-bound.js';
+export { probeMachine, type MachineProbe } from './probe.js';
 export { mapsFiles } from './mmap.js';
 export { tensorToLinear, type WeightDType } from './weight-format.js';

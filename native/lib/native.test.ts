@@ -246,6 +246,8 @@ describe.skipIf(!built)('native kernels vs portable', () => {
       // few queries, heads batched inside a kv group whose size is not a multiple of 4
       { tq: 3, tk: 10, nHeads: 6, nKvHeads: 1, dqk: 7, dv: 5, causal: true, qPos0: 7 },
       { tq: 2, tk: 5, nHeads: 10, nKvHeads: 2, dqk: 40, dv: 36, causal: false, qPos0: 0 },
+      // >= 16 queries with several kv heads: keys and values packed per head first; GQA, cache offset
+      { tq: 33, tk: 45, nHeads: 4, nKvHeads: 2, dqk: 96, dv: 64, causal: true, qPos0: 12 },
     ];
     for (const c of cases) {
       const qStride = c.nHeads * c.dqk + 3, kStride = c.nKvHeads * c.dqk + 1, vStride = c.nKvHeads * c.dv + 2, outStride = c.nHeads * c.dv + 5;

@@ -37,7 +37,7 @@ let warned = false;
 
 async function loadNative(threads?: number): Promise<{ kernels: Kernels | null; reason?: string }> {
   if (nativeState) {
-    // a later threads request resizes the (process-wide) native pool
+    // a later threads request resizes this JS thread's native pool (each worker_thread has its own)
     if (nativeState.kernels && nativeState.loader && threads !== undefined) nativeState.kernels = await nativeState.loader({ threads });
     return nativeState;
   }

@@ -55,6 +55,11 @@ float Num(Napi::Env env, const Napi::Value& v, const char* what) {
   return v.As<Napi::Number>().FloatValue();
 }
 
+// Each addon instance (the main thread and every worker_thread that loads the addon has its own napi_env) owns
+// one Engine: its own thread pool, ISA choice and scratch, so two workers compute in parallel without sharing
+// a lock. The env's cleanup deletes it (joining its pool threads) when the worker exits.
+Engine& Eng(Napi::Env env) { return *env.GetInstanceData<Engine>(); }
+
 // A prepared weight: the parsed view plus references that keep its arrays alive while the handle lives.
 struct NativeWeight {
   Weight w;
@@ -135,7 +140,7 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   const float* x = F32(env, info[0], "x", static_cast<size_t>(m * w.k));
   const float* bias = info[3].IsNull() || info[3].IsUndefined() ? nullptr : F32(env, info[3], "bias", w.n);
   float* out = F32(env, info[4], "out", static_cast<size_t>(m * w.n));
-  Engine::get().linear(x, m, w, bias, out);
+  Eng(info.Env()).linear(x, m, w, bias, out);
   return env.Undefined();
 }
 
@@ -145,7 +150,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const float* x = F32(env, info[0], "x", m * n);
   const float* w = F32(env, info[3], "weight", n);
   float* out = F32(env, info[5], "out", m * n);
-  Engine::get().rmsnorm(x, m, n, w, Num(env, info[4], "eps"), out);
+  Eng(info.Env()).rmsnorm(x, m, n, w, Num(env, info[4], "eps"), out);
   return env.Undefined();
 }
 
@@ -156,7 +161,7 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   const float* w = F32(env, info[3], "weight", n);
   const float* b = F32(env, info[4], "bias", n);
   float* out = F32(env, info[6], "out", m * n);
-  Engine::get().layernorm(x, m, n, w, b, Num(env, info[5], "eps"), out);
+  Eng(info.Env()).layernorm(x, m, n, w, b, Num(env, info[5], "eps"), out);
   return env.Undefined();
 }
 
@@ -167,7 +172,7 @@ Napi::Value Gelu(const Napi::CallbackInfo& info) {
   float* out = F32(env, info[1], "out", n);
   const std::string approx = info[2].ToString();
   if (approx != "tanh" && approx != "erf") Fail(env, "gelu approx must be tanh or erf");
-  Engine::get().gelu(x, out, static_cast<int64_t>(n), approx == "tanh");
+  Eng(info.Env()).gelu(x, out, static_cast<int64_t>(n), approx == "tanh");
   return env.Undefined();
 }
 
@@ -175,7 +180,7 @@ Napi::Value Silu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t n = 0;
   const float* x = F32(env, info[0], "x", 0, &n);
-  Engine::get().silu(x, F32(env, info[1], "out", n), static_cast<int64_t>(n));
+  Eng(info.Env()).silu(x, F32(env, info[1], "out", n), static_cast<int64_t>(n));
   return env.Undefined();
 }
 
@@ -184,14 +189,14 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   size_t n = 0;
   const float* g = F32(env, info[0], "gate", 0, &n);
   const float* u = F32(env, info[1], "up", n);
-  Engine::get().swiglu(g, u, F32(env, info[2], "out", n), static_cast<int64_t>(n));
+  Eng(info.Env()).swiglu(g, u, F32(env, info[2], "out", n), static_cast<int64_t>(n));
   return env.Undefined();
 }
 
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int64_t m = Int(env, info[1], "m"), n = Int(env, info[2], "n", 1);
-  Engine::get().softmax(F32(env, info[0], "x", m * n), m, n);
+  Eng(info.Env()).softmax(F32(env, info[0], "x", m * n), m, n);
   return env.Undefined();
 }
 
@@ -201,8 +206,8 @@ Napi::Value AddMul(const Napi::CallbackInfo& info, bool is_add) {
   const float* a = F32(env, info[0], "a", 0, &n);
   const float* b = F32(env, info[1], "b", n);
   float* out = F32(env, info[2], "out", n);
-  if (is_add) Engine::get().add(a, b, out, static_cast<int64_t>(n));
-  else Engine::get().mul(a, b, out, static_cast<int64_t>(n));
+  if (is_add) Eng(info.Env()).add(a, b, out, static_cast<int64_t>(n));
+  else Eng(info.Env()).mul(a, b, out, static_cast<int64_t>(n));
   return env.Undefined();
 }
 Napi::Value Add(const Napi::CallbackInfo& info) { return AddMul(info, true); }
@@ -217,7 +222,7 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < count; ++i)
     if (ids[i] < 0 || ids[i] >= t.n) Fail(env, "embedding: id " + std::to_string(ids[i]) + " out of range");
   float* out = F32(env, info[2], "out", count * t.k);
-  Engine::get().embedding(t, ids, static_cast<int64_t>(count), out);
+  Eng(info.Env()).embedding(t, ids, static_cast<int64_t>(count), out);
   return env.Undefined();
 }
 
@@ -243,7 +248,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
     if (pos[r] < 0 || pos[r] >= max_pos) Fail(env, "rope: position " + std::to_string(pos[r]) + " outside the table");
   const int64_t need = p.m == 0 ? 0 : (p.m - 1) * p.row_stride + (p.n_heads - 1) * p.head_stride + p.offset + p.dim;
   float* x = F32(env, info[0], "x", need);
-  Engine::get().rope(x, p, pos, c, s);
+  Eng(info.Env()).rope(x, p, pos, c, s);
   return env.Undefined();
 }
 
@@ -270,7 +275,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   const float* k = F32(env, info[1], "k", need(p.tk, p.k_stride, p.n_kv_heads * p.dqk));
   const float* v = F32(env, info[2], "v", need(p.tk, p.v_stride, p.n_kv_heads * p.dv));
   float* out = F32(env, info[3], "out", need(p.tq, p.out_stride, p.n_heads * p.dv));
-  Engine::get().attention(q, k, v, out, p);
+  Eng(info.Env()).attention(q, k, v, out, p);
   return env.Undefined();
 }
 
@@ -301,7 +306,7 @@ Napi::Value MoeRoute(const Napi::CallbackInfo& info) {
   int32_t* idx = I32(env, info[4], "idx", m * p.top_k);
   float* weight = F32(env, info[5], "weight", m * p.top_k);
   float* scores = F32(env, info[6], "scores", m * ne);
-  Engine::get().moe_route(logits, m, ne, p, idx, weight, scores);
+  Eng(info.Env()).moe_route(logits, m, ne, p, idx, weight, scores);
   return env.Undefined();
 }
 
@@ -335,13 +340,13 @@ Napi::Value MoeExperts(const Napi::CallbackInfo& info) {
     if (w.gate->fmt == Fmt::Q8 && w.up->fmt == Fmt::Q8 && w.gate->kp != w.up->kp)
       Fail(env, "moeExperts: inconsistent q8 padding");
   }
-  Engine::get().moe_experts(x, m, h, ex, idx, weight, top_k, out);
+  Eng(info.Env()).moe_experts(x, m, h, ex, idx, weight, top_k, out);
   return env.Undefined();
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Engine& e = Engine::get();
+  Engine& e = Eng(env);
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", e.isa());
   o.Set("threads", e.threads());
@@ -352,20 +357,33 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value ProbeMachine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t mb = info.Length() > 0 && !info[0].IsUndefined() ? Int(env, info[0], "bufferMb", 1) : 256;
+  const Probe p = Eng(env).probe(mb);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("readGBps", p.read_gbps);
+  o.Set("f32Gflops", p.f32_gflops);
+  o.Set("int8Gops", p.i8_gops);
+  return o;
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  Engine::get().set_threads(static_cast<int>(Int(info.Env(), info[0], "threads")));
+  Eng(info.Env()).set_threads(static_cast<int>(Int(info.Env(), info[0], "threads")));
   return info.Env().Undefined();
 }
 
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), Engine::get().set_isa(info[0].ToString()));
+  return Napi::Boolean::New(info.Env(), Eng(info.Env()).set_isa(info[0].ToString()));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<Engine>(new Engine());
   RegisterMmap(env, exports);
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("probe", Napi::Function::New(env, ProbeMachine));
   exports.Set("prepareLinear", Napi::Function::New(env, PrepareLinear));
   exports.Set("releaseLinear", Napi::Function::New(env, ReleaseLinear));
   exports.Set("linear", Napi::Function::New(env, Linear));

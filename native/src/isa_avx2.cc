@@ -99,6 +99,21 @@ struct Q {
 
 constexpr int RM_F = 4, RN_F = 3, RM_Q = 4, RN_Q = 2;
 
+// int8 peak: 12 independent vpmaddubsw + vpmaddwd + vpaddd chains (32 multiply-adds each).
+static double k_peak_i8(int64_t iters) {
+  __m256i a[12];
+  for (int j = 0; j < 12; ++j) a[j] = _mm256_set1_epi32(j);
+  const __m256i u = _mm256_set1_epi8(3), v = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j)  // the chain's own bytes feed the multiply, so nothing is loop-invariant
+      a[j] = _mm256_add_epi32(u, _mm256_madd_epi16(_mm256_maddubs_epi16(a[j], v), one));
+  __m256i s = a[0];
+  for (int j = 1; j < 12; ++j) s = _mm256_add_epi32(s, a[j]);
+  volatile int sink = _mm256_extract_epi32(s, 0);
+  (void)sink;
+  return 2.0 * 12.0 * 32.0 * static_cast<double>(iters);
+}
+
 #include "kernels_impl.h"
 
 }  // namespace isa_avx2_ns

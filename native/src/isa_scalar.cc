@@ -53,6 +53,20 @@ struct Q {
 
 constexpr int RM_F = 4, RN_F = 4, RM_Q = 4, RN_Q = 4;
 
+static double k_peak_i8(int64_t iters) {
+  int32_t a[12];
+  for (int j = 0; j < 12; ++j) a[j] = j;
+  volatile int8_t u = 3, v = -2;
+  const int32_t p = static_cast<int32_t>(u) * static_cast<int32_t>(v);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) a[j] = a[j] * 3 + p;  // a dependent multiply-add per chain, as the vector probes
+  int32_t s = 0;
+  for (int j = 0; j < 12; ++j) s += a[j];
+  volatile int32_t sink = s;
+  (void)sink;
+  return 2.0 * 12.0 * static_cast<double>(iters);
+}
+
 #include "kernels_impl.h"
 
 }  // namespace isa_scalar_ns

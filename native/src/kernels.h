@@ -37,6 +37,12 @@ struct IsaKernels {
   float (*exp_sum)(float* s, int64_t n, float mx);
   void (*linear_q8)(const int8_t* xq, const float* xs, int64_t m, int64_t kp, const int8_t* w, const float* ws,
                     int64_t r0, int64_t r1, float* out, int64_t ldo);
+  /**
+   * Machine-limit probes (`kestrel bench lm`): `iters` rounds of independent register-only chains of the widest
+   * f32 FMA / int8 dot instruction this table uses; each returns the operations done (2 per multiply-add).
+   */
+  double (*peak_f32)(int64_t iters);
+  double (*peak_i8)(int64_t iters);
 };
 
 const IsaKernels* isa_scalar();

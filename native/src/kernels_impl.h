@@ -214,6 +214,11 @@ static void k_linear_q8(const int8_t* xq, const float* xs, int64_t m, int64_t kp
     q8_gemv(xq, xs, kp, w, ws, r0, r1, out);
     return;
   }
+#ifdef KESTREL_Q8_BATCH
+  // The ISA file has a wider batched kernel (avx512-vnni: two blocks per register, see isa_avx512.cc).
+  q8_batch(xq, xs, m, kp, w, ws, r0, r1, out, ldo);
+  return;
+#endif
   // int8 rows are 4× smaller than f32 ones, so larger token blocks still fit in L2.
   const int64_t tb = 4 * kTokenBlock;
   for (int64_t t0 = 0; t0 < m; t0 += tb) {
@@ -296,5 +301,19 @@ static float k_exp_sum(float* s, int64_t n, float mx) {
   return sum;
 }
 
+// 12 independent FMA chains: enough to cover the FMA latency (4-5 cycles) on two pipes.
+static double k_peak_f32(int64_t iters) {
+  typename F::V a[12];
+  for (int j = 0; j < 12; ++j) a[j] = F::set1(1.f + 1e-7f * static_cast<float>(j));
+  const typename F::V m = F::set1(0.999999f), c = F::set1(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) a[j] = F::fma(a[j], m, c);
+  typename F::V s = a[0];
+  for (int j = 1; j < 12; ++j) s = F::add(s, a[j]);
+  volatile float sink = F::hsum(s);
+  (void)sink;
+  return 2.0 * 12.0 * F::W * static_cast<double>(iters);
+}
+
 static const IsaKernels kTable = {kIsaName,  k_dot_f32, k_axpy_f32,  k_linear_f32, k_linear_bf16,
-                                  k_qk_f32,  k_pv_f32,  k_exp_sum,   k_linear_q8};
+                                  k_qk_f32,  k_pv_f32,  k_exp_sum,   k_linear_q8,  k_peak_f32, k_peak_i8};

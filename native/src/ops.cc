@@ -1,6 +1,9 @@
 #include "ops.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +28,8 @@ constexpr int64_t kParallelElems = 1 << 15;
 constexpr int64_t kMinRowsPerTask = 16;
 constexpr int64_t kExpertRowChunk = 64;
 constexpr int64_t kSmallLinear = 1 << 17;  // multiply-adds
+// Attention with at least this many queries packs each kv head's keys and values first (Engine::attention).
+constexpr int64_t kPackMinQueries = 16;
 
 bool cpu_has(const char* isa) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -57,11 +62,6 @@ inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
 
 }  // namespace
 
-Engine& Engine::get() {
-  static Engine* e = new Engine();  // never destroyed: worker threads must not be joined during static teardown
-  return *e;
-}
-
 Engine::Engine() {
   const std::vector<std::string> isas = supported_isas();
   std::string pick = isas.front();
@@ -88,7 +88,6 @@ std::vector<std::string> Engine::supported_isas() {
 }
 
 void Engine::set_threads(int n) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (n < 1) n = default_threads();
   if (n == pool_->size()) return;
   pool_.reset();
@@ -98,12 +97,10 @@ void Engine::set_threads(int n) {
 }
 
 int Engine::threads() {
-  std::lock_guard<std::mutex> lock(mu_);
   return pool_->size();
 }
 
 bool Engine::set_isa(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (!cpu_has(name.c_str())) return false;
   const IsaKernels* t = table_for(name);
   if (!t) return false;
@@ -112,8 +109,64 @@ bool Engine::set_isa(const std::string& name) {
 }
 
 std::string Engine::isa() {
-  std::lock_guard<std::mutex> lock(mu_);
   return isa_->name;
+}
+
+Probe Engine::probe(int64_t buffer_mb) {
+  using clock = std::chrono::steady_clock;
+  const int nt = pool_->size();
+  Probe pr{0, 0, 0};
+  // One task per pool thread, all running at once: the pool lets the caller run tasks a sleeping worker has not
+  // claimed yet, which would measure one core. Each task waits (at most 1 s) until every thread holds one.
+  auto all_threads = [&](const std::function<void(int64_t)>& body) {
+    std::atomic<int> arrived{0};
+    pool_->run(nt, [&](int64_t t, int) {
+      arrived.fetch_add(1);
+      const auto until = clock::now() + std::chrono::seconds(1);
+      while (arrived.load() < nt && clock::now() < until) std::this_thread::yield();
+      body(t);
+    });
+  };
+  {
+    const int64_t n = std::max<int64_t>(1, buffer_mb) * (1 << 20) / 4;
+    std::vector<float> buf(static_cast<size_t>(n), 1.f);  // written once, so every page is really mapped
+    const int64_t per = ceil_div(n, nt);
+    std::vector<float> sink(static_cast<size_t>(nt));
+    for (int round = 0; round < 3; ++round) {
+      std::vector<double> secs(static_cast<size_t>(nt), 0.0);
+      all_threads([&](int64_t t) {
+        const int64_t a = t * per, b = std::min(n, a + per);
+        const auto s0 = clock::now();
+        // dot(x, x) loads each element once (both operands hit the same line)
+        if (a < b) sink[static_cast<size_t>(t)] = isa_->dot_f32(buf.data() + a, buf.data() + a, b - a);
+        secs[static_cast<size_t>(t)] = std::chrono::duration<double>(clock::now() - s0).count();
+      });
+      // the slowest thread's time: all of them read at once
+      const double s = *std::max_element(secs.begin(), secs.end());
+      pr.read_gbps = std::max(pr.read_gbps, static_cast<double>(n) * 4 / s / 1e9);
+    }
+  }
+  auto peak = [&](double (*fn)(int64_t)) {
+    int64_t iters = 1 << 14;
+    double best = 0;
+    for (int round = 0; round < 4; ++round) {
+      std::vector<double> ops(static_cast<size_t>(nt), 0.0), secs(static_cast<size_t>(nt), 0.0);
+      all_threads([&](int64_t t) {
+        const auto s0 = clock::now();
+        ops[static_cast<size_t>(t)] = fn(iters);
+        secs[static_cast<size_t>(t)] = std::chrono::duration<double>(clock::now() - s0).count();
+      });
+      const double s = *std::max_element(secs.begin(), secs.end());
+      double total = 0;
+      for (double o : ops) total += o;
+      best = std::max(best, total / s / 1e9);
+      if (s < 0.02) iters *= 4;  // grow until a round lasts long enough to time
+    }
+    return best;
+  };
+  pr.f32_gflops = peak(isa_->peak_f32);
+  pr.i8_gops = peak(isa_->peak_i8);
+  return pr;
 }
 
 void Engine::ensure_scratch(size_t floats) {
@@ -181,7 +234,6 @@ void Engine::linear_rows(const Weight& w, const float* x, const int8_t* xq, cons
 }
 
 void Engine::linear(const float* x, int64_t m, const Weight& w, const float* bias, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (m <= 0 || w.n <= 0) return;
   if (w.fmt == Fmt::BF16) ensure_wide(static_cast<size_t>(4 * w.k));
   const int8_t* xq = nullptr;
@@ -209,7 +261,6 @@ void Engine::linear(const float* x, int64_t m, const Weight& w, const float* bia
 }
 
 void Engine::rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float eps, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto rows = [&](int64_t a, int64_t b) {
     for (int64_t r = a; r < b; ++r) {
       const float* xr = x + r * n;
@@ -225,7 +276,6 @@ void Engine::rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float
 }
 
 void Engine::layernorm(const float* x, int64_t m, int64_t n, const float* w, const float* b, float eps, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto rows = [&](int64_t a, int64_t e) {
     for (int64_t r = a; r < e; ++r) {
       const float* xr = x + r * n;
@@ -244,7 +294,6 @@ void Engine::layernorm(const float* x, int64_t m, int64_t n, const float* w, con
 }
 
 void Engine::gelu(const float* x, float* out, int64_t n, bool tanh_approx) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t a, int64_t b) {
     // Both forms are rewritten so that no 1 + (≈ -1) cancellation loses precision for negative x:
     // 0.5·(1 + tanh(y)) = 1 / (1 + e^(-2y)) and 0.5·(1 + erf(z)) = 0.5·erfc(-z).
@@ -264,21 +313,18 @@ void Engine::gelu(const float* x, float* out, int64_t n, bool tanh_approx) {
 }
 
 void Engine::silu(const float* x, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) out[i] = silu1(x[i]);
   });
 }
 
 void Engine::swiglu(const float* g, const float* u, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) out[i] = silu1(g[i]) * u[i];
   });
 }
 
 void Engine::softmax(float* x, int64_t m, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto rows = [&](int64_t a, int64_t b) {
     for (int64_t r = a; r < b; ++r) {
       float* xr = x + r * n;
@@ -298,21 +344,18 @@ void Engine::softmax(float* x, int64_t m, int64_t n) {
 }
 
 void Engine::add(const float* a, const float* b, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) out[i] = a[i] + b[i];
   });
 }
 
 void Engine::mul(const float* a, const float* b, float* out, int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
   parallel_elems(n, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) out[i] = a[i] * b[i];
   });
 }
 
 void Engine::embedding(const Weight& t, const int32_t* ids, int64_t count, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   for (int64_t i = 0; i < count; ++i) {
     const int64_t r = ids[i];
     float* o = out + i * t.k;
@@ -336,7 +379,6 @@ void Engine::embedding(const Weight& t, const int32_t* ids, int64_t count, float
 }
 
 void Engine::rope(float* x, const RopeP& p, const int32_t* pos, const float* cs, const float* sn) {
-  std::lock_guard<std::mutex> lock(mu_);
   const int64_t half = p.dim / 2;
   auto rows = [&](int64_t a, int64_t b) {
     std::vector<float> tmp(static_cast<size_t>(p.dim));
@@ -368,7 +410,6 @@ void Engine::rope(float* x, const RopeP& p, const int32_t* pos, const float* cs,
 // query (decode, where MLA's absorbed form shares one latent k/v across all heads). Scores for the rows are
 // computed together so each key row is loaded once per task.
 void Engine::attention(const float* q, const float* k, const float* v, float* out, const AttnParams& p) {
-  std::lock_guard<std::mutex> lock(mu_);
   const int64_t group = p.n_heads / p.n_kv_heads;
   constexpr int64_t kRows = 4;
   const bool by_query = p.tq >= kRows || group == 1;
@@ -377,6 +418,29 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
   const int64_t hblocks = by_query ? p.n_heads : p.n_kv_heads * ((group + kRows - 1) / kRows);
   ensure_scratch(static_cast<size_t>(kRows * p.tk));
   const IsaKernels* isa = isa_;
+  // Many queries over interleaved heads (prefill, the ViT; k/v rows hold every kv head): copy each kv head's
+  // keys and values into contiguous rows once, so the query blocks stream them with unit row strides instead of
+  // one row per n_kv_heads·d floats (which thrashes the L1 sets and the prefetchers).
+  const bool pack = by_query && p.tq >= kPackMinQueries && p.n_kv_heads > 1;
+  const float* kb = k;
+  const float* vb = v;
+  int64_t ks = p.k_stride, vs = p.v_stride, kh = p.dqk, vh = p.dv;  // row stride and per-head offset
+  if (pack) {
+    kpack_.resize(static_cast<size_t>(p.n_kv_heads * p.tk * p.dqk));
+    vpack_.resize(static_cast<size_t>(p.n_kv_heads * p.tk * p.dv));
+    pool_->run(p.n_kv_heads, [&](int64_t h, int) {
+      for (int64_t j = 0; j < p.tk; ++j) {
+        std::memcpy(&kpack_[(h * p.tk + j) * p.dqk], k + j * p.k_stride + h * p.dqk, static_cast<size_t>(p.dqk) * 4);
+        std::memcpy(&vpack_[(h * p.tk + j) * p.dv], v + j * p.v_stride + h * p.dv, static_cast<size_t>(p.dv) * 4);
+      }
+    });
+    kb = kpack_.data();
+    vb = vpack_.data();
+    ks = p.dqk;
+    vs = p.dv;
+    kh = p.tk * p.dqk;
+    vh = p.tk * p.dv;
+  }
   pool_->run(qblocks * hblocks, [&](int64_t task, int thread) {
     const int64_t hb = task / qblocks, qb = task % qblocks;
     int64_t i0, h0, rows, ldq, ldo, kvh;
@@ -408,7 +472,7 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
     float* o0 = out + i0 * p.out_stride + h0 * p.dv;
     float* sc = scratch_[thread].data();
     if (nk_max > 0)
-      isa->qk_f32(q0, ldq, static_cast<int>(rows), k + kvh * p.dqk, p.k_stride, nk_max, p.dqk, sc, p.tk);
+      isa->qk_f32(q0, ldq, static_cast<int>(rows), kb + kvh * kh, ks, nk_max, p.dqk, sc, p.tk);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t nk = visible(r);
       float* o = o0 + r * ldo;
@@ -424,14 +488,13 @@ void Engine::attention(const float* q, const float* k, const float* v, float* ou
       }
       const float inv = 1.f / isa->exp_sum(s, nk, mx);
       for (int64_t j = 0; j < nk; ++j) s[j] *= inv;
-      isa->pv_f32(s, nk, v + kvh * p.dv, p.v_stride, p.dv, o);
+      isa->pv_f32(s, nk, vb + kvh * vh, vs, p.dv, o);
     }
   });
 }
 
 void Engine::moe_route(const float* logits, int64_t m, int64_t ne, const RouteP& p, int32_t* idx, float* weight,
                        float* scores) {
-  std::lock_guard<std::mutex> lock(mu_);
   std::vector<float> sel(static_cast<size_t>(ne)), gscore(static_cast<size_t>(std::max(1, p.n_group)));
   std::vector<int64_t> order(static_cast<size_t>(ne)), gorder(gscore.size());
   const bool grouped = p.method != RouteMethod::Greedy;
@@ -507,7 +570,6 @@ void Engine::moe_route(const float* logits, int64_t m, int64_t ne, const RouteP&
 
 void Engine::moe_experts(const float* x, int64_t m, int64_t h, const std::vector<ExpertW>& ex, const int32_t* idx,
                          const float* weight, int top_k, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
   const int64_t ne = static_cast<int64_t>(ex.size());
   // Group the (token, slot) pairs by expert, tokens ascending inside each expert.
   std::vector<int64_t> count(static_cast<size_t>(ne) + 1, 0);

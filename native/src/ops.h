@@ -1,10 +1,9 @@
 // The contract's ops on raw pointers (no N-API types here): addon.cc validates and unwraps JS arguments, then
-// calls these. One Engine per process; its ops may be called from several JS threads (worker_threads) and are
-// serialised by a mutex, since they share one thread pool and its scratch buffers.
+// calls these. One Engine per addon instance (per napi_env: the main thread and each worker_thread), so its ops
+// are only ever called from that one JS thread: no lock, and its thread pool and scratch are its own.
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,9 +53,18 @@ struct RouteP {
   float scaling;
 };
 
+/** The machine's limits as this engine's pool sees them (see Engine::probe). */
+struct Probe {
+  double read_gbps;   // DRAM read bandwidth, all pool threads
+  double f32_gflops;  // f32 FMA peak of the current ISA table, all pool threads
+  double i8_gops;     // int8 dot peak of the current ISA table, all pool threads
+};
+
 class Engine {
  public:
-  static Engine& get();
+  Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   void set_threads(int n);
   int threads();
@@ -65,6 +73,12 @@ class Engine {
   std::string isa();
   /** ISAs this CPU can run, best first. */
   std::vector<std::string> supported_isas();
+
+  /**
+   * Measure read bandwidth (a buffer far larger than the last-level cache, read by every pool thread) and the
+   * f32 / int8 peaks of the current ISA (register-only chains on every pool thread); best of a few rounds.
+   */
+  Probe probe(int64_t buffer_mb);
 
   void linear(const float* x, int64_t m, const Weight& w, const float* bias, float* out);
   void rmsnorm(const float* x, int64_t m, int64_t n, const float* w, float eps, float* out);
@@ -84,8 +98,6 @@ class Engine {
                    const float* weight, int top_k, float* out);
 
  private:
-  Engine();
-  // All below run with mu_ held.
   void ensure_scratch(size_t floats_per_thread);
   void ensure_wide(size_t floats_per_thread);
   void quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp, int8_t* xq, float* xs, bool parallel);
@@ -94,7 +106,6 @@ class Engine {
                    int64_t r1, float* out, int64_t ldo, int thread);
   void parallel_elems(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
-  std::mutex mu_;
   std::unique_ptr<ThreadPool> pool_;
   const IsaKernels* isa_;
   std::vector<std::vector<float>> scratch_;  // per pool thread: scores, expert tiles
@@ -103,6 +114,7 @@ class Engine {
   std::vector<float> qs_;
   // moe_experts buffers
   std::vector<float> xg_, hbuf_, ybuf_;
+  std::vector<float> kpack_, vpack_;  // attention: keys / values of each kv head in contiguous rows
   std::vector<int8_t> xgq_, hq_;
   std::vector<float> xgs_, hs_;
 };

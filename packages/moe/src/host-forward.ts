@@ -7,6 +7,7 @@ import type { Kernels } from '@kestrel/native';
 import type { KvCache } from './kv-cache.js';
 import type { DenseMlp, MoeMlp, ModelWeights } from './layers.js';
 import { mha, mla, type HostContext } from './host-attention.js';
+import { sharedInExpertCall } from './shared-experts.js';
 import type { ForwardOptions, ForwardOutput, RouterOutput } from './forward-types.js';
 
 /**
@@ -102,6 +103,8 @@ function moeMlp(ctx: HostContext, m: MoeMlp, xn: Float32Array, M: number, out: F
   const weight = new Float32Array(M * Kk);
   const scores = new Float32Array(M * E);
   K.moeRoute(logits, M, E, m.route, idx, weight, scores);
+  // Decode: the shared experts ride in the grouped expert call where the kernels can take them.
+  if (!m.expertKernels && sharedInExpertCall(K, m, xn, M, H, idx, weight, Kk, out)) return { idx, weight, scores };
   (m.expertKernels ?? K).moeExperts(xn, M, H, m.experts, idx, weight, Kk, out);
   if (m.shared) {
     const sh = new Float32Array(M * H);

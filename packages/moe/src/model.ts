@@ -20,6 +20,7 @@ export type { ForwardInput, ForwardOptions, ForwardOutput, RouterOutput } from '
 
 const DISPOSED = 'this MoeLanguageModel was disposed; load it again';
 
+
 /**
  * A DeepSeek-V2-family Mixture-of-Experts decoder (DeepseekV2ForCausalLM, also the LM of DeepSeek-VL2)
  * running on the kernels of @kestrel/native. All math goes through the `Kernels` interface.
