@@ -56,7 +56,7 @@ export async function createVlmChatBackend(dir: string): Promise<ChatBackend> {
         maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP,
         ...(o.topK ? { topK: o.topK } : {}), ...(o.stopStrings?.length ? { stopStrings: o.stopStrings } : {}),
         ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.onText ? { onText: o.onText } : {}), ...(o.onStart ? { onStart: o.onStart } : {}),
-      } as Parameters<typeof ask.chat>[1]);
+      });
       return { text: r.text, finishReason: r.finishReason, usage: { promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens } };
     },
   };

@@ -54,7 +54,15 @@ export const CallOptionsSchema = z.object({
   /** cancels the call (it rejects with E_ABORTED) */
   signal: gen.shape.signal,
 }).strict();
-export type CallOptions = z.input<typeof CallOptionsSchema> & { onText?: (text: string) => void };
+export type CallOptions = z.input<typeof CallOptionsSchema> & {
+  /** each new piece of the answer as it is generated */
+  onText?: (text: string) => void;
+  /**
+   * once the prompt is ready, before the answer: in process right before the first token is generated; with the
+   * model in a worker at the first streamed piece (errors of decoding and prompt building still come before it)
+   */
+  onStart?: () => void;
+};
 
 /** Answer of the ask pipeline. */
 export interface AskResult {
@@ -154,12 +162,12 @@ export async function loadModel(o: z.output<typeof AskOptionsSchema>): Promise<{
 
 /** Generation options of one call: the call's overrides over the pipeline's defaults. */
 export function genOptions(o: z.output<typeof AskOptionsSchema>, call: CallOptions | undefined): Record<string, unknown> {
-  const { onText, ...rest } = call ?? {};
+  const { onText, onStart, ...rest } = call ?? {};
   const c = parseOptions(CallOptionsSchema, rest, 'call options');
   const seed = c.seed ?? o.seed;
   return {
     maxNewTokens: c.maxNewTokens ?? o.maxNewTokens, temperature: c.temperature ?? o.temperature, topP: c.topP ?? o.topP, topK: c.topK ?? o.topK,
-    ...(seed !== undefined ? { seed } : {}), ...(onText ? { onText } : {}),
+    ...(seed !== undefined ? { seed } : {}), ...(onText ? { onText } : {}), ...(onStart ? { onStart } : {}),
     ...(c.stopStrings ? { stopStrings: c.stopStrings } : {}), ...(c.signal ? { signal: c.signal } : {}),
   };
 }
