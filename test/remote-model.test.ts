@@ -3,13 +3,13 @@
 // the local model's answer, for the CLI and the SDK, greedy and sampled with a seed.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, request, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KestrelError } from '@kestrel/core';
-import { pipeline } from '@kestrel/pipelines';
+import { pipeline, type GroundResult } from '@kestrel/pipelines';
 
 const VLM = resolve(import.meta.dirname, 'fixtures/vlm/A');
 const IMG0 = join(VLM, 'img0.png');
@@ -187,4 +187,108 @@ describe('remote models on kestrel serve --vlm (a real server process and the go
       await new Promise((r) => silent.close(r));
     }
   }, 60_000);
+});
+
+// `ground` on the server: golden model A with the test tokenizer that has DeepSeek-VL2's grounding
+// tokens (random weights: the request and the flow are asserted, and that the remote result is the
+// local pipeline's, greedy).
+describe("pipeline('ground') with model 'openai:URL' (kestrel serve --vlm on a grounding checkpoint)", () => {
+  let dir: string;
+  let model: string;
+  let serve: ChildProcess;
+  let proxy: Server;
+  let base: string; // the proxy, which records the request bodies
+  const bodies: { messages: { content: unknown }[]; skip_special_tokens?: unknown; max_tokens?: unknown }[] = [];
+  const keyBefore = process.env.KESTREL_OPENAI_API_KEY;
+  beforeAll(async () => {
+    process.env.KESTREL_OPENAI_API_KEY = KEY;
+    dir = mkdtempSync(join(tmpdir(), 'kestrel-remote-ground-'));
+    model = join(dir, 'A-grounding');
+    mkdirSync(model);
+    for (const f of ['config.json', 'processor_config.json', 'model.safetensors']) copyFileSync(join(VLM, f), join(model, f));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(resolve(import.meta.dirname, 'fixtures/vlm-chat', f), join(model, f));
+    serve = spawn(process.execPath, [BIN, 'serve', '--vlm', model, '--port', '0', '--host', '127.0.0.1', '--db', join(dir, 'log.db'), '--api-key', KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = createInterface({ input: serve.stdout! });
+    const url = await new Promise<string>((res, rej) => {
+      lines.on('line', (l) => { try { const j = JSON.parse(l) as { event?: string; url?: string }; if (j.event === 'listening') res(j.url!); } catch { /* not the event line */ } });
+      serve.once('exit', (c) => rej(new Error(`kestrel serve exited with ${c}`)));
+    });
+    proxy = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'POST') bodies.push(JSON.parse(body.toString()) as (typeof bodies)[number]);
+        const target = new URL(req.url!, url);
+        const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => { res.writeHead(r.statusCode!, r.headers); r.pipe(res); });
+        up.end(body);
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(proxy.address() as { port: number }).port}/v1`;
+  }, 120_000);
+  afterAll(async () => {
+    if (keyBefore === undefined) delete process.env.KESTREL_OPENAI_API_KEY;
+    else process.env.KESTREL_OPENAI_API_KEY = keyBefore;
+    if (proxy) await new Promise((r) => proxy.close(r));
+    if (serve && serve.exitCode === null) { serve.kill('SIGTERM'); await new Promise((r) => serve.once('exit', r)); }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const same = (r: GroundResult, l: GroundResult): void => {
+    expect(r.text).toBe(l.text);
+    expect(r.detections).toEqual(l.detections);
+    expect(r.flags).toEqual(l.flags);
+    expect(r.usage.promptTokens).toBe(l.usage.promptTokens);
+    expect(r.usage.completionTokens).toBe(l.usage.completionTokens);
+  };
+
+  it('sends the grounding prompt as text after the image, keeps special tokens, and gives the local result (one query, detect, caption mode)', async () => {
+    const local = await pipeline('ground', { model, maxNewTokens: 24 });
+    const remote = await pipeline('ground', { model: `openai:${base}`, maxNewTokens: 24 });
+    try {
+      expect(remote.remote).toEqual({ baseUrl: base, remoteModel: 'A-grounding' });
+      const l = await local(IMG0, 'the gear');
+      const r = await remote(IMG0, 'the gear');
+      same(r, l);
+      const sent = bodies.at(-1)!;
+      expect(sent.skip_special_tokens).toBe(false);
+      expect(sent.max_tokens).toBe(24);
+      expect(sent.messages).toEqual([{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${readFileSync(IMG0).toString('base64')}` } }, { type: 'text', text: '<|ref|>the gear<|/ref|>.' }] }]);
+      // sampled with a seed: an answer with grounding tags (special tokens), kept by the server
+      const call = { temperature: 1.5, seed: 2, maxNewTokens: 48 };
+      const ls = await local(IMG0, 'the gear', call);
+      expect(ls.text).toContain('<|det|>');
+      same(await remote(IMG0, 'the gear', call), ls);
+      // detect: one request per category, the image read once; the local detections
+      const n = bodies.length;
+      const cats = ['gear', { id: 7, name: 'bolt' }];
+      expect(await remote.detect(readFileSync(IMG1), cats)).toEqual(await local.detect(IMG1, cats));
+      expect(bodies.length - n).toBe(2);
+      await failure(remote.detect(IMG1, ['<|ref|>x']), 'E_OPTIONS');
+      expect(bodies.length - n).toBe(2); // refused before anything was sent
+      await failure(remote(IMG0, '  '), 'E_OPTIONS');
+      await failure(Promise.resolve().then(() => remote.model), 'E_UNSUPPORTED');
+    } finally {
+      local.dispose();
+      remote.dispose();
+    }
+    const lc = await pipeline('ground', { model, mode: 'caption', maxNewTokens: 16, frame: 'padded', inProcess: true });
+    const rc = await pipeline('ground', { model: `openai:${base}`, remoteModel: 'A-grounding', mode: 'caption', maxNewTokens: 16, frame: 'padded', imageSize: lc.model.processor.imageSize });
+    same(await rc(IMG1, 'Describe the image.'), await lc(IMG1, 'Describe the image.'));
+    expect((bodies.at(-1)!.messages[0]!.content as { text?: string }[])[1]!.text).toBe('<|grounding|>Describe the image.');
+    lc.dispose();
+    await failure(pipeline('ground', { model: `openai:${base}`, frame: 'padded' }), 'E_OPTIONS');
+    await failure(pipeline('ground', { model: `openai:${base}`, threads: 2 }), 'E_OPTIONS');
+  }, 180_000);
+
+  it('kestrel ground --model openai:URL prints the local result', async () => {
+    const args = ['--image', IMG0, '--max-new-tokens', '20', '--json', 'the gear'];
+    const local = await kestrel(['ground', '--model', model, ...args]);
+    const remote = await kestrel(['ground', '--model', `openai:${base}`, ...args]);
+    expect(local.code, local.err).toBe(0);
+    expect(remote.code, remote.err).toBe(0);
+    const [l, r] = [JSON.parse(local.out) as GroundResult, JSON.parse(remote.out) as GroundResult];
+    expect({ ...r, usage: null }).toEqual({ ...l, usage: null });
+  }, 120_000);
 });

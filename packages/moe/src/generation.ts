@@ -25,6 +25,8 @@ export const generateOptionsSchema = z.object({
   stopTokens: z.array(z.number().int().nonnegative()).default([]),
   /** strings that end generation (needs a tokenizer); the text is cut before the stop string */
   stopStrings: z.array(z.string().min(1)).default([]),
+  /** drop special tokens from the decoded text (false keeps them, e.g. DeepSeek-VL2's `<|ref|>` grounding tags) */
+  skipSpecialTokens: z.boolean().default(true),
   /** cancels generation: the call rejects with E_ABORTED */
   signal: z.instanceof(AbortSignal).optional(),
 }).strict();
@@ -157,7 +159,7 @@ export async function* generateTokens(host: GenerationHost, inputs: GenerateInpu
       if (eos.has(id)) s.done = 'eos';
       else if (stopIds.has(id)) s.done = 'stop_token';
       if (tok) {
-        const full = tok.decode(s.out);
+        const full = tok.decode(s.out, { skipSpecialTokens: o.skipSpecialTokens });
         let visible = full;
         const hit = o.stopStrings.map((ss) => full.indexOf(ss)).filter((p) => p >= 0);
         if (hit.length) { visible = full.slice(0, Math.min(...hit)); s.done = 'stop_string'; }

@@ -33,7 +33,7 @@ export interface PipelineTasks {}
 
 
 /** Tasks that also run on a remote OpenAI-compatible server (`model: 'openai:URL'`). */
-const REMOTE_TASKS = new Set(['ask', 'caption', 'chat']);
+const REMOTE_TASKS = new Set(['ask', 'caption', 'chat', 'ground']);
 
 export type { TaskModule } from './task-modules.js';
 

@@ -16,6 +16,8 @@ export interface BackendOptions {
   seed?: number | undefined;
   /** strings that end the answer (cut before them) */
   stopStrings?: string[] | undefined;
+  /** false keeps special tokens in the answer (vLLM's `skip_special_tokens`; DeepSeek-VL2 grounding tags) */
+  skipSpecialTokens?: boolean | undefined;
   /** Refuse images over this many pixels (`E_IMAGE_TOO_LARGE`): the server's `maxImagePixels`. */
   maxImagePixels?: number | undefined;
   /** Called once the images are decoded and the prompt is ready, before the first token. */
@@ -54,7 +56,7 @@ export async function createVlmChatBackend(dir: string): Promise<ChatBackend> {
       }));
       const r = await ask.chat(decoded, {
         maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: o.topP,
-        ...(o.topK ? { topK: o.topK } : {}), ...(o.stopStrings?.length ? { stopStrings: o.stopStrings } : {}),
+        ...(o.topK ? { topK: o.topK } : {}), ...(o.stopStrings?.length ? { stopStrings: o.stopStrings } : {}), ...(o.skipSpecialTokens === false ? { skipSpecialTokens: false } : {}),
         ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.onText ? { onText: o.onText } : {}), ...(o.onStart ? { onStart: o.onStart } : {}),
       });
       return { text: r.text, finishReason: r.finishReason, usage: { promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens } };

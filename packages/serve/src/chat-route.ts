@@ -33,6 +33,8 @@ const ChatRequestSchema = z.object({
   top_k: z.number().int().min(0).nullable().optional(),
   stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullable().optional(),
   seed: z.number().int().nullable().optional(),
+  /** not in the OpenAI API; vLLM's extension (false keeps special tokens such as `<|ref|>` in the answer) */
+  skip_special_tokens: z.boolean().nullable().optional(),
 }).loose();
 
 /** Only inline images: a request must never make the server read a file or fetch a URL. */
@@ -109,7 +111,7 @@ export function registerChatRoute(app: FastifyInstance, o: {
     const model = backend.name;
     const gen = {
       maxNewTokens: r.max_completion_tokens ?? r.max_tokens ?? 256, temperature: r.temperature ?? 0, topP: r.top_p ?? 1,
-      seed: r.seed ?? undefined, maxImagePixels: o.maxImagePixels, topK: r.top_k ?? 0,
+      seed: r.seed ?? undefined, maxImagePixels: o.maxImagePixels, topK: r.top_k ?? 0, skipSpecialTokens: r.skip_special_tokens ?? undefined,
       stopStrings: r.stop == null ? [] : typeof r.stop === 'string' ? [r.stop] : r.stop,
     };
     const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });

@@ -2,7 +2,7 @@ import type { CommandSpec } from '../command.js';
 import { printJson } from '../command.js';
 import { MODEL_FLAGS, modelFlags } from './ask.js';
 
-const HELP = `Usage: kestrel ground --model DIR --image IMG [options] "the red car"
+const HELP = `Usage: kestrel ground --model DIR|openai:URL --image IMG [options] "the red car"
        kestrel ground --model DIR --data COCO_DIR [--annotations F] --results RES.json [--limit N]
 
 Visual grounding with a DeepSeek-VL2 checkpoint, in DeepSeek's own format: the prompt is
@@ -15,7 +15,9 @@ With --data: open-vocabulary detection over a COCO data set, one grounding query
 per image; writes COCO results JSON (score 1 for every box) that "kestrel eval coco" scores, and
 prints the COCO summary (or the JSON report with --json).
 
-  --model DIR             checkpoint directory (required; tokenizer.json with the grounding tokens)
+  --model DIR|openai:URL  checkpoint directory (required; tokenizer.json with the grounding tokens), or
+                          openai: + the base URL of a server serving DeepSeek-VL2 (single queries; --remote-model
+                          as for "kestrel ask"; the server must honour skip_special_tokens: false)
   --image FILE            the image (single query)
   --caption               grounded captioning instead: "<image>\\n<|grounding|>QUERY" (e.g. "Describe the image.")
   --frame image|padded    what the 0-999 coordinates are a fraction of (default image, as DeepSeek's demo)

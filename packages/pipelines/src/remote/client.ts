@@ -18,6 +18,8 @@ export interface WireSettings {
   topK: number;
   seed?: number | undefined;
   stop?: string[] | undefined;
+  /** sent as `skip_special_tokens: false` (vLLM's extension, Kestrel's server takes it too) when false */
+  skipSpecialTokens?: boolean | undefined;
 }
 
 /** A finished answer. */
@@ -115,6 +117,7 @@ export class RemoteChatClient {
     const body = JSON.stringify({
       model, messages, max_tokens: g.maxTokens, temperature: g.temperature, top_p: g.topP,
       ...(g.topK > 0 ? { top_k: g.topK } : {}), ...(g.seed !== undefined ? { seed: g.seed } : {}), ...(g.stop?.length ? { stop: g.stop } : {}),
+      ...(g.skipSpecialTokens === false ? { skip_special_tokens: false } : {}),
       ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
     });
     return this.withDeadline(o.signal, async (s) => {

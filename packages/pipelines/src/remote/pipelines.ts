@@ -13,7 +13,7 @@ type Parsed = z.output<typeof AskOptionsSchema>;
 /** Pipeline options that choose how a local checkpoint runs. */
 const LOCAL_ONLY = ['backend', 'threads', 'dtype', 'device', 'expertsOn', 'cpuExpertLayers'] as const;
 
-async function toWire(messages: readonly ChatMessage[]): Promise<WireMessage[]> {
+async function toWire(messages: readonly ChatMessage[], encode: ImageEncoder): Promise<WireMessage[]> {
   if (!Array.isArray(messages) || messages.length === 0) throw new KestrelError('E_OPTIONS', 'chat needs at least one message');
   return Promise.all(messages.map(async (m, i): Promise<WireMessage> => {
     if (m === null || typeof m !== 'object' || !['system', 'user', 'assistant'].includes(m.role)) throw new KestrelError('E_OPTIONS', `messages[${i}] must be { role: 'system' | 'user' | 'assistant', content }`);
@@ -24,7 +24,7 @@ async function toWire(messages: readonly ChatMessage[]): Promise<WireMessage[]> 
       role: m.role,
       content: await Promise.all(parts.map(async (p, j) => {
         if (p?.type === 'text' && typeof p.text === 'string') return { type: 'text' as const, text: p.text };
-        if (p?.type === 'image' && p.image != null) return { type: 'image_url' as const, image_url: { url: await imageDataUrl(p.image, `messages[${i}].content[${j}]`) } };
+        if (p?.type === 'image' && p.image != null) return { type: 'image_url' as const, image_url: { url: await encode(p.image, `messages[${i}].content[${j}]`) } };
         throw new KestrelError('E_OPTIONS', `messages[${i}].content[${j}] must be {type:'text', text} or {type:'image', image}`);
       })),
     };
@@ -36,7 +36,7 @@ function settings(o: Parsed, call: CallOptions | undefined): { g: WireSettings; 
   const c = parseOptions(CallOptionsSchema, rest, 'call options');
   const seed = c.seed ?? o.seed;
   return {
-    g: { maxTokens: c.maxNewTokens ?? o.maxNewTokens, temperature: c.temperature ?? o.temperature, topP: c.topP ?? o.topP, topK: c.topK ?? o.topK, seed, stop: c.stopStrings },
+    g: { maxTokens: c.maxNewTokens ?? o.maxNewTokens, temperature: c.temperature ?? o.temperature, topP: c.topP ?? o.topP, topK: c.topK ?? o.topK, seed, stop: c.stopStrings, skipSpecialTokens: c.skipSpecialTokens },
     signal: c.signal, onText,
   };
 }
@@ -48,13 +48,25 @@ function result(a: WireAnswer, ms: number): ChatResult {
   };
 }
 
+/** An image part -> the data URL sent; by default {@link imageDataUrl}. */
+export type ImageEncoder = (image: VlmImage, what: string) => Promise<string>;
+
 /** A `model` getter that explains itself: a remote pipeline has no local VisionLanguageModel. */
-function noLocalModel(info: RemoteModelInfo): PropertyDescriptor {
+export function noLocalModel(info: RemoteModelInfo): PropertyDescriptor {
   return { get() { throw new KestrelError('E_UNSUPPORTED', `this pipeline runs on the remote server ${info.baseUrl} (model ${info.remoteModel}); it has no local VisionLanguageModel (see .remote)`); } };
 }
 
+/** E_OPTIONS for options that choose how a local checkpoint runs: where and how the model runs is the server's business. */
+export function refuseLocalOptions(options: unknown): void {
+  const local = LOCAL_ONLY.filter((k) => (options as Record<string, unknown> | null)?.[k] !== undefined);
+  if (local.length) throw new KestrelError('E_OPTIONS', `${local.join(', ')} only apply to a local checkpoint; a remote model runs as its server is set up`);
+}
+
+/** Runs one chat request on the server; `encode` turns image parts into data URLs (default {@link imageDataUrl}). */
+export type RemoteRunner = (messages: readonly ChatMessage[], call?: CallOptions, encode?: ImageEncoder) => Promise<ChatResult>;
+
 /** Connect (list the models once), pick the model id, and return a runner of chat requests. */
-async function connect(o: Parsed): Promise<{ info: RemoteModelInfo; run: (messages: readonly ChatMessage[], call?: CallOptions) => Promise<ChatResult> }> {
+export async function connect(o: Parsed): Promise<{ info: RemoteModelInfo; run: RemoteRunner }> {
   const client = new RemoteChatClient({ baseUrl: remoteBaseUrl(o.model as string), remoteModel: o.remoteModel, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, maxRetries: o.maxRetries, retryBaseMs: o.retryBaseMs });
   let remoteModel = o.remoteModel;
   if (remoteModel === undefined) {
@@ -63,10 +75,10 @@ async function connect(o: Parsed): Promise<{ info: RemoteModelInfo; run: (messag
     remoteModel = ids[0]!;
   }
   const info: RemoteModelInfo = { baseUrl: client.settings.baseUrl, remoteModel };
-  const run = async (messages: readonly ChatMessage[], call?: CallOptions): Promise<ChatResult> => {
+  const run: RemoteRunner = async (messages, call, encode = imageDataUrl) => {
     const t0 = performance.now();
     const s = settings(o, call);
-    const a = await client.complete(remoteModel, await toWire(messages), s.g, { signal: s.signal, onText: s.onText });
+    const a = await client.complete(remoteModel, await toWire(messages, encode), s.g, { signal: s.signal, onText: s.onText });
     return result(a, performance.now() - t0);
   };
   return { info, run };
@@ -78,9 +90,7 @@ async function connect(o: Parsed): Promise<{ info: RemoteModelInfo; run: (messag
  * (`imageTokens` is 0: the API does not report it) and `tokenIds` is empty.
  */
 export async function createPipeline(task: string, options: unknown): Promise<AskPipeline | CaptionPipeline | ChatPipeline> {
-  // Where and how the model runs is the server's business: say so rather than ignore these.
-  const local = LOCAL_ONLY.filter((k) => (options as Record<string, unknown> | null)?.[k] !== undefined);
-  if (local.length) throw new KestrelError('E_OPTIONS', `${local.join(', ')} only apply to a local checkpoint; a remote model runs as its server is set up`);
+  refuseLocalOptions(options);
   if (task === 'caption') {
     const o = parseOptions(CaptionOptionsSchema, options, 'caption options');
     const { info, run } = await connect(o);

@@ -9,7 +9,8 @@ import { tokenizeConversation } from './conversation.js';
 import { modelOptions, loadModel, genOptions, type CallOptions } from './pipelines.js';
 import { GROUNDING_TOKENS } from './tokenizer.js';
 import { parseGrounding, type GroundingFlag } from './grounding-parse.js';
-import { boxFromDeepseek } from './grounding-coords.js';
+import { boxFromDeepseek, type FrameGeometry, type GroundingFrame } from './grounding-coords.js';
+import type { RemoteModelInfo } from '../remote/options.js';
 
 /** Options of `pipeline('ground', ...)`. */
 export const GroundOptionsSchema = z.object({
@@ -68,7 +69,10 @@ export interface GroundPipeline {
    * `evaluateCoco` after adding `image_id`. `flags` collects the flags of all queries.
    */
   detect(image: VlmImage, categories: readonly GroundCategory[], options?: CallOptions): Promise<{ detections: VlmDetection[]; flags: GroundingFlag[] }>;
+  /** the loaded model; a remote pipeline throws E_UNSUPPORTED here */
   readonly model: VisionLanguageModel;
+  /** where a remote pipeline runs (`model: 'openai:URL'`); undefined for a local model */
+  readonly remote?: RemoteModelInfo;
   dispose(): void;
 }
 
@@ -91,10 +95,59 @@ function checkGroundingTokens(model: VisionLanguageModel): void {
 }
 
 /** The query text of a grounding prompt; `<|ref|>` tags in it would break the format. */
-function checkQuery(query: unknown): string {
+export function checkQuery(query: unknown): string {
   if (typeof query !== 'string' || query.trim() === '') throw new KestrelError('E_OPTIONS', 'the grounding query must be a non-empty string, e.g. "the red car"');
   if (/<\|\/?(ref|det|grounding)\|>|<image>/.test(query)) throw new KestrelError('E_OPTIONS', 'the grounding query must be plain text (no <|ref|>, <|det|>, <|grounding|> or <image> tags); the pipeline adds them');
   return query.trim();
+}
+
+/**
+ * The text that follows the image in a grounding prompt (the user turn is `<image>\n` + this):
+ * `<|ref|>QUERY<|/ref|>.` in 'ref' mode, `<|grounding|>QUERY` in 'caption' mode. Local and remote
+ * pipelines both build their prompt here; `query` must have passed {@link checkQuery}.
+ */
+export function groundingText(mode: 'ref' | 'caption', query: string): string {
+  return mode === 'ref' ? `<|ref|>${query}<|/ref|>.` : `<|grounding|>${query}`;
+}
+
+/**
+ * A decoded answer (special tokens kept) -> the pipeline's result: boxes parsed, mapped to pixels of
+ * the original image in `frame`, degenerate ones dropped and flagged; boxes without a `<|ref|>` take
+ * the query as label.
+ */
+export function groundResult(text: string, query: string, geometry: FrameGeometry, frame: GroundingFrame, usage: ChatUsage): GroundResult {
+  const parsed = parseGrounding(text);
+  const detections: GroundDetection[] = [];
+  for (const b of parsed.boxes) {
+    const bbox = boxFromDeepseek(b.box, geometry, frame);
+    if (bbox[2] <= 0 || bbox[3] <= 0) { if (!parsed.flags.includes('degenerate_box')) parsed.flags.push('degenerate_box'); continue; }
+    detections.push({ bbox, label: b.label ?? query, score: 1, deepseekBox: b.box });
+  }
+  return { detections, flags: parsed.flags, text, usage };
+}
+
+/** `detect`'s categories as `{ id, name }` (plain names get index + 1), every name checked before any query runs. */
+export function detectCategories(categories: readonly GroundCategory[]): { id: number; name: string }[] {
+  if (!Array.isArray(categories) || categories.length === 0) throw new KestrelError('E_OPTIONS', 'detect needs a non-empty list of category names or {id, name} objects');
+  const cats = categories.map((c, i) => {
+    if (typeof c === 'string') return { id: i + 1, name: c };
+    if (c && typeof c === 'object' && Number.isInteger(c.id) && typeof c.name === 'string') return c;
+    throw new KestrelError('E_OPTIONS', `categories[${i}] must be a name or {id, name}`);
+  });
+  for (const c of cats) checkQuery(c.name);
+  return cats;
+}
+
+/** One query per category through `run`; the label of each detection is its category, whatever words the model echoed in `<|ref|>`. */
+export async function detectWith(cats: readonly { id: number; name: string }[], run: (query: string) => Promise<GroundResult>): Promise<{ detections: VlmDetection[]; flags: GroundingFlag[] }> {
+  const detections: VlmDetection[] = [];
+  const flags: GroundingFlag[] = [];
+  for (const c of cats) {
+    const r = await run(c.name);
+    for (const d of r.detections) detections.push({ bbox: d.bbox, score: d.score, categoryId: c.id, label: c.name });
+    for (const f of r.flags) if (!flags.includes(f)) flags.push(f);
+  }
+  return { detections, flags };
 }
 
 async function createGround(options: unknown): Promise<GroundPipeline> {
@@ -107,7 +160,7 @@ async function createGround(options: unknown): Promise<GroundPipeline> {
   const run = async (rgb: RgbImage, query: string, call: CallOptions | undefined, cache?: ImageCache): Promise<GroundResult> => {
     const t0 = performance.now();
     const q = checkQuery(query);
-    const content = o.mode === 'ref' ? `<image>\n<|ref|>${q}<|/ref|>.` : `<image>\n<|grounding|>${q}`;
+    const content = `<image>\n${groundingText(o.mode, q)}`;
     const msgs = [...(o.systemPrompt ? [{ role: 'system' as const, content: o.systemPrompt }] : []), { role: 'user' as const, content, images: [rgb] }];
     const pre = cache?.pre ?? await model.processor.preprocess([rgb]);
     const { inputIds } = tokenizeConversation(msgs, pre.numImageTokens, conv);
@@ -119,38 +172,17 @@ async function createGround(options: unknown): Promise<GroundPipeline> {
       if (c.text) onText?.(c.text);
     }
     const text = tok.decode(tokenIds, false);
-    const parsed = parseGrounding(text);
-    const geometry = { width: rgb.width, height: rgb.height, tile: model.processor.imageSize };
-    const detections: GroundDetection[] = [];
-    for (const b of parsed.boxes) {
-      const bbox = boxFromDeepseek(b.box, geometry, o.frame);
-      if (bbox[2] <= 0 || bbox[3] <= 0) { if (!parsed.flags.includes('degenerate_box')) parsed.flags.push('degenerate_box'); continue; }
-      detections.push({ bbox, label: b.label ?? q, score: 1, deepseekBox: b.box });
-    }
     const imageTokens = pre.numImageTokens.reduce((a, b) => a + b, 0);
-    return { detections, flags: parsed.flags, text, usage: { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 } };
+    const geometry = { width: rgb.width, height: rgb.height, tile: model.processor.imageSize };
+    return groundResult(text, q, geometry, o.frame, { promptTokens: inputIds.length, imageTokens, completionTokens: tokenIds.length, ms: performance.now() - t0 });
   };
   const one = async (image: VlmImage, query: string, call?: CallOptions): Promise<GroundResult> => run(await toRgb(image), query, call);
   const detect = async (image: VlmImage, categories: readonly GroundCategory[], call?: CallOptions): Promise<{ detections: VlmDetection[]; flags: GroundingFlag[] }> => {
-    if (!Array.isArray(categories) || categories.length === 0) throw new KestrelError('E_OPTIONS', 'detect needs a non-empty list of category names or {id, name} objects');
-    const cats = categories.map((c, i) => {
-      if (typeof c === 'string') return { id: i + 1, name: c };
-      if (c && typeof c === 'object' && Number.isInteger(c.id) && typeof c.name === 'string') return c;
-      throw new KestrelError('E_OPTIONS', `categories[${i}] must be a name or {id, name}`);
-    });
-    for (const c of cats) checkQuery(c.name); // before any model work
+    const cats = detectCategories(categories); // before any model work
     // the image is decoded, tiled and encoded by the vision tower once for all queries
     const rgb = await toRgb(image);
     const cache: ImageCache = { pre: await model.processor.preprocess([rgb]), embeds: null };
-    const detections: VlmDetection[] = [];
-    const flags: GroundingFlag[] = [];
-    for (const c of cats) {
-      // the label is the category, whatever words the model echoed in <|ref|>
-      const r = await run(rgb, c.name, call, cache);
-      for (const d of r.detections) detections.push({ bbox: d.bbox, score: d.score, categoryId: c.id, label: c.name });
-      for (const f of r.flags) if (!flags.includes(f)) flags.push(f);
-    }
-    return { detections, flags };
+    return detectWith(cats, (q) => run(rgb, q, call, cache));
   };
   return Object.assign(one, { detect, model, dispose: () => { if (owned) model.dispose(); } }) as GroundPipeline;
 }

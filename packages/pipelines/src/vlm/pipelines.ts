@@ -51,6 +51,8 @@ export const CallOptionsSchema = z.object({
   seed: gen.shape.seed,
   /** strings that end the answer (cut before them) */
   stopStrings: gen.shape.stopStrings.unwrap().optional(),
+  /** false keeps special tokens (e.g. grounding tags) in the answer text */
+  skipSpecialTokens: gen.shape.skipSpecialTokens.unwrap().optional(),
   /** cancels the call (it rejects with E_ABORTED) */
   signal: gen.shape.signal,
 }).strict();
@@ -169,6 +171,7 @@ export function genOptions(o: z.output<typeof AskOptionsSchema>, call: CallOptio
     maxNewTokens: c.maxNewTokens ?? o.maxNewTokens, temperature: c.temperature ?? o.temperature, topP: c.topP ?? o.topP, topK: c.topK ?? o.topK,
     ...(seed !== undefined ? { seed } : {}), ...(onText ? { onText } : {}), ...(onStart ? { onStart } : {}),
     ...(c.stopStrings ? { stopStrings: c.stopStrings } : {}), ...(c.signal ? { signal: c.signal } : {}),
+    ...(c.skipSpecialTokens !== undefined ? { skipSpecialTokens: c.skipSpecialTokens } : {}),
   };
 }
 
