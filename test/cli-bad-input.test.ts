@@ -6,19 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runKestrel, type CliRun } from './helpers/cli.js';
 
 const bin = fileURLToPath(new URL('../packages/cli/bin/kestrel.js', import.meta.url));
 const fx = (p: string): string => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
 const vlm = fx('vlm/A');
 const dir = mkdtempSync(join(tmpdir(), 'kestrel-cli-bad-'));
 
-function kestrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 60_000 }, (e, out, err) => {
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, out, err });
-    });
-  });
-}
+const kestrel = (...args: string[]): Promise<CliRun> => runKestrel(args, { timeoutMs: 60_000 });
 
 function expectFailure(r: { code: number; err: string }, code: string): void {
   expect(r.code).toBe(1);

@@ -1,26 +1,20 @@
 // Corrupt PNGs are refused with E_IMAGE_DECODE before any verdict; valid odd PNGs still decode. The
 // files are written byte by byte by scripts/make-png-suite.mjs (see test/fixtures/png-suite/README.md).
-import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { KestrelError, checkPngImageData, checkPngStructure, loadImage } from '@kestrel/core';
 import { qcTestModel } from './helpers/qc-model.js';
+import { expectKestrelError, runKestrel as kestrel } from './helpers/cli.js';
 
 const DIR = resolve(import.meta.dirname, 'fixtures/png-suite');
 const MANIFEST = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as Record<string, { expect: 'ok' | 'corrupt'; damage: string }>;
 const CORRUPT = Object.keys(MANIFEST).filter((n) => MANIFEST[n]!.expect === 'corrupt');
 const VALID = Object.keys(MANIFEST).filter((n) => MANIFEST[n]!.expect === 'ok');
-const BIN = resolve(import.meta.dirname, '../packages/cli/bin/kestrel.js');
 const M = qcTestModel();
 
-async function refusal(p: Promise<unknown>): Promise<KestrelError> {
-  const e = await p.then(() => null, (err: unknown) => err);
-  expect(e).toBeInstanceOf(KestrelError);
-  expect((e as KestrelError).code).toBe('E_IMAGE_DECODE');
-  return e as KestrelError;
-}
+const refusal = (p: Promise<unknown>): Promise<KestrelError> => expectKestrelError(p, 'E_IMAGE_DECODE');
 
 /** The reference decode of a non-interlaced 8-bit gray/RGB fixture: inflate and un-filter (filter 0 only). */
 function referencePixels(bytes: Buffer, channels: number): Uint8Array {
@@ -94,12 +88,6 @@ describe('PNG integrity check (loadImage)', () => {
     expect(n).toBeGreaterThan(20);
   });
 });
-
-function kestrel(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (e, out, err) => done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, out, err }));
-  });
-}
 
 describe.skipIf(M.skip !== false)(`kestrel inspect on the PNG suite (${M.skip || M.model})`, () => {
   it('refuses every corrupt PNG with E_IMAGE_DECODE and exit 1, no verdict printed', async () => {

@@ -1,26 +1,20 @@
 // Inspection and model inputs are raster images: SVG is refused unless asked for, with an error that
 // lists the accepted formats; every listed raster format still decodes.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KestrelError, loadImage } from '@kestrel/core';
 import { qcTestModel } from './helpers/qc-model.js';
+import { expectKestrelError, runKestrel } from './helpers/cli.js';
 
 const SVG = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="4"><rect width="4" height="4" fill="#ff0000"/><rect x="4" width="4" height="4" fill="#0000ff"/></svg>');
 const dir = mkdtempSync(join(tmpdir(), 'kestrel-raster-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const BIN = resolve(import.meta.dirname, '../packages/cli/bin/kestrel.js');
 const M = qcTestModel();
 
-async function refusal(p: Promise<unknown>): Promise<KestrelError> {
-  const e = await p.then(() => null, (err: unknown) => err);
-  expect(e).toBeInstanceOf(KestrelError);
-  expect((e as KestrelError).code).toBe('E_IMAGE_DECODE');
-  return e as KestrelError;
-}
+const refusal = (p: Promise<unknown>): Promise<KestrelError> => expectKestrelError(p, 'E_IMAGE_DECODE');
 
 describe('raster formats only, by default', () => {
   it('refuses SVG (bytes and file) naming it and listing the accepted formats', async () => {
@@ -61,9 +55,7 @@ describe.skipIf(M.skip !== false)(`kestrel inspect refuses SVG (${M.skip || M.mo
   it('exit 1 with E_IMAGE_DECODE listing the formats', async () => {
     const file = join(dir, 'cli.svg');
     writeFileSync(file, SVG);
-    const r = await new Promise<{ code: number; out: string; err: string }>((done) => {
-      execFile(process.execPath, [BIN, 'inspect', '--model', M.model!, file], { timeout: 120_000 }, (e, out, err) => done({ code: e ? Number(e.code) : 0, out, err }));
-    });
+    const r = await runKestrel(['inspect', '--model', M.model!, file]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^kestrel: E_IMAGE_DECODE: .*accepts raster images in JPEG, PNG, WebP, TIFF, GIF, AVIF/);
     expect(r.out).toBe('');

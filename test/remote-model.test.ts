@@ -1,15 +1,15 @@
 // Pipelines on a remote OpenAI-compatible server (`model: 'openai:URL'`), tested against a real
 // `kestrel serve --vlm` process serving the golden checkpoint test/fixtures/vlm/A: the remote answer is
 // the local model's answer, for the CLI and the SDK, greedy and sampled with a seed.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, request, type Server } from 'node:http';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KestrelError } from '@kestrel/core';
 import { pipeline, type GroundResult } from '@kestrel/pipelines';
+import { expectKestrelError, runKestrel, type CliRun } from './helpers/cli.js';
 
 const VLM = resolve(import.meta.dirname, 'fixtures/vlm/A');
 const IMG0 = join(VLM, 'img0.png');
@@ -18,18 +18,8 @@ const BIN = resolve(import.meta.dirname, '../packages/cli/bin/kestrel.js');
 const KEY = 'remote-model-key-0123456789';
 const ENV = { ...process.env, KESTREL_OPENAI_API_KEY: KEY };
 
-function kestrel(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000, env }, (e, out, err) => done({ code: e ? Number(e.code) : 0, out, err }));
-  });
-}
-
-async function failure(p: Promise<unknown>, code: string): Promise<KestrelError> {
-  const e = await p.then(() => null, (err: unknown) => err);
-  expect(e).toBeInstanceOf(KestrelError);
-  expect((e as KestrelError).code).toBe(code);
-  return e as KestrelError;
-}
+const kestrel = (args: string[], env: NodeJS.ProcessEnv = ENV): Promise<CliRun> => runKestrel(args, { env });
+const failure = expectKestrelError;
 
 describe('remote models on kestrel serve --vlm (a real server process and the golden checkpoint)', () => {
   let dir: string;
