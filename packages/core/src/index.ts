@@ -7,7 +7,7 @@ export {
   Tensor, DTYPE_BYTES, shapeSize, bf16ToF32, f32ToBf16, f16ToF32, f32ToF16,
   type DType, type TypedArrayFor, type AnyTypedArray, type DTypeArrayMap,
 } from './tensor.js';
-export { openSafetensors, writeSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo, type OpenSafetensorsOptions } from './safetensors.js';
+export { openSafetensors, readAllSafetensors, type SafetensorsFile, type TensorInfo, type OpenSafetensorsOptions } from './safetensors.js';
 export { registerFileMapper, type FileMapper } from './file-mapper.js';
 export { progress, reportProgress, onProgress, type ProgressEvent, type ProgressListener } from './progress.js';
 export { parseOptions } from './options.js';
@@ -29,4 +29,4 @@ export {
   WorkerClient, WorkerPool, threadsPerWorker, modelCores, serveWorker, serializeError, deserializeError, workerScript, callbackStream,
   type WorkerSpec, type WorkerCallOptions, type CallContext, type WorkerHandlers, type WorkerSetup, type SerializedError,
 } from './worker/index.js';
-export { writeSafetensorsStreamed, safetensorsHeader, type StreamedTensor } from './safetensors-stream.js';
+export { writeSafetensors, writeSafetensorsStreamed, safetensorsHeader, type StreamedTensor } from './safetensors-stream.js';

@@ -1,12 +1,12 @@
 /**
- * Writes a safetensors file whose tensors are produced piece by piece (a callback fills each chunk), so a
- * checkpoint larger than memory is written with one chunk-sized buffer. Same layout as writeSafetensors
- * (8-byte aligned data section, tensors in the order given) and the same atomic temporary-file-then-rename.
+ * Writes safetensors files atomically (temporary file, then rename). The one writer streams tensors produced
+ * piece by piece (a callback fills each chunk), so a checkpoint larger than memory is written with one
+ * chunk-sized buffer; {@link writeSafetensors} is that writer over tensors already in memory.
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { KestrelError } from './errors.js';
-import { DTYPE_BYTES, shapeSize, type DType } from './tensor.js';
+import { DTYPE_BYTES, shapeSize, type DType, type Tensor } from './tensor.js';
 import { DTYPE_TO_ST } from './safetensors.js';
 
 /** One tensor to stream: `fill(chunk, offset)` writes bytes [offset, offset + chunk.length) of its data. */
@@ -36,9 +36,13 @@ export function safetensorsHeader(tensors: readonly Pick<StreamedTensor, 'name' 
   return Buffer.concat([len, h]);
 }
 
-/** Stream `tensors` into `path` (atomically); `chunkBytes` bounds the memory used. */
-export async function writeSafetensorsStreamed(path: string, tensors: readonly StreamedTensor[], metadata?: Record<string, string>, chunkBytes = 16 << 20): Promise<void> {
+/**
+ * Stream `tensors` into `path` (atomically); `chunkBytes` bounds the memory used; `sync` flushes the file to
+ * disk before the rename.
+ */
+export async function writeSafetensorsStreamed(path: string, tensors: readonly StreamedTensor[], metadata?: Record<string, string>, chunkBytes = 16 << 20, sync = false): Promise<void> {
   const head = safetensorsHeader(tensors, metadata);
+  // Unique per call: two concurrent writes of one path must not share (and truncate) a temporary file.
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fh: FileHandle;
   try {
@@ -57,6 +61,7 @@ export async function writeSafetensorsStreamed(path: string, tensors: readonly S
         await fh.write(chunk);
       }
     }
+    if (sync) await fh.sync();
     await fh.close();
     await rename(tmp, path);
   } catch (e) {
@@ -64,4 +69,23 @@ export async function writeSafetensorsStreamed(path: string, tensors: readonly S
     await unlink(tmp).catch(() => undefined);
     throw e instanceof KestrelError ? e : new KestrelError('E_IO', `cannot write ${path}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * Write tensors to a safetensors file atomically (temporary file + rename, flushed to disk first), so a crash
+ * never leaves a half-written checkpoint behind. Tensors are stored in the order given.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const streamed = list.map(([name, t]): StreamedTensor => {
+    const b = t.bytes();
+    return { name, dtype: t.dtype, shape: t.shape, fill: (chunk, offset) => chunk.set(b.subarray(offset, offset + chunk.length)) };
+  });
+  // a small file gets a small buffer
+  const total = list.reduce((a, [, t]) => a + t.byteLength, 0);
+  await writeSafetensorsStreamed(path, streamed, metadata, Math.max(8, Math.min(16 << 20, total + 7)), true);
 }

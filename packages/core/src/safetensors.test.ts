@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KestrelError } from './errors.js';
-import { openSafetensors, readAllSafetensors, writeSafetensors } from './safetensors.js';
+import { openSafetensors, readAllSafetensors } from './safetensors.js';
+import { writeSafetensors } from './safetensors-stream.js';
 import { Tensor, type DType } from './tensor.js';
 
 let dir = '';

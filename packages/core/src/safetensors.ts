@@ -1,6 +1,5 @@
-import { open, readFile, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { SafetensorsIndexSchema } from './config.js';
 import { KestrelError } from './errors.js';
 import { Tensor, DTYPE_BYTES, type DType } from './tensor.js';
@@ -292,56 +291,6 @@ async function openSharded(indexPath: string, map: boolean): Promise<Safetensors
     throw e;
   }
   return new SafetensorsReader(entries, handles, metadata, indexPath, map);
-}
-
-/**
- * Write tensors to a safetensors file atomically (temporary file + rename), so a crash never leaves a
- * half-written checkpoint behind. Tensors are stored in the order given.
- */
-export async function writeSafetensors(
-  path: string,
-  tensors: Record<string, Tensor> | Map<string, Tensor>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
-  let off = 0;
-  for (const [name, t] of list) {
-    if (name === '__metadata__') throw new KestrelError('E_OPTIONS', 'a tensor cannot be named __metadata__');
-    header[name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [off, off + t.byteLength] };
-    off += t.byteLength;
-  }
-  let hjson = JSON.stringify(header);
-  // Pad the header with spaces so the data section starts 8-byte aligned (as the reference writer does).
-  const pad = (8 - ((8 + Buffer.byteLength(hjson)) % 8)) % 8;
-  hjson += ' '.repeat(pad);
-  const hbytes = Buffer.from(hjson, 'utf8');
-  const lenBuf = Buffer.alloc(8);
-  lenBuf.writeBigUInt64LE(BigInt(hbytes.length));
-  // Unique per call: two concurrent writes of one path must not share (and truncate) a temporary file.
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fh: FileHandle;
-  try {
-    fh = await open(tmp, 'w');
-  } catch (e) {
-    throw new KestrelError('E_IO', `cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    await fh.write(lenBuf);
-    await fh.write(hbytes);
-    for (const [, t] of list) {
-      const b = t.bytes();
-      if (b.byteLength) await fh.write(b);
-    }
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw new KestrelError('E_IO', `cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  }
 }
 
 /** Convenience: read every tensor of a (small) checkpoint into a Map. */
