@@ -13,3 +13,27 @@ export interface CliContext {
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
 }
+
+/**
+ * Run until SIGTERM or SIGINT, then `shutdown` once: `kestrel serve: SIG: <what>` when it starts, the line
+ * `shutdown` returns when it ends (exit code 0), or the shutdown error (exit code 1).
+ */
+export function runUntilSignal(ctx: CliContext, what: string, shutdown: () => Promise<string>): Promise<number> {
+  return new Promise<number>((resolveRun) => {
+    let stopping = false;
+    const stop = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
+      ctx.err.write(`kestrel serve: ${sig}: ${what}\n`);
+      shutdown().then((done) => {
+        ctx.err.write(`kestrel serve: ${done}\n`);
+        resolveRun(0);
+      }, (e: unknown) => {
+        ctx.err.write(`kestrel serve: shutdown error: ${(e as Error).message}\n`);
+        resolveRun(1);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

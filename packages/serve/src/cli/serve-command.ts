@@ -10,7 +10,7 @@ import { isPostgresUrl, openStore } from '../stores/open-store.js';
 import { runWorkerRole } from './worker-role.js';
 import { createInspector, readRules } from '../inspectors.js';
 import { createServer } from '../server.js';
-import type { CliContext } from './context.js';
+import { runUntilSignal, type CliContext } from './context.js';
 
 function num(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -94,22 +94,10 @@ export async function runServeCommand(ctx: CliContext): Promise<number> {
   ctx.out.write(JSON.stringify({ event: 'listening', url, pid: process.pid, db: log.file, model: inspector?.model ?? null, chat: chat?.name ?? null, role: config.role, queue: config.queue.url ? redactRedisUrl(config.queue.url) : null }) + '\n');
   if (!ctx.json) ctx.err.write(`kestrel serve: listening on ${url} (log ${log.file})\n`);
 
-  return new Promise<number>((resolveRun) => {
-    let stopping = false;
-    const stop = (sig: string): void => {
-      if (stopping) return;
-      stopping = true;
-      ctx.err.write(`kestrel serve: ${sig}: draining in-flight requests\n`);
-      // The worker finishes its jobs first (their rows are committed), then the server drains and closes the store.
-      (worker ? worker.close() : Promise.resolve()).then(() => server.close()).then(() => {
-        ctx.err.write('kestrel serve: stopped\n');
-        resolveRun(0);
-      }, (e: unknown) => {
-        ctx.err.write(`kestrel serve: shutdown error: ${(e as Error).message}\n`);
-        resolveRun(1);
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  return runUntilSignal(ctx, 'draining in-flight requests', async () => {
+    // The worker finishes its jobs first (their rows are committed), then the server drains and closes the store.
+    await worker?.close();
+    await server.close();
+    return 'stopped';
   });
 }

@@ -4,7 +4,7 @@ import { startInspectionWorker } from '../queues/bull-worker.js';
 import { redactRedisUrl } from '../queues/redis.js';
 import { openStore } from '../stores/open-store.js';
 import { warmUpImage } from '../warm-up.js';
-import type { CliContext } from './context.js';
+import { runUntilSignal, type CliContext } from './context.js';
 
 /**
  * `kestrel serve --role worker`: no HTTP; take jobs from the shared queue, inspect, commit each row to
@@ -25,23 +25,10 @@ export async function runWorkerRole(ctx: CliContext, config: ServeConfig, inspec
   ctx.out.write(JSON.stringify({ event: 'worker-ready', pid: process.pid, db: store.file, model: inspector.model, queue: redactRedisUrl(config.queue.url!), concurrency: config.queue.concurrency }) + '\n');
   if (!ctx.json) ctx.err.write(`kestrel serve: worker taking jobs from ${redactRedisUrl(config.queue.url!)} (store ${store.file})\n`);
   const w = worker;
-  return new Promise<number>((resolveRun) => {
-    let stopping = false;
-    const stop = (sig: string): void => {
-      if (stopping) return;
-      stopping = true;
-      ctx.err.write(`kestrel serve: ${sig}: finishing the jobs in hand\n`);
-      w.close().then(async () => {
-        await inspector.close?.();
-        await store.close();
-        ctx.err.write(`kestrel serve: worker stopped after ${w.done} job(s)\n`);
-        resolveRun(0);
-      }, (e: unknown) => {
-        ctx.err.write(`kestrel serve: shutdown error: ${(e as Error).message}\n`);
-        resolveRun(1);
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  return runUntilSignal(ctx, 'finishing the jobs in hand', async () => {
+    await w.close();
+    await inspector.close?.();
+    await store.close();
+    return `worker stopped after ${w.done} job(s)`;
   });
 }
